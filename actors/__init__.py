@@ -1,0 +1,7 @@
+"""`import actors` builds the broker and registers every actor: `dramatiq actors` and
+`periodiq actors` need nothing else."""
+
+from actors.broker import broker
+from actors import github_top
+
+__all__ = ["broker", "github_top"]

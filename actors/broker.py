@@ -1,0 +1,48 @@
+"""The broker: the project's only global. Built once from settings, middleware added here."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import dramatiq
+import pendulum
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage, default_middleware
+
+from actors.middleware import CrashGuard, TickAge
+from taskpipes.settings import Settings, get_settings
+
+# Heartbeats keep an idle publisher connection alive through NAT and broker timeouts; the
+# blocked timeout turns a publish during a RabbitMQ memory/disk alarm into an error, not a hang.
+CONNECTION_PARAMS = {"heartbeat": "30", "blocked_connection_timeout": "60"}
+
+
+def with_connection_params(url: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    for key, value in CONNECTION_PARAMS.items():
+        query.setdefault(key, value)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def build_broker(settings: Settings) -> dramatiq.Broker:
+    middleware = [m() for m in default_middleware]
+    middleware += [CurrentMessage(), TickAge(), CrashGuard(settings.max_crashes)]
+    if settings.in_process:
+        return StubBroker(middleware=middleware)
+    from dramatiq.middleware.prometheus import Prometheus
+
+    return RabbitmqBroker(
+        url=with_connection_params(settings.broker_url or ""),
+        confirm_delivery=True,
+        middleware=[*middleware, Prometheus()],
+    )
+
+
+# periodiq computes ticks with pendulum's local zone: pin it to UTC so DST never skips or
+# doubles a tick, whatever the host's timezone.
+pendulum.set_local_timezone(pendulum.UTC)
+
+broker = build_broker(get_settings())
+dramatiq.set_broker(broker)

@@ -1,0 +1,122 @@
+"""Middleware that fixes what periodiq and RabbitMQ redelivery get wrong for us."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import dramatiq
+from dramatiq.middleware import Middleware, SkipMessage
+from periodiq import PeriodiqMiddleware
+from sqlalchemy import delete, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from db.models import MessageDelivery
+from db.session import begin
+from db.upsert import upsert
+from pipelines import runs
+from pipelines.schedule import Schedule
+from taskpipes import metrics
+
+logger = logging.getLogger("taskpipes")
+
+# The message option naming the run a stage message works for.
+RUN_OPTION = "taskpipes_run"
+
+
+class TickAge(PeriodiqMiddleware):
+    """Drop only a scheduler's *first* delivery that is older than its tick's period.
+
+    periodiq drops anything 30 s past its tick, retries included, so a failed periodic run
+    would never be retried. A retry, a redelivery and an explicit run are never dropped;
+    the catch-up pass turns a dropped tick into a run or a visible skip.
+    """
+
+    actor_options = {"periodic", "schedule"}
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        actor = broker.get_actor(message.actor_name)
+        schedule: Schedule | None = actor.options.get("schedule")
+        scheduled_at = message.options.get("scheduled_at")
+        if schedule is None or scheduled_at is None or message.options.get("retries", 0):
+            return
+        if getattr(getattr(message, "_message", None), "redelivered", False):
+            return
+        age = datetime.now(UTC) - datetime.fromisoformat(str(scheduled_at))
+        if age > schedule.period:
+            logger.warning("dropping %s tick %s: %s old, past one period", actor.actor_name, scheduled_at, age)
+            raise SkipMessage()
+
+
+class CrashGuard(Middleware):
+    """Dead-letter a message whose processing keeps killing its worker.
+
+    RabbitMQ redelivers a message whose worker died without counting a retry, so an OOM
+    message would loop forever. Each attempt is counted in the database before it starts
+    and forgotten when it ends; a count past `max_crashes` means every attempt died.
+    """
+
+    def __init__(self, max_crashes: int) -> None:
+        self.max_crashes = max_crashes
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        retries = message.options.get("retries", 0)
+        with begin() as session:
+            upsert(
+                session,
+                MessageDelivery.__table__,
+                [
+                    {
+                        "message_id": message.message_id,
+                        "retries": retries,
+                        "actor": message.actor_name,
+                        "deliveries": 0,
+                        "first_delivered_at": datetime.now(UTC),
+                    }
+                ],
+                key=("message_id", "retries"),
+                update=(),
+            )
+            deliveries = session.execute(
+                update(MessageDelivery)
+                .where(MessageDelivery.message_id == message.message_id)
+                .where(MessageDelivery.retries == retries)
+                .values(deliveries=MessageDelivery.deliveries + 1)
+                .returning(MessageDelivery.deliveries)
+            ).scalar_one()
+        if deliveries > self.max_crashes:
+            self._bury(message, deliveries - 1)
+
+    def _bury(self, message: dramatiq.Message, crashes: int) -> None:
+        reason = f"{message.actor_name} killed its worker {crashes} times; moved to dead letters"
+        logger.error("message %s: %s", message.message_id, reason)
+        run_id = message.options.get(RUN_OPTION)
+        if run_id is not None:
+            with begin() as session:
+                run = runs.finish_run(session, int(run_id), "dead", error=reason)
+            if run is not None:
+                metrics.run_finished(run.pipeline, "dead", run.tick.timestamp(), datetime.now(UTC).timestamp())
+        self._forget(message)
+        message.fail()
+        raise SkipMessage()
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):  # type: ignore[no-untyped-def]
+        self._forget(message)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        self._forget(message)
+
+    @staticmethod
+    def _forget(message: dramatiq.Message) -> None:
+        # After-hooks run in reverse order, before Retries counts this attempt.
+        retries = message.options.get("retries", 0)
+        try:
+            with begin() as session:
+                session.execute(
+                    delete(MessageDelivery)
+                    .where(MessageDelivery.message_id == message.message_id)
+                    .where(MessageDelivery.retries == retries)
+                )
+        except SQLAlchemyError as exc:
+            # A leftover row only matters if this very attempt later crashes max times.
+            logger.warning("could not clear delivery count of %s: %s", message.message_id, type(exc).__name__)

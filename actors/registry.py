@@ -1,0 +1,31 @@
+"""Every scheduled pipeline by name: its tick actor, schedule and whether it can backfill."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dramatiq
+
+from actors import github_top
+from pipelines.schedule import Schedule
+
+
+@dataclass(frozen=True)
+class PipelineEntry:
+    name: str
+    tick_actor: dramatiq.Actor
+    schedule: Schedule
+    # Only pipelines that compute from stored data can run a past tick faithfully.
+    computes_past: bool
+
+
+PIPELINES: dict[str, PipelineEntry] = {
+    "github_top": PipelineEntry("github_top", github_top.github_top_tick, github_top.SCHEDULE, False),
+}
+
+
+def get_pipeline(name: str) -> PipelineEntry:
+    try:
+        return PIPELINES[name]
+    except KeyError:
+        raise KeyError(f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}") from None

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy 2 models, sessions, the portable upsert and Alembic migrations."""

@@ -1,0 +1,117 @@
+"""The github_top pipeline: fetch -> normalize -> store -> aggregate, one tick at a time.
+
+Stages hand each other the run id only. fetch keeps the raw answer; normalize (pure, about
+a millisecond) validates it; store normalizes the accepted answer again and writes it in
+one transaction; aggregate refreshes the ranking the API serves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from db.models import RawResponse, Run
+from db.session import begin
+from pipelines import runs
+from pipelines.aggregate import refresh_latest_ranking
+from pipelines.errors import InvalidPayload
+from pipelines.github import GitHubClient
+from pipelines.normalize import TOP_SIZE, normalize_top
+from pipelines.records import RepoSnapshot
+from pipelines.schedule import Schedule
+from pipelines.store import store_snapshot
+from taskpipes import metrics
+
+PIPELINE = "github_top"
+# The API only knows the present, so after downtime only the newest missed tick is run.
+SCHEDULE = Schedule("*/10 * * * *", catchup="latest")
+SEARCH_PATH = "/search/repositories?q=stars:>50000&sort=stars&order=desc&per_page=100"
+# A suspect answer (incomplete, short, duplicated, unsorted) is fetched again this often.
+MAX_SUSPECT_FETCHES = 3
+
+
+def fetch_search(client: GitHubClient, etag: str | None) -> tuple[int, Any, str | None]:
+    """GET the top list, following `link` pages until it holds TOP_SIZE items."""
+    page = client.get("search", SEARCH_PATH, etag=etag)
+    if page.status == 304:
+        return 304, None, page.etag or etag
+    payload, next_url = page.payload, page.next_url
+    while next_url and isinstance(payload, dict) and _short(payload):
+        more = client.get("search", next_url)
+        payload = {**payload, "items": payload["items"] + list(more.payload.get("items", []))}
+        next_url = more.next_url
+    return 200, payload, page.etag
+
+
+def _short(payload: dict[str, Any]) -> bool:
+    items = payload.get("items")
+    return isinstance(items, list) and len(items) < TOP_SIZE
+
+
+def fetch(run_id: int, client: GitHubClient, now: datetime) -> int:
+    """Fetch and keep the raw answer for this run. A 304 reuses the last kept payload."""
+    with begin() as session:
+        tick = session.get_one(Run, run_id).tick
+        last = session.scalars(
+            select(RawResponse).order_by(RawResponse.fetched_at.desc(), RawResponse.id.desc())
+        ).first()
+    status, payload, etag = fetch_search(client, last.etag if last else None)
+    if status == 304:
+        if last is None:
+            raise InvalidPayload("GitHub answered 304 Not Modified but no earlier answer is kept")
+        payload = last.payload
+    with begin() as session:
+        session.add(
+            RawResponse(
+                run_id=run_id, tick=tick, fetched_at=now, http_status=status, etag=etag, payload=payload
+            )
+        )
+    metrics.rows_written("raw_responses", 1)
+    return 1
+
+
+def latest_raw(run_id: int) -> RawResponse:
+    with begin() as session:
+        raw = session.scalars(
+            select(RawResponse)
+            .where(RawResponse.run_id == run_id)
+            .order_by(RawResponse.id.desc())
+        ).first()
+    if raw is None:
+        raise InvalidPayload(f"run {run_id} has no fetched answer to normalize")
+    return raw
+
+
+def normalize(run_id: int) -> list[RepoSnapshot]:
+    return normalize_top(latest_raw(run_id).payload)
+
+
+def store(run_id: int, now: datetime) -> int:
+    records = normalize(run_id)
+    with begin() as session:
+        tick = session.get_one(Run, run_id).tick
+        written = store_snapshot(session, tick, records, now)
+    metrics.rows_written("snapshots", written)
+    return written
+
+
+def aggregate(run_id: int) -> int:
+    with begin() as session:
+        tick = session.get_one(Run, run_id).tick
+        written = refresh_latest_ranking(session, tick)
+    metrics.rows_written("latest_ranking", written)
+    return written
+
+
+def suspect_fetches(run_id: int) -> int:
+    with begin() as session:
+        return len(
+            session.scalars(select(RawResponse.id).where(RawResponse.run_id == run_id)).all()
+        )
+
+
+def reopen_fetch(run_id: int) -> None:
+    with begin() as session:
+        runs.reopen_stage(session, run_id, "fetch")

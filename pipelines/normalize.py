@@ -1,0 +1,119 @@
+"""normalize: the GitHub search answer in, 100 validated RepoSnapshot records out. Pure."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pipelines.errors import InvalidPayload, SuspectSnapshot
+from pipelines.records import RepoSnapshot
+
+# How many repositories a top snapshot holds.
+TOP_SIZE = 100
+# GitHub owner and repository names: no slash and no whitespace on either side.
+FULL_NAME = re.compile(r"^[^/\s]+/[^/\s]+$")
+COUNT_FIELDS = ("stargazers_count", "forks_count", "open_issues_count")
+
+
+def normalize_top(payload: Any, size: int = TOP_SIZE) -> list[RepoSnapshot]:
+    """Validate a search answer and rank its repositories.
+
+    Raises InvalidPayload for a broken shape (never worth retrying) and SuspectSnapshot
+    for an answer that is well formed but not a trustworthy top list.
+    """
+    items = _items(payload)
+    records = [_record(item, index) for index, item in enumerate(items[:size])]
+    _check_unique(records)
+    _check_sorted(records)
+    if len(records) < size:
+        raise SuspectSnapshot(f"search answer holds {len(records)} repositories, expected {size}")
+    return records
+
+
+def _items(payload: Any) -> list[Any]:
+    if not isinstance(payload, dict):
+        raise InvalidPayload(f"search answer must be a JSON object, got {type(payload).__name__}")
+    items = payload.get("items")
+    if not isinstance(items, list):
+        raise InvalidPayload(f"field 'items' must be a list, got {type(items).__name__}")
+    if payload.get("incomplete_results") is True:
+        raise SuspectSnapshot("search answer has incomplete_results: true (GitHub timed out)")
+    return items
+
+
+def _record(item: Any, index: int) -> RepoSnapshot:
+    where = f"items[{index}]"
+    if not isinstance(item, dict):
+        raise InvalidPayload(f"{where} must be an object, got {type(item).__name__}")
+    repo_id = item.get("id")
+    if not _is_int(repo_id) or repo_id <= 0:
+        raise InvalidPayload(f"{where}: field 'id' must be a positive integer, got {repo_id!r}")
+    full_name = item.get("full_name")
+    where = f"{where} (id {repo_id})"
+    if not isinstance(full_name, str) or not FULL_NAME.match(full_name):
+        raise InvalidPayload(f"{where}: field 'full_name' must be 'owner/name', got {full_name!r}")
+    where = f"repository {full_name} (id {repo_id})"
+    counts = [_count(item, name, where) for name in COUNT_FIELDS]
+    return RepoSnapshot(
+        id=repo_id,
+        full_name=full_name,
+        rank=index + 1,
+        stars=counts[0],
+        forks=counts[1],
+        open_issues=counts[2],
+        language=_optional_text(item, "language", where),
+        license=_license(item.get("license"), where),
+        description=_optional_text(item, "description", where),
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _count(item: dict[str, Any], name: str, where: str) -> int:
+    if name not in item:
+        raise InvalidPayload(f"{where}: field '{name}' is missing")
+    value = item[name]
+    if not _is_int(value) or value < 0:
+        raise InvalidPayload(f"{where}: field '{name}' must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _optional_text(item: dict[str, Any], name: str, where: str) -> str | None:
+    value = item.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidPayload(f"{where}: field '{name}' must be a string or null, got {value!r}")
+    return value
+
+
+def _license(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidPayload(f"{where}: field 'license' must be an object or null, got {value!r}")
+    name = value.get("spdx_id") or value.get("key")
+    if name is not None and not isinstance(name, str):
+        raise InvalidPayload(f"{where}: field 'license.spdx_id' must be a string, got {name!r}")
+    return name
+
+
+def _check_unique(records: list[RepoSnapshot]) -> None:
+    seen: dict[int, RepoSnapshot] = {}
+    for record in records:
+        if record.id in seen:
+            first = seen[record.id]
+            raise SuspectSnapshot(
+                f"repository id {record.id} appears twice: {first.full_name} at rank "
+                f"{first.rank} and {record.full_name} at rank {record.rank}"
+            )
+        seen[record.id] = record
+
+
+def _check_sorted(records: list[RepoSnapshot]) -> None:
+    for before, after in zip(records, records[1:], strict=False):
+        if after.stars > before.stars:
+            raise SuspectSnapshot(
+                f"items not sorted by stars: {after.full_name} ({after.stars}) ranked below "
+                f"{before.full_name} ({before.stars})"
+            )

@@ -1,0 +1,199 @@
+"""Run history and the tick lock: one row per (pipeline, tick), claimed before any work.
+
+The unique key on (pipeline, tick) is the lock. Claiming is an INSERT that does nothing on
+conflict followed by a conditional UPDATE, so two schedulers that race on the same tick
+serialise on the database row and exactly one of them wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from db.models import Run, StageRun
+from db.upsert import upsert
+
+# Statuses after which a run does nothing more unless asked explicitly.
+FINISHED = ("succeeded", "failed", "dead", "skipped")
+# Finished without success: an explicit request may run these again.
+REOPENABLE = ("failed", "dead", "skipped")
+# Error texts are cut so one huge traceback cannot bloat the run table.
+MAX_ERROR_CHARS = 2000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of claiming a tick: `run_id` is set only when this delivery may work."""
+
+    run_id: int | None
+    reason: str
+
+
+def record_queued(session: Session, pipeline: str, tick: datetime, message_id: str) -> int:
+    """Note an explicit request for a tick before its message is sent.
+
+    A finished run is re-opened for the new message; a queued or running one is left alone.
+    """
+    upsert(
+        session,
+        Run.__table__,
+        [
+            {
+                "pipeline": pipeline,
+                "tick": tick,
+                "status": "queued",
+                "attempts": 0,
+                "message_id": message_id,
+                "enqueued_at": utcnow(),
+            }
+        ],
+        key=("pipeline", "tick"),
+        update=(),
+    )
+    run = _run(session, pipeline, tick, lock=True)
+    if run.status in REOPENABLE:
+        _reopen(session, run, message_id)
+    return run.id
+
+
+def claim(
+    session: Session, pipeline: str, tick: datetime, message_id: str, explicit: bool
+) -> Claim:
+    """Take the tick for this message, or say why another delivery already has it."""
+    upsert(
+        session,
+        Run.__table__,
+        [
+            {
+                "pipeline": pipeline,
+                "tick": tick,
+                "status": "queued",
+                "attempts": 0,
+                "message_id": message_id,
+                "enqueued_at": utcnow(),
+            }
+        ],
+        key=("pipeline", "tick"),
+        update=(),
+    )
+    run = _run(session, pipeline, tick, lock=True)
+    if run.message_id != message_id:
+        if not (explicit and run.status in REOPENABLE):
+            return Claim(None, f"tick already taken by message {run.message_id} ({run.status})")
+        _reopen(session, run, message_id)
+    elif run.status == "succeeded":
+        return Claim(None, "tick already succeeded")
+    elif run.status in REOPENABLE:
+        _reopen(session, run, message_id)
+    run.status = "running"
+    run.attempts += 1
+    run.started_at = utcnow()
+    run.finished_at = None
+    run.error = None
+    return Claim(run.id, "claimed")
+
+
+def _reopen(session: Session, run: Run, message_id: str) -> None:
+    # A re-run starts over, so a stage that failed on stored data fetches afresh.
+    session.execute(delete(StageRun).where(StageRun.run_id == run.id))
+    run.status, run.message_id, run.enqueued_at = "queued", message_id, utcnow()
+
+
+def _run(session: Session, pipeline: str, tick: datetime, lock: bool = False) -> Run:
+    query = select(Run).where(Run.pipeline == pipeline, Run.tick == tick)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).one()
+
+
+def stage_done(session: Session, run_id: int, stage: str) -> bool:
+    status = session.scalar(
+        select(StageRun.status).where(StageRun.run_id == run_id, StageRun.stage == stage)
+    )
+    return status == "succeeded"
+
+
+def begin_stage(session: Session, run_id: int, stage: str) -> None:
+    upsert(
+        session,
+        StageRun.__table__,
+        [{"run_id": run_id, "stage": stage, "status": "running", "attempts": 0}],
+        key=("run_id", "stage"),
+        update=(),
+    )
+    session.execute(
+        update(StageRun)
+        .where(StageRun.run_id == run_id, StageRun.stage == stage)
+        .values(status="running", attempts=StageRun.attempts + 1, started_at=utcnow())
+    )
+
+
+def finish_stage(
+    session: Session, run_id: int, stage: str, rows_written: int, seconds: float
+) -> None:
+    session.execute(
+        update(StageRun)
+        .where(StageRun.run_id == run_id, StageRun.stage == stage)
+        .values(
+            status="succeeded",
+            finished_at=utcnow(),
+            duration_seconds=seconds,
+            rows_written=rows_written,
+            error=None,
+        )
+    )
+
+
+def fail_stage(session: Session, run_id: int, stage: str, error: str, seconds: float) -> None:
+    session.execute(
+        update(StageRun)
+        .where(StageRun.run_id == run_id, StageRun.stage == stage)
+        .values(
+            status="failed",
+            finished_at=utcnow(),
+            duration_seconds=seconds,
+            error=error[:MAX_ERROR_CHARS],
+        )
+    )
+    session.execute(update(Run).where(Run.id == run_id).values(error=error[:MAX_ERROR_CHARS]))
+
+
+def reopen_stage(session: Session, run_id: int, stage: str) -> None:
+    """Mark a finished stage as to be done again (a suspect answer asks for a re-fetch)."""
+    session.execute(
+        update(StageRun)
+        .where(StageRun.run_id == run_id, StageRun.stage == stage)
+        .values(status="queued")
+    )
+
+
+def finish_run(
+    session: Session, run_id: int, status: str, error: str | None = None, details: Any = None
+) -> Run | None:
+    """Close a run once; returns it only when this call changed its status."""
+    run = session.get(Run, run_id, with_for_update=True)
+    if run is None or run.status in FINISHED:
+        return None
+    run.status = status
+    run.finished_at = utcnow()
+    if error is not None:
+        run.error = error[:MAX_ERROR_CHARS]
+    if details is not None:
+        run.details = details
+    return run
+
+
+def get_run(session: Session, run_id: int) -> Run | None:
+    return session.get(Run, run_id)
+
+
+def find_run(session: Session, pipeline: str, tick: datetime) -> Run | None:
+    return session.scalars(select(Run).where(Run.pipeline == pipeline, Run.tick == tick)).first()

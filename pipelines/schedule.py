@@ -1,0 +1,152 @@
+"""Schedules in UTC: strict cron parsing, ticks, and the catch-up plan. Pure.
+
+periodiq's own parser accepts a 6-field string silently and never fires on Sunday written
+as 0; we validate first and hand periodiq a spec with Sunday as 7, the way it checks days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from periodiq import CronSpec
+
+# A catch-up looks this far back at most, whatever the policy.
+MAX_LOOKBACK = timedelta(days=8)
+CATCHUP_POLICIES = ("latest", "all", "none")
+
+
+class ScheduleError(ValueError):
+    """A cron string or a catch-up policy that cannot be used; the message says which."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a pipeline runs and what to do about ticks missed while nothing ran."""
+
+    cron: str
+    catchup: str = "latest"
+    max_catchup: int = 96
+
+    def __post_init__(self) -> None:
+        if self.catchup not in CATCHUP_POLICIES:
+            raise ScheduleError(f"catch-up policy must be one of {CATCHUP_POLICIES}, got {self.catchup!r}")
+        parse_cron(self.cron)
+
+    @property
+    def spec(self) -> CronSpec:
+        return parse_cron(self.cron)
+
+    @property
+    def period(self) -> timedelta:
+        """The gap between two ticks (the shortest one, for irregular schedules)."""
+        ticks = list(ticks_between(self.spec, datetime(2026, 1, 5, tzinfo=UTC), timedelta(days=8), 3))
+        return min(b - a for a, b in zip(ticks, ticks[1:], strict=False))
+
+
+def parse_cron(text: str) -> CronSpec:
+    """Parse a 5-field cron string or an @alias, refusing anything periodiq would misread."""
+    fields = text.strip().split()
+    if len(fields) == 1 and fields[0].startswith("@"):
+        if fields[0] not in CronSpec._named_spec:
+            raise ScheduleError(f"unknown cron alias {fields[0]!r}")
+        fields = CronSpec._named_spec[fields[0]].split()
+    if len(fields) != 5:
+        raise ScheduleError(
+            f"cron string {text!r} has {len(fields)} fields; expected 5 (minute hour day month weekday)"
+        )
+    try:
+        spec = CronSpec.parse(" ".join(fields))
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ScheduleError(f"invalid cron string {text!r}: {exc}") from None
+    _check_ranges(text, spec)
+    if 0 in spec.dow:
+        # periodiq compares ISO weekdays (Sunday is 7) with the parsed set (Sunday is 0).
+        spec.setup(None, None, None, None, sorted(set(spec.dow) | {7}))
+    if not spec.minute or not spec.hour or not spec.dom or not spec.month or not spec.dow:
+        raise ScheduleError(f"cron string {text!r} never fires")
+    return spec
+
+
+# Allowed values per cron field, in order.
+FIELD_RANGES = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 7))
+
+
+def _check_ranges(text: str, spec: CronSpec) -> None:
+    values = (spec.minute, spec.hour, spec.dom, spec.month, spec.dow)
+    for (name, low, high), field_values in zip(FIELD_RANGES, values, strict=True):
+        bad = [v for v in field_values if not low <= v <= high]
+        if bad:
+            raise ScheduleError(f"cron string {text!r}: {name} {bad[0]} is outside {low}-{high}")
+
+
+def matches(spec: CronSpec, moment: datetime) -> bool:
+    return spec.validate(moment.astimezone(UTC))
+
+
+def floor_tick(spec: CronSpec, moment: datetime) -> datetime:
+    """The latest tick at or before `moment`."""
+    tick = moment.astimezone(UTC).replace(second=0, microsecond=0)
+    limit = tick - timedelta(days=400)
+    while tick > limit:
+        if matches(spec, tick):
+            return tick
+        tick -= timedelta(minutes=1)
+    raise ScheduleError("schedule has no tick in the last 400 days")
+
+
+def ticks_between(
+    spec: CronSpec, start: datetime, span: timedelta, limit: int | None = None
+) -> Iterator[datetime]:
+    """Ticks in [start, start + span), oldest first."""
+    tick = start.astimezone(UTC).replace(second=0, microsecond=0)
+    if tick < start:
+        tick += timedelta(minutes=1)
+    end = start + span
+    found = 0
+    while tick < end and (limit is None or found < limit):
+        if matches(spec, tick):
+            found += 1
+            yield tick
+        tick += timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class CatchupPlan:
+    """Missed ticks to run now and ticks to record as skipped."""
+
+    run: list[datetime]
+    skip: list[datetime]
+
+
+def plan_catchup(
+    schedule: Schedule, recorded: set[datetime], since: datetime, now: datetime
+) -> CatchupPlan:
+    """Compare the ticks due in (since, now] with the recorded ones, per the policy.
+
+    The tick of the current minute is left to the scheduler itself.
+    """
+    start = max(since, now - MAX_LOOKBACK) + timedelta(minutes=1)
+    due = [t for t in ticks_between(schedule.spec, start, now - start) if t < floor_minute(now)]
+    missing = [t for t in due if t not in recorded]
+    if schedule.catchup == "none" or not missing:
+        return CatchupPlan([], missing if schedule.catchup == "none" else [])
+    if schedule.catchup == "latest":
+        return CatchupPlan(missing[-1:], missing[:-1])
+    return CatchupPlan(missing[-schedule.max_catchup :], missing[: -schedule.max_catchup])
+
+
+def floor_minute(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def parse_tick(text: str) -> datetime:
+    """An ISO 8601 time; a time without zone is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"invalid time {text!r}: expected ISO 8601, e.g. 2026-08-21T12:30:00Z"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,1 @@
+"""taskpipes: background task pipelines for web applications."""

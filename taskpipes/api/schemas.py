@@ -1,0 +1,26 @@
+"""Response models: they are the OpenAPI schema schemathesis checks us against."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class Health(BaseModel):
+    status: str
+
+
+class TopRepo(BaseModel):
+    rank: int
+    id: int
+    full_name: str
+    stars: int
+    forks: int
+    language: str | None
+    stars_gained: int | None
+
+
+class TopResponse(BaseModel):
+    as_of: datetime | None
+    repos: list[TopRepo]

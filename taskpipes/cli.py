@@ -1,0 +1,137 @@
+"""The `taskpipes` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from taskpipes.settings import ConfigError
+
+# Exit codes: 0 success, 1 the work failed, 2 usage or configuration error.
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _at(text: str) -> datetime:
+    from pipelines.schedule import parse_tick
+
+    try:
+        return parse_tick(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taskpipes", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade", "check"])
+
+    run = sub.add_parser("run", help="run one pipeline tick end to end and wait for it")
+    run.add_argument("pipeline")
+    run.add_argument("--at", type=_at, help="the logical tick, ISO 8601 (default: now)")
+    run.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (default 600)")
+
+    sim = sub.add_parser("github-sim", help="serve the GitHub API simulator on loopback")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--search-limit", type=int, help="search requests per minute")
+    sim.add_argument("--core-limit", type=int, help="core requests per hour")
+
+    serve = sub.add_parser("serve", help="serve the read API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"taskpipes: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from db import migrate
+    from taskpipes.settings import get_settings
+
+    url = get_settings().database_url
+    if args.action == "upgrade":
+        migrate.upgrade(url)
+        print("database schema is up to date")
+    else:
+        migrate.check(url)
+        print("models and migrations agree")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from actors.registry import get_pipeline
+    from taskpipes.runner import run_tick
+
+    try:
+        entry = get_pipeline(args.pipeline)
+    except KeyError as exc:
+        print(f"taskpipes run: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    outcome = run_tick(entry, args.at or datetime.now(UTC), args.timeout)
+    print(format_outcome(outcome))
+    return 0 if outcome.status == "succeeded" else EXIT_FAILED
+
+
+def format_outcome(outcome: object) -> str:
+    from taskpipes.runner import Outcome
+
+    assert isinstance(outcome, Outcome)
+    note = " (already done: nothing changed)" if outcome.already_done else ""
+    lines = [f"{outcome.pipeline} tick {outcome.tick.isoformat()}: {outcome.status}{note}"]
+    for stage, status, seconds, rows in outcome.stages:
+        took = "-" if seconds is None else f"{seconds:.3f}s"
+        lines.append(f"  {stage:<10} {status:<10} {took:>9}  {rows} rows")
+    if outcome.error and outcome.status != "succeeded":
+        lines.append(f"  error: {outcome.error}")
+    return "\n".join(lines)
+
+
+def cmd_github_sim(args: argparse.Namespace) -> int:
+    from taskpipes.githubsim.cli import main as sim_main
+
+    argv = ["--host", args.host, "--port", str(args.port)]
+    if args.search_limit:
+        argv += ["--search-limit", str(args.search_limit)]
+    if args.core_limit:
+        argv += ["--core-limit", str(args.core_limit)]
+    return sim_main(argv)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from taskpipes.api import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+COMMANDS = {
+    "db": cmd_db,
+    "run": cmd_run,
+    "github-sim": cmd_github_sim,
+    "serve": cmd_serve,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Everything mutable in one simulator: clock, names, faults, rate limits, request log.
+
+Each part guards itself with its own lock, so handler threads can share one `SimState`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from taskpipes.githubsim.catalog import SimRepo, build_catalog
+from taskpipes.githubsim.clock import SimClock
+from taskpipes.githubsim.data import load_repos
+from taskpipes.githubsim.faults import FaultBook
+from taskpipes.githubsim.names import RepoNames
+from taskpipes.githubsim.ratelimit import RateLimiter
+from taskpipes.githubsim.requestlog import RequestLog
+
+
+class SimState:
+    def __init__(self, search_limit: int | None = None, core_limit: int | None = None) -> None:
+        self.repos: dict[int, SimRepo] = build_catalog(load_repos())
+        self.names = RepoNames({rid: repo.original_name for rid, repo in self.repos.items()})
+        self.clock = SimClock()
+        self.faults = FaultBook()
+        self.limiter = RateLimiter(search_limit=search_limit, core_limit=core_limit)
+        self.log = RequestLog()
+        # Set to wake stalled requests on reset/close; replaced so later stalls still sleep.
+        self.wakeup = threading.Event()
+
+    def reset(self) -> None:
+        self.names.reset()
+        self.clock.reset()
+        self.faults.clear()
+        self.limiter.reset()
+        self.log.reset()
+        self.wake_stalled()
+
+    def wake_stalled(self) -> None:
+        woken, self.wakeup = self.wakeup, threading.Event()
+        woken.set()

@@ -1,0 +1,167 @@
+"""The taskpipes Prometheus metrics: one place that names them all.
+
+Metrics are created lazily, on first use: under `dramatiq actors` the multiprocess
+directory is only known after process boot, and prometheus_client picks its value class
+at creation time.
+
+One registry for every process. When `PROMETHEUS_MULTIPROC_DIR` is set (it is, in every
+container of deploy/compose.yaml, together with `dramatiq_prom_db` pointing at the same
+tmpfs directory), every process -- the dramatiq worker children, the periodiq scheduler
+and `taskpipes serve` -- writes its samples to `*.db` files in that directory instead of
+keeping them in memory. Whoever serves `/metrics` then merges the directory:
+
+- workers are scraped on dramatiq's own exporter, port 9191, which reads every worker
+  child's files (and adds the `dramatiq_*` metrics);
+- the scheduler and the API serve `metrics_text()` on their own `/metrics`.
+
+The directory must be set before the process starts and wiped at start
+(`wipe_multiprocess_dir`): nothing else removes the files, so counters from a previous run
+would carry over. Without the variable (tests, a one-off `taskpipes run`) the default
+in-process `REGISTRY` is used.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+# The variable prometheus_client reads to switch to multiprocess mode.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Stage durations run from a 10 ms stage to a 10 minute one.
+STAGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+# Tick lag: from seconds (a healthy run) up to hours (catch-up after downtime).
+LAG_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600, 86400)
+# API latencies: sub-millisecond reads up to a slow second.
+API_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+
+
+@cache
+def _registry() -> dict[str, object]:
+    return {
+        "runs": Counter(
+            "taskpipes_pipeline_runs", "Finished pipeline runs by status", ["pipeline", "status"]
+        ),
+        "last_success": Gauge(
+            "taskpipes_pipeline_last_success_timestamp_seconds",
+            "When the pipeline last succeeded",
+            ["pipeline"],
+            multiprocess_mode="max",
+        ),
+        "tick_lag": Histogram(
+            "taskpipes_pipeline_tick_lag_seconds",
+            "Time from a tick to its run's finish",
+            ["pipeline"],
+            buckets=LAG_BUCKETS,
+        ),
+        "stage_duration": Histogram(
+            "taskpipes_stage_duration_seconds",
+            "Duration of one stage attempt",
+            ["pipeline", "stage"],
+            buckets=STAGE_BUCKETS,
+        ),
+        "stage_failures": Counter(
+            "taskpipes_stage_failures", "Failed stage attempts", ["pipeline", "stage", "error"]
+        ),
+        "rows_written": Counter("taskpipes_rows_written", "Rows written by table", ["table"]),
+        "duplicate_ticks": Counter(
+            "taskpipes_duplicate_ticks", "Tick deliveries recognised as duplicates", ["pipeline"]
+        ),
+        "github_requests": Counter(
+            "taskpipes_github_requests", "GitHub API requests", ["endpoint", "code"]
+        ),
+        "ratelimit_remaining": Gauge(
+            "taskpipes_github_ratelimit_remaining",
+            "GitHub rate limit remaining",
+            ["resource"],
+            multiprocess_mode="mostrecent",
+        ),
+        "ratelimit_reset": Gauge(
+            "taskpipes_github_ratelimit_reset_timestamp_seconds",
+            "When the GitHub rate limit resets",
+            ["resource"],
+            multiprocess_mode="mostrecent",
+        ),
+        "queue_messages": Gauge(
+            "taskpipes_queue_messages",
+            "RabbitMQ messages by queue and state",
+            ["queue", "state"],
+            multiprocess_mode="mostrecent",
+        ),
+        "api_duration": Histogram(
+            "taskpipes_api_request_duration_seconds",
+            "Read API request duration",
+            ["route", "code"],
+            buckets=API_BUCKETS,
+        ),
+    }
+
+
+def run_finished(pipeline: str, status: str, tick_ts: float, finished_ts: float) -> None:
+    reg = _registry()
+    reg["runs"].labels(pipeline, status).inc()
+    if status == "succeeded":
+        reg["last_success"].labels(pipeline).set(finished_ts)
+        reg["tick_lag"].labels(pipeline).observe(max(0.0, finished_ts - tick_ts))
+
+
+def stage_attempt(pipeline: str, stage: str, seconds: float, error: str | None) -> None:
+    reg = _registry()
+    reg["stage_duration"].labels(pipeline, stage).observe(seconds)
+    if error is not None:
+        reg["stage_failures"].labels(pipeline, stage, error).inc()
+
+
+def rows_written(table: str, count: int) -> None:
+    _registry()["rows_written"].labels(table).inc(count)
+
+
+def duplicate_tick(pipeline: str) -> None:
+    _registry()["duplicate_ticks"].labels(pipeline).inc()
+
+
+def github_request(endpoint: str, code: int | str) -> None:
+    _registry()["github_requests"].labels(endpoint, str(code)).inc()
+
+
+def github_ratelimit(resource: str, remaining: int, reset_ts: float) -> None:
+    reg = _registry()
+    reg["ratelimit_remaining"].labels(resource).set(remaining)
+    reg["ratelimit_reset"].labels(resource).set(reset_ts)
+
+
+def queue_depth(queue: str, state: str, count: int) -> None:
+    _registry()["queue_messages"].labels(queue, state).set(count)
+
+
+def api_request(route: str, code: int, seconds: float) -> None:
+    _registry()["api_duration"].labels(route, str(code)).observe(seconds)
+
+
+def metrics_text() -> bytes:
+    """Render every metric in the Prometheus text format, for an HTTP `/metrics`."""
+    if os.environ.get(MULTIPROC_ENV):
+        # A fresh registry per scrape: the collector reads the directory on each collect.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def wipe_multiprocess_dir(path: str | os.PathLike[str]) -> None:
+    """Remove the `*.db` files left by a previous run; create the directory if missing."""
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    for db_file in directory.glob("*.db"):
+        db_file.unlink(missing_ok=True)

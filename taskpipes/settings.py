@@ -1,0 +1,95 @@
+"""Settings: the one place that reads the environment.
+
+Everything else asks `get_settings()`; tests and subprocesses change behaviour by changing
+the environment before the process starts, never by poking module globals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+
+# The default database is a file next to where taskpipes runs, so `make run` needs nothing.
+DEFAULT_DATABASE_URL = "sqlite:///taskpipes.db"
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+# Prefix of the per-pipeline schedule overrides, e.g. TASKPIPES_SCHEDULE_GITHUB_TOP.
+SCHEDULE_PREFIX = "TASKPIPES_SCHEDULE_"
+
+
+class ConfigError(ValueError):
+    """A setting from the environment is unusable; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    broker_url: str | None = None
+    github_api_url: str = DEFAULT_GITHUB_API_URL
+    github_token: str | None = field(default=None, repr=False)
+    github_timeout: float = 10.0
+    schedule_overrides: Mapping[str, str] = field(default_factory=dict)
+    raw_retention_days: int = 30
+    max_crashes: int = 3
+    metrics_port: int = 9192
+
+    @property
+    def in_process(self) -> bool:
+        """True when no broker is configured: workers run inside the taskpipes process."""
+        return not self.broker_url
+
+
+def _positive_number(env: Mapping[str, str], name: str, default: float, kind: type) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def _check_broker_url(url: str | None) -> str | None:
+    if url and not url.startswith(("amqp://", "amqps://")):
+        raise ConfigError(f"BROKER_URL must start with amqp:// or amqps://, got scheme {url.split(':')[0]!r}")
+    return url or None
+
+
+def _check_database_url(url: str) -> str:
+    if not url.startswith(("sqlite:///", "postgresql")):
+        raise ConfigError(
+            "DATABASE_URL must be sqlite:///FILE or postgresql+psycopg://..., "
+            f"got scheme {url.split(':')[0]!r}"
+        )
+    if url.startswith("sqlite") and url.rstrip("/") in ("sqlite:", "sqlite:///:memory:"):
+        raise ConfigError("DATABASE_URL must name a SQLite file: workers run in other threads")
+    return url
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build settings from an environment mapping, failing with the variable's name."""
+    overrides = {
+        key[len(SCHEDULE_PREFIX) :].lower(): value
+        for key, value in env.items()
+        if key.startswith(SCHEDULE_PREFIX)
+    }
+    return Settings(
+        database_url=_check_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
+        broker_url=_check_broker_url(env.get("BROKER_URL")),
+        github_api_url=(env.get("GITHUB_API_URL") or DEFAULT_GITHUB_API_URL).rstrip("/"),
+        github_token=env.get("GITHUB_TOKEN") or None,
+        github_timeout=_positive_number(env, "TASKPIPES_GITHUB_TIMEOUT", 10.0, float),
+        schedule_overrides=overrides,
+        raw_retention_days=int(_positive_number(env, "TASKPIPES_RAW_RETENTION_DAYS", 30, int)),
+        max_crashes=int(_positive_number(env, "TASKPIPES_MAX_CRASHES", 3, int)),
+        metrics_port=int(_positive_number(env, "TASKPIPES_METRICS_PORT", 9192, int)),
+    )
+
+
+@cache
+def get_settings() -> Settings:
+    return load_settings(os.environ)

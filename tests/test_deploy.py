@@ -1,0 +1,373 @@
+"""The deployment files: Compose file, Prometheus config and alerts, Grafana dashboards.
+
+Tools (check-jsonschema, promtool) are required under CI=true; locally a missing tool that
+cannot be installed skips its tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+try:  # tests/ is a plain directory today; keep working if it becomes a package.
+    from tools import ToolUnavailable, ensure_debian_package
+except ImportError:
+    from tests.tools import ToolUnavailable, ensure_debian_package
+
+from taskpipes import metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+COMPOSE = DEPLOY / "compose.yaml"
+PROMETHEUS = DEPLOY / "prometheus"
+DASHBOARDS = DEPLOY / "grafana" / "dashboards"
+DATASOURCE_UID = "taskpipes-prometheus"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+# Environment keys whose values are secrets and must come from deploy/.env.
+SECRET_KEY = re.compile(r"PASS|TOKEN|SECRET", re.IGNORECASE)
+
+
+def unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    try:
+        return ensure_debian_package("promtool", "prometheus")
+    except ToolUnavailable as error:
+        unavailable(str(error))
+
+
+@pytest.fixture(scope="session")
+def check_jsonschema() -> str:
+    found = shutil.which("check-jsonschema") or shutil.which(
+        "check-jsonschema", path=str(Path(sys.executable).parent)
+    )
+    if found is None:
+        unavailable("check-jsonschema missing: pip install -e '.[test]'")
+    return found
+
+
+def run(*command: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command,
+        input=stdin.decode() if stdin else None,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
+
+
+# --- Compose -------------------------------------------------------------------------
+
+
+def test_compose_matches_compose_spec(check_jsonschema: str) -> None:
+    assert_ok(run(check_jsonschema, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)))
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def compose_without_comments() -> str:
+    lines = COMPOSE.read_text().splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+
+
+def test_compose_has_every_service() -> None:
+    services = compose()["services"]
+
+    assert set(services) >= {
+        "rabbitmq",
+        "postgres",
+        "prometheus",
+        "grafana",
+        "migrate",
+        "worker",
+        "scheduler",
+        "api",
+    }
+    assert services["worker"]["deploy"]["replicas"] == 2
+    assert services["scheduler"]["environment"]["TZ"] == "UTC"
+    for name in ("worker", "scheduler", "api"):
+        env = services[name]["environment"]
+        assert env["PROMETHEUS_MULTIPROC_DIR"] == env["dramatiq_prom_db"]
+        assert any(env["PROMETHEUS_MULTIPROC_DIR"] in mount for mount in services[name]["tmpfs"])
+        condition = services[name]["depends_on"]["migrate"]["condition"]
+        assert condition == "service_completed_successfully"
+
+
+def test_compose_has_no_default_passwords() -> None:
+    text = compose_without_comments()
+
+    # Given every environment entry of every service
+    for service in compose()["services"].values():
+        for key, value in (service.get("environment") or {}).items():
+            value = str(value)
+            # Then a secret is a required interpolation, never a literal or a default
+            if SECRET_KEY.search(key):
+                assert re.fullmatch(r"\$\{\w+:\?[^}]*\}", value), f"{key}={value}"
+            # and credentials inside URLs are interpolated too
+            for password in re.findall(r"://[^:/@\s]+:(\$\{[^}]*\}|[^@\s]+)@", value):
+                assert password.startswith("${") and ":?" in password, f"{key}={value}"
+    defaults = re.findall(r"\$\{(\w+):?-", text)
+    assert not [name for name in defaults if SECRET_KEY.search(name)]
+
+
+def test_env_example_lists_every_variable() -> None:
+    used = set(re.findall(r"\$\{(\w+)", compose_without_comments()))
+    example = (DEPLOY / ".env.example").read_text()
+    listed = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
+
+    assert used - listed == set()
+    # A secret is listed empty: Compose refuses to start until someone fills it in.
+    for name in listed:
+        if SECRET_KEY.search(name):
+            assert re.search(rf"^{name}=$", example, re.MULTILINE), name
+
+
+# --- Prometheus ----------------------------------------------------------------------
+
+
+def test_prometheus_config_is_valid(promtool: str) -> None:
+    assert_ok(run(promtool, "check", "config", str(PROMETHEUS / "prometheus.yml")))
+
+
+def test_prometheus_scrapes_every_job() -> None:
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+
+    assert {"worker", "scheduler", "api"} <= jobs
+    assert config["rule_files"] == ["alerts.yml"]
+
+
+def test_alert_rules_are_valid(promtool: str) -> None:
+    assert_ok(run(promtool, "check", "rules", str(PROMETHEUS / "alerts.yml")))
+
+
+def test_alert_rules_pass_their_unit_tests(promtool: str) -> None:
+    assert_ok(run(promtool, "test", "rules", str(PROMETHEUS / "tests" / "alerts_test.yml")))
+
+
+def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    cases = yaml.safe_load((PROMETHEUS / "tests" / "alerts_test.yml").read_text())
+    checks = [check for test in cases["tests"] for check in test.get("alert_rule_test", [])]
+
+    firing = {check["alertname"] for check in checks if check["exp_alerts"]}
+    quiet = {check["alertname"] for check in checks if not check["exp_alerts"]}
+
+    assert alerts == {
+        "PipelineStale",
+        "PipelineFailing",
+        "DeadLettersPresent",
+        "GitHubRateLimitLow",
+        "SchedulerDown",
+        "WorkersDown",
+        "DuplicateTicksHigh",
+    }
+    assert alerts - firing == set()
+    assert alerts - quiet == set()
+
+
+# --- Grafana -------------------------------------------------------------------------
+
+
+def dashboards() -> dict[str, dict]:
+    return {path.name: json.loads(path.read_text()) for path in DASHBOARDS.glob("*.json")}
+
+
+def panels(board: dict) -> list[dict]:
+    """Every panel, including those nested in collapsed rows."""
+    found = []
+    for panel in board["panels"]:
+        found.append(panel)
+        found.extend(panel.get("panels", []))
+    return found
+
+
+def test_committed_dashboards_match_their_generator() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "build_dashboards", DEPLOY / "grafana" / "build_dashboards.py"
+    )
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+
+    rendered = builder.render()
+
+    for name, text in rendered.items():
+        committed = (DASHBOARDS / name).read_text()
+        assert committed == text, f"run python deploy/grafana/build_dashboards.py ({name})"
+
+
+def test_dashboards_have_their_titles() -> None:
+    titles = {board["title"] for board in dashboards().values()}
+
+    assert {"taskpipes / Overview", "taskpipes / Pipeline"} <= titles
+
+
+@pytest.mark.parametrize("name", ["overview.json", "pipeline.json"])
+def test_dashboard_structure(name: str) -> None:
+    board = dashboards()[name]
+    defined = {variable["name"] for variable in board["templating"]["list"]}
+
+    ids = [panel["id"] for panel in panels(board)]
+    assert len(ids) == len(set(ids))
+    for panel in panels(board):
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["w"] > 0 and grid["x"] + grid["w"] <= 24, panel["title"]
+        if panel["type"] == "row":
+            continue
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["refId"], panel["title"]
+            assert target["datasource"] == {"type": "prometheus", "uid": DATASOURCE_UID}
+            used = set(re.findall(r"\$\{?(\w+)", target["expr"] + target.get("legendFormat", "")))
+            builtin = {name for name in used if name.startswith("__")}
+            assert used - builtin <= defined, panel["title"]
+
+
+def test_pipeline_dashboard_has_pipeline_variable() -> None:
+    variables = dashboards()["pipeline.json"]["templating"]["list"]
+
+    [variable] = [v for v in variables if v["name"] == "pipeline"]
+
+    assert variable["query"] == "label_values(taskpipes_pipeline_runs_total, pipeline)"
+    assert variable["datasource"]["uid"] == DATASOURCE_UID
+
+
+def test_datasource_uid_is_fixed() -> None:
+    provisioning = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+    [source] = yaml.safe_load(provisioning.read_text())["datasources"]
+
+    assert source["uid"] == DATASOURCE_UID
+
+
+def test_dashboard_queries_parse(promtool: str, tmp_path: Path) -> None:
+    # Given every panel query as a recording rule, with the template variable filled in
+    rules = [
+        {
+            "record": f"dashboard:{name.removesuffix('.json')}_{panel['id']}:{target['refId']}",
+            "expr": target["expr"].replace("$pipeline", "github_top"),
+        }
+        for name, board in dashboards().items()
+        for panel in panels(board)
+        for target in panel.get("targets", [])
+    ]
+    rule_file = tmp_path / "dashboard_rules.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+
+    # Then promtool parses them all
+    assert_ok(run(promtool, "check", "rules", str(rule_file)))
+
+
+# --- Metrics -------------------------------------------------------------------------
+
+# Calls every public recording function of taskpipes.metrics once, then prints the
+# multiprocess exposition.
+EXERCISE_METRICS = """
+import sys
+from taskpipes import metrics as m
+
+m.run_finished("github_top", "succeeded", 1_700_000_000.0, 1_700_000_030.0)
+m.run_finished("rollup", "failed", 1_700_000_000.0, 1_700_000_030.0)
+m.stage_attempt("github_top", "fetch", 0.25, None)
+m.stage_attempt("github_top", "store", 1.5, "OperationalError")
+m.rows_written("repo_snapshots", 100)
+m.duplicate_tick("github_top")
+m.github_request("search", 200)
+m.github_ratelimit("search", 29, 1_700_000_060.0)
+m.queue_depth("github_top", "dead", 2)
+m.api_request("/healthz", 200, 0.002)
+sys.stdout.buffer.write(m.metrics_text())
+"""
+EXERCISED = {
+    "run_finished",
+    "stage_attempt",
+    "rows_written",
+    "duplicate_tick",
+    "github_request",
+    "github_ratelimit",
+    "queue_depth",
+    "api_request",
+}
+METRIC_NAMES = [
+    "taskpipes_pipeline_runs_total",
+    "taskpipes_pipeline_last_success_timestamp_seconds",
+    "taskpipes_pipeline_tick_lag_seconds_bucket",
+    "taskpipes_stage_duration_seconds_bucket",
+    "taskpipes_stage_failures_total",
+    "taskpipes_rows_written_total",
+    "taskpipes_duplicate_ticks_total",
+    "taskpipes_github_requests_total",
+    "taskpipes_github_ratelimit_remaining",
+    "taskpipes_github_ratelimit_reset_timestamp_seconds",
+    "taskpipes_queue_messages",
+    "taskpipes_api_request_duration_seconds_bucket",
+]
+
+
+def test_exercise_covers_every_public_function() -> None:
+    public = {
+        name
+        for name, function in inspect.getmembers(metrics, inspect.isfunction)
+        if not name.startswith("_") and function.__module__ == metrics.__name__
+    }
+
+    assert public - {"metrics_text", "wipe_multiprocess_dir"} == EXERCISED
+
+
+def test_multiprocess_metrics_pass_promtool(promtool: str, tmp_path: Path) -> None:
+    # Given a fresh multiprocess directory, set before the process starts
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+
+    # When a process records every metric and renders them
+    result = subprocess.run(
+        [sys.executable, "-c", EXERCISE_METRICS], env=env, capture_output=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    text = result.stdout
+
+    # Then the exposition is read back from the directory and passes promtool's lint
+    assert list(tmp_path.glob("*.db"))
+    for name in METRIC_NAMES:
+        assert f"\n{name}{{".encode() in text, name
+    assert_ok(run(promtool, "check", "metrics", stdin=text))
+
+
+def test_wipe_multiprocess_dir_removes_only_db_files(tmp_path: Path) -> None:
+    (tmp_path / "counter_123.db").write_bytes(b"x")
+    (tmp_path / "keep.txt").write_text("x")
+
+    metrics.wipe_multiprocess_dir(tmp_path)
+    metrics.wipe_multiprocess_dir(tmp_path / "new")
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.txt", "new"]
+
+
+def test_metrics_text_without_multiprocess_uses_default_registry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+
+    assert b"python_info" in metrics.metrics_text()

@@ -1,0 +1,298 @@
+"""The GitHub simulator over real HTTP on loopback (requests against a port-0 Simulator)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from taskpipes.githubsim import Simulator
+from taskpipes.githubsim.catalog import build_catalog
+from taskpipes.githubsim.data import load_repos
+
+AUG_15 = datetime(2026, 8, 15, tzinfo=UTC)
+AUG_20 = datetime(2026, 8, 20, 12, tzinfo=UTC)
+AUG_22 = datetime(2026, 8, 22, tzinfo=UTC)
+STAR_JSON = {"Accept": "application/vnd.github.star+json"}
+TOP_QUERY = {"q": "stars:>1000", "sort": "stars", "order": "desc", "per_page": 100}
+ITEM_FIELDS = {
+    "id", "node_id", "name", "full_name", "owner", "private", "html_url", "description",
+    "fork", "created_at", "updated_at", "pushed_at", "stargazers_count", "watchers_count",
+    "forks_count", "open_issues_count", "language", "license", "topics", "archived",
+    "default_branch", "score",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Simulator]:
+    with Simulator(search_limit=10_000, core_limit=100_000) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(server: Simulator) -> Iterator[Simulator]:
+    server.reset()
+    server.set_clock(AUG_20)
+    yield server
+    server.reset()
+
+
+def search(sim: Simulator, **params: object) -> requests.Response:
+    return requests.get(f"{sim.url}/search/repositories", params={**TOP_QUERY, **params})
+
+
+def stargazer_page(sim: Simulator, full_name: str, page: int, per_page: int = 100) -> list[dict]:
+    url = f"{sim.url}/repos/{full_name}/stargazers"
+    response = requests.get(url, params={"per_page": per_page, "page": page}, headers=STAR_JSON)
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_search_returns_top_100_unique_sorted_with_all_fields(sim: Simulator) -> None:
+    response = search(sim)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    body = response.json()
+    items = body["items"]
+    assert body["incomplete_results"] is False and body["total_count"] == 103
+    assert len({item["id"] for item in items}) == 100
+    stars = [item["stargazers_count"] for item in items]
+    assert stars == sorted(stars, reverse=True) and all(isinstance(s, int) for s in stars)
+    assert all(ITEM_FIELDS <= item.keys() for item in items)
+    assert items == sim.top(AUG_20)
+    assert any(item["language"] is None for item in items)
+    assert any("😎" in (item["description"] or "") for item in items)
+
+
+def test_stars_grow_between_sim_times_and_ids_are_stable(sim: Simulator) -> None:
+    before = {item["full_name"]: item for item in search(sim).json()["items"]}
+    sim.set_clock(AUG_22)
+    after = {item["full_name"]: item for item in search(sim).json()["items"]}
+
+    common = before.keys() & after.keys()
+    assert len(common) >= 95
+    assert all(after[name]["id"] == before[name]["id"] for name in common)
+    assert all(
+        after[name]["stargazers_count"] >= before[name]["stargazers_count"] for name in common
+    )
+    assert sum(after[n]["stargazers_count"] - before[n]["stargazers_count"] for n in common) > 0
+
+
+def test_stars_follow_the_snapshot_data_on_snapshot_days(sim: Simulator) -> None:
+    sim.set_clock(AUG_15)
+    repo = requests.get(f"{sim.url}/repos/codecrafters-io/build-your-own-x").json()
+    assert repo["stargazers_count"] == 539779
+    assert sim.stargazers("codecrafters-io/build-your-own-x", AUG_15) == 539779
+
+
+def test_top_100_membership_changes_over_time(sim: Simulator) -> None:
+    # The bundled data keeps the same 100 repos from Aug 15 to Aug 22 (only the order
+    # changes); with their growth rates, browser-use overtakes tauri in early September.
+    def members(at: datetime) -> set[str]:
+        return {item["full_name"] for item in sim.top(at)}
+
+    later = datetime(2026, 9, 15, tzinfo=UTC)
+    assert members(AUG_22) != members(later)
+    sim.set_clock(later)
+    served = {item["full_name"] for item in search(sim).json()["items"]}
+    assert served == members(later)
+    assert "browser-use/browser-use" in served - members(AUG_22)
+
+
+def test_link_header_pages_through_all_results(sim: Simulator) -> None:
+    url, seen, pages = f"{sim.url}/search/repositories", [], 0
+    params: dict | None = {"q": "stars:>0", "per_page": 30}
+    first = requests.get(url, params=params)
+    assert 'rel="next"' in first.headers["link"] and 'rel="last"' in first.headers["link"]
+    assert 'rel="prev"' not in first.headers["link"]
+    while url:
+        response = requests.get(url, params=params)
+        seen += [item["id"] for item in response.json()["items"]]
+        url, params, pages = response.links.get("next", {}).get("url"), None, pages + 1
+    assert pages == 4 and len(seen) == len(set(seen)) == 103
+    assert response.links["first"]["url"].endswith("page=1")
+    assert response.links["prev"]["url"].startswith(sim.url)
+
+
+def test_etag_304_does_not_count_against_the_limit(sim: Simulator) -> None:
+    first = search(sim)
+    etag = first.headers["etag"]
+    assert etag.startswith('"') and etag.endswith('"')
+
+    again = requests.get(
+        f"{sim.url}/search/repositories", params=TOP_QUERY, headers={"If-None-Match": etag}
+    )
+
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["x-ratelimit-remaining"] == first.headers["x-ratelimit-remaining"]
+    assert sim.requests()["last"]["search"]["if_none_match"] is True
+
+
+@pytest.mark.parametrize(
+    ("fault", "status"),
+    [("rate_limit_403", 403), ("rate_limit_429", 429), ("server_error", 500)],
+)
+def test_error_faults_hit_the_next_request_only(sim: Simulator, fault: str, status: int) -> None:
+    sim.add_fault("search", fault)
+
+    failed = search(sim)
+
+    assert failed.status_code == status
+    assert "message" in failed.json()
+    if fault == "rate_limit_403":
+        assert failed.headers["x-ratelimit-remaining"] == "0"
+        assert 1 <= int(failed.headers["x-ratelimit-reset"]) - time.time() <= 3
+        assert "retry-after" not in failed.headers
+    if fault == "rate_limit_429":
+        assert failed.headers["retry-after"] == "1"
+    assert search(sim).status_code == 200
+
+
+def test_stall_fault_outlasts_the_client_timeout(sim: Simulator) -> None:
+    sim.add_fault("stargazers", "stall", seconds=5)
+    with pytest.raises(requests.Timeout):
+        requests.get(f"{sim.url}/repos/axios/axios/stargazers", timeout=0.3)
+    sim.reset()  # wakes the stalled handler
+    assert requests.get(f"{sim.url}/repos/axios/axios/stargazers", timeout=2).status_code == 200
+
+
+def test_malformed_json_fault(sim: Simulator) -> None:
+    sim.add_fault("search", "malformed_json")
+    response = search(sim)
+    assert response.status_code == 200
+    with pytest.raises(requests.JSONDecodeError):
+        response.json()
+
+
+def test_incomplete_results_fault_drops_a_large_repo(sim: Simulator) -> None:
+    sim.add_fault("search", "incomplete_results")
+    body = search(sim).json()
+    assert body["incomplete_results"] is True
+    assert len(body["items"]) == 99
+    assert sim.top(AUG_20)[0]["id"] not in {item["id"] for item in body["items"]}
+
+
+def test_duplicate_id_fault_repeats_an_id(sim: Simulator) -> None:
+    sim.add_fault("search", "duplicate_id")
+    items = search(sim).json()["items"]
+    assert len(items) == 100 and len({item["id"] for item in items}) == 99
+
+
+def test_exhausted_limit_answers_403_with_headers() -> None:
+    with Simulator(search_limit=3) as sim:
+        token = {"Authorization": "Bearer sekrit-token-123"}
+        answers = [search(sim) for _ in range(3)]
+        blocked = requests.get(f"{sim.url}/search/repositories", params=TOP_QUERY, headers=token)
+        anonymous = search(sim)
+        log = sim.requests()
+
+    assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["2", "1", "0"]
+    assert anonymous.status_code == 403
+    assert "API rate limit exceeded" in anonymous.json()["message"]
+    headers = anonymous.headers
+    assert (headers["x-ratelimit-limit"], headers["x-ratelimit-remaining"]) == ("3", "0")
+    assert (headers["x-ratelimit-used"], headers["x-ratelimit-resource"]) == ("3", "search")
+    assert 0 < int(headers["x-ratelimit-reset"]) - time.time() <= 60
+    # The token is its own client with a fresh window; its value never comes back.
+    assert blocked.status_code == 200
+    assert "sekrit" not in str(log) and log["counts"]["search"]["by_status"]["403"] == 1
+
+
+def test_rename_keeps_the_id_and_redirects_the_old_name(sim: Simulator) -> None:
+    original = requests.get(f"{sim.url}/repos/axios/axios").json()
+
+    renamed = requests.post(
+        f"{sim.url}/_sim/rename", json={"from": "axios/axios", "to": "axios-org/axios"}
+    )
+
+    assert renamed.status_code == 200 and renamed.json()["id"] == original["id"]
+    fresh = requests.get(f"{sim.url}/repos/axios-org/axios").json()
+    assert (fresh["id"], fresh["full_name"]) == (original["id"], "axios-org/axios")
+    old = requests.get(f"{sim.url}/repos/axios/axios")
+    assert old.history[0].status_code == 301
+    assert old.json()["id"] == original["id"]
+
+
+def test_stargazers_total_equals_stars_at_the_clock(sim: Simulator) -> None:
+    # Given a clock one second after the 250th star, early in the repo's life
+    name = "axios/axios"
+    star_250 = stargazer_page(sim, name, page=3)[49]["starred_at"]
+    sim.set_clock(datetime.fromisoformat(star_250) + timedelta(seconds=1))
+    now = datetime.fromisoformat(star_250) + timedelta(seconds=1)
+    # When listing every page
+    listed = [entry for page in (1, 2, 3, 4) for entry in stargazer_page(sim, name, page)]
+    # Then the list is exactly the repo's star count, all given by now
+    stars = requests.get(f"{sim.url}/repos/{name}").json()["stargazers_count"]
+    assert stars == len(listed) == 250
+    assert datetime.fromisoformat(listed[-1]["starred_at"]) <= now
+    assert stargazer_page(sim, name, page=251, per_page=1) == []
+
+
+def test_stargazer_pagination_is_capped_at_400_pages(sim: Simulator) -> None:
+    url = f"{sim.url}/repos/axios/axios/stargazers"
+    last_page = requests.get(url, params={"per_page": 100, "page": 400})
+    too_far = requests.get(url, params={"per_page": 100, "page": 401})
+
+    assert last_page.status_code == 200 and len(last_page.json()) == 100
+    assert too_far.status_code == 422
+    assert "pagination is limited" in too_far.json()["message"]
+    first = requests.get(url, params={"per_page": 100})
+    assert first.links["last"]["url"].endswith("page=400")
+    assert set(first.json()[0]) >= {"login", "id", "type"}  # plain users without star+json
+
+
+def test_starred_at_is_ordered_and_stable_across_clock_changes(sim: Simulator) -> None:
+    page = stargazer_page(sim, "microsoft/TypeScript", page=7)
+    sim.set_clock(AUG_22)
+    later = stargazer_page(sim, "microsoft/TypeScript", page=7)
+
+    times = [entry["starred_at"] for entry in page]
+    assert times == sorted(times) and page == later
+
+
+def test_star_curve_inverse_agrees_with_the_count() -> None:
+    for repo in list(build_catalog(load_repos()).values())[:10]:
+        for index in (0, 1, 999, 123_456, repo.stars_at(int(AUG_22.timestamp()))):
+            starred = repo.curve.starred_at(index)
+            assert starred is not None
+            assert repo.stars_at(starred) >= index + 1 > repo.stars_at(starred - 1)
+
+
+def test_control_api_and_request_log(sim: Simulator) -> None:
+    clock = requests.put(f"{sim.url}/_sim/clock", json={"now": "2026-08-21T00:00:00Z"})
+    unknown = requests.post(f"{sim.url}/_sim/faults", json={"endpoint": "search", "fault": "x"})
+    added = requests.post(
+        f"{sim.url}/_sim/faults",
+        json={"endpoint": "search", "fault": "rate_limit_429", "retry_after": 7},
+    )
+    limited = search(sim, per_page=5)
+    requests.get(
+        f"{sim.url}/repos/axios/axios",
+        headers={"Authorization": "token abc", "User-Agent": "taskpipes-test"},
+    )
+
+    assert clock.json()["now"] == "2026-08-21T00:00:00Z"
+    assert unknown.status_code == 400 and "unknown fault" in unknown.json()["message"]
+    assert added.status_code == 201 and limited.headers["retry-after"] == "7"
+    log = requests.get(f"{sim.url}/_sim/requests").json()
+    assert log["counts"]["search"]["by_status"] == {"429": 1}
+    last_repo = log["last"]["repo"]
+    assert last_repo["authorization"] is True and last_repo["if_none_match"] is False
+    assert last_repo["user_agent"] == "taskpipes-test" and "abc" not in str(log)
+    assert requests.post(f"{sim.url}/_sim/reset").status_code == 200
+    assert requests.get(f"{sim.url}/_sim/requests").json()["counts"] == {}
+
+
+def test_errors_are_github_shaped(sim: Simulator) -> None:
+    unknown_repo = requests.get(f"{sim.url}/repos/nobody/nothing")
+    unknown_path = requests.get(f"{sim.url}/no/such/path")
+    bad_query = requests.get(f"{sim.url}/search/repositories", params={"q": "language:go"})
+
+    assert unknown_repo.status_code == unknown_path.status_code == 404
+    assert unknown_repo.json()["message"] == "Not Found"
+    assert bad_query.status_code == 422 and bad_query.json()["message"] == "Validation Failed"
+    assert "x-ratelimit-remaining" in unknown_repo.headers
