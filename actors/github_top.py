@@ -76,7 +76,7 @@ def refetch_suspect(run_id: int, exc: SuspectSnapshot) -> None:
         error = f"normalize: {exc} ({fetched} suspect answers in a row; nothing stored)"
         complete_run(run_id, "failed", error)
         return
-    pipeline.reopen_fetch(run_id)
+    pipeline.refetch(run_id)
     hand_off(github_top_fetch, run_id, SUSPECT_REFETCH_S * 2 ** (fetched - 1))
 
 

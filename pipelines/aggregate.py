@@ -71,4 +71,4 @@ def _previous_stars(session: Session, tick: datetime) -> dict[int, int]:
     rows = session.execute(
         select(Snapshot.repo_id, Snapshot.stars).where(Snapshot.tick == previous_tick)
     )
-    return dict(rows.tuples().all())
+    return {repo_id: stars for repo_id, stars in rows}

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from db.models import RawResponse, Run
 from db.session import begin
@@ -55,7 +56,9 @@ def fetch(run_id: int, client: GitHubClient, now: datetime) -> int:
     with begin() as session:
         tick = session.get_one(Run, run_id).tick
         last = session.scalars(
-            select(RawResponse).order_by(RawResponse.fetched_at.desc(), RawResponse.id.desc())
+            select(RawResponse)
+            .where(RawResponse.etag.is_not(None))
+            .order_by(RawResponse.fetched_at.desc(), RawResponse.id.desc())
         ).first()
     status, payload, etag = fetch_search(client, last.etag if last else None)
     if status == 304:
@@ -72,13 +75,15 @@ def fetch(run_id: int, client: GitHubClient, now: datetime) -> int:
     return 1
 
 
+def _latest_raw(session: Session, run_id: int) -> RawResponse | None:
+    return session.scalars(
+        select(RawResponse).where(RawResponse.run_id == run_id).order_by(RawResponse.id.desc())
+    ).first()
+
+
 def latest_raw(run_id: int) -> RawResponse:
     with begin() as session:
-        raw = session.scalars(
-            select(RawResponse)
-            .where(RawResponse.run_id == run_id)
-            .order_by(RawResponse.id.desc())
-        ).first()
+        raw = _latest_raw(session, run_id)
     if raw is None:
         raise InvalidPayload(f"run {run_id} has no fetched answer to normalize")
     return raw
@@ -112,6 +117,11 @@ def suspect_fetches(run_id: int) -> int:
         )
 
 
-def reopen_fetch(run_id: int) -> None:
+def refetch(run_id: int) -> None:
+    """Reject the run's latest answer and reopen fetch. The rejected answer loses its ETag,
+    so a 304 can never hand the same suspect payload back."""
     with begin() as session:
+        raw = _latest_raw(session, run_id)
+        if raw is not None:
+            raw.etag = None
         runs.reopen_stage(session, run_id, "fetch")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
+import atexit
+import functools
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,18 +35,19 @@ class Outcome:
     already_done: bool = False
 
 
-@contextlib.contextmanager
-def in_process_workers(broker: dramatiq.Broker) -> Iterator[None]:
-    """Worker threads inside this process when no broker URL is set; nothing otherwise."""
-    if not get_settings().in_process:
-        yield
-        return
+@functools.cache
+def _start_in_process_worker(broker: dramatiq.Broker) -> dramatiq.Worker:
+    # One worker per process: each Worker adds its own middleware to the broker for good.
     worker = dramatiq.Worker(broker, worker_threads=IN_PROCESS_THREADS, worker_timeout=50)
     worker.start()
-    try:
-        yield
-    finally:
-        worker.stop()
+    atexit.register(worker.stop)
+    return worker
+
+
+def ensure_workers(broker: dramatiq.Broker) -> None:
+    """Start worker threads inside this process when no broker URL is set."""
+    if get_settings().in_process:
+        _start_in_process_worker(broker)
 
 
 def enqueue_tick(entry: PipelineEntry, tick: datetime) -> tuple[int, bool]:
@@ -81,17 +82,17 @@ def outcome_of(run_id: int, already_done: bool = False) -> Outcome:
             select(StageRun.stage, StageRun.status, StageRun.duration_seconds, StageRun.rows_written)
             .where(StageRun.run_id == run_id)
             .order_by(StageRun.id)
-        ).tuples()
+        )
         return Outcome(
-            run.id, run.pipeline, run.tick, run.status, run.error, list(stages), already_done
+            run.id, run.pipeline, run.tick, run.status, run.error, [tuple(s) for s in stages], already_done
         )
 
 
 def run_tick(entry: PipelineEntry, at: datetime, timeout_s: float) -> Outcome:
     """Run `entry` for the tick `at` falls in, waiting at most `timeout_s`."""
     tick = floor_tick(entry.schedule.spec, at)
-    with in_process_workers(entry.tick_actor.broker):
-        run_id, done = enqueue_tick(entry, tick)
-        if done:
-            return outcome_of(run_id, already_done=True)
-        return wait_for(run_id, timeout_s)
+    ensure_workers(entry.tick_actor.broker)
+    run_id, done = enqueue_tick(entry, tick)
+    if done:
+        return outcome_of(run_id, already_done=True)
+    return wait_for(run_id, timeout_s)

@@ -1,0 +1,34 @@
+"""Pointing the in-process application at a test database, and reading results back."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+import actors
+from db import migrate
+from db.models import Snapshot
+from db.session import begin, get_engine, session_factory
+from taskpipes.settings import get_settings
+
+
+def reset_caches() -> None:
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    for cached in (get_settings, get_engine, session_factory):
+        cached.cache_clear()
+    actors.broker.flush_all()
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, database_url: str, github_url: str, **extra: str) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("GITHUB_API_URL", github_url)
+    for key, value in extra.items():
+        monkeypatch.setenv(key, value)
+    reset_caches()
+    migrate.upgrade(database_url)
+
+
+def snapshot_count() -> int:
+    with begin() as session:
+        return session.scalar(select(func.count()).select_from(Snapshot)) or 0

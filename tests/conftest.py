@@ -1,0 +1,75 @@
+"""Shared fixtures: one per real backend, each cleaning its state before and after."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# The pytest process itself uses the in-process broker; RabbitMQ tests run workers as
+# subprocesses with BROKER_URL set.
+os.environ.pop("BROKER_URL", None)
+os.environ.pop("GITHUB_TOKEN", None)
+
+from taskpipes.githubsim import Simulator  # noqa: E402
+from tests import services  # noqa: E402
+
+# Limits high enough that a test never waits for the simulator's rate limiter by accident.
+SIM_LIMITS = {"search_limit": 100_000, "core_limit": 1_000_000}
+
+
+@pytest.fixture(scope="session")
+def simulator_server() -> Iterator[Simulator]:
+    with Simulator(**SIM_LIMITS) as sim:
+        yield sim
+
+
+@pytest.fixture
+def simulator(simulator_server: Simulator) -> Iterator[Simulator]:
+    simulator_server.reset()
+    yield simulator_server
+    simulator_server.reset()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'taskpipes.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with services.postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Both supported databases, one after the other."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'taskpipes.db'}"
+    else:
+        with services.postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+def rabbitmq() -> Iterator[str]:
+    services.purge_rabbitmq()
+    yield services.RABBITMQ_URL
+    services.purge_rabbitmq()
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, simulator: Simulator):  # type: ignore[no-untyped-def]
+    """Point this process's settings at a database and the simulator; returns a configurer."""
+    from tests.app import configure
+
+    def _configure(database_url: str, **extra: str) -> None:
+        configure(monkeypatch, database_url, simulator.url, **extra)
+
+    yield _configure
+    from tests.app import reset_caches
+
+    reset_caches()

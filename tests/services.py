@@ -1,0 +1,67 @@
+"""Real backends for the tests: a SQLite file, a fresh PostgreSQL database, RabbitMQ.
+
+Locally a missing server skips its tests; under CI=true it fails them instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pika
+import psycopg
+import pytest
+
+PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+PG_URL_TEMPLATE = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+# Every queue our actors declare, with Dramatiq's delay and dead-letter companions.
+QUEUES = ("github_top", "rollup", "stargazers", "maintenance", "default")
+
+
+def unavailable(what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is not reachable, and under CI=true nothing skips")
+    pytest.skip(f"{what} is not reachable")
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new empty database, dropped afterwards; yields its SQLAlchemy URL."""
+    if not port_open("127.0.0.1", 5432):
+        unavailable("PostgreSQL on 127.0.0.1:5432")
+    name = f"taskpipes_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_URL_TEMPLATE.format(name=name)
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def all_queue_names() -> list[str]:
+    return [f"{q}{suffix}" for q in QUEUES for suffix in ("", ".DQ", ".XQ")]
+
+
+def purge_rabbitmq() -> None:
+    """Delete our queues so each test starts with none of another test's messages."""
+    if not port_open("127.0.0.1", 5672):
+        unavailable("RabbitMQ on 127.0.0.1:5672")
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        for name in all_queue_names():
+            channel = connection.channel()
+            channel.queue_delete(name)
+            channel.close()
+    finally:
+        connection.close()

@@ -1,0 +1,194 @@
+"""github_top end to end on the in-process broker, against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import dramatiq
+import pytest
+from sqlalchemy import func, select
+
+import actors
+from actors.registry import get_pipeline
+from db.models import LatestRanking, RawResponse, Repository, Run, Snapshot
+from db.session import begin
+from taskpipes.githubsim import Simulator
+from taskpipes.runner import Outcome, run_tick
+from tests.app import snapshot_count
+
+T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
+TIMEOUT_S = 60
+
+
+def run_at(sim: Simulator, tick: datetime) -> Outcome:
+    sim.set_clock(tick)
+    return run_tick(get_pipeline("github_top"), tick, TIMEOUT_S)
+
+
+def table_state() -> tuple:
+    """Everything a re-run could change, for before/after comparisons."""
+    with begin() as session:
+        snapshots = session.execute(select(Snapshot).order_by(Snapshot.repo_id, Snapshot.tick)).scalars()
+        ranking = session.execute(select(LatestRanking).order_by(LatestRanking.rank)).scalars()
+        return (
+            [(s.repo_id, s.tick, s.rank, s.stars, s.forks, s.stored_at) for s in snapshots],
+            [(r.rank, r.repo_id, r.full_name, r.stars, r.stars_gained, r.tick) for r in ranking],
+            session.scalar(select(func.count()).select_from(RawResponse)),
+            session.scalar(select(func.count()).select_from(Run)),
+        )
+
+
+def test_ticks_store_snapshots_once_and_follow_a_rename(app_env, database_url, simulator) -> None:
+    # Given an empty database and the simulator at T0
+    app_env(database_url)
+
+    # When T0 runs, then runs again
+    first = run_at(simulator, T0)
+    assert first.status == "succeeded", first.error
+    assert snapshot_count() == 100
+    before = table_state()
+    again = run_at(simulator, T0)
+
+    # Then the second run changes nothing
+    assert again.status == "succeeded" and again.already_done
+    assert table_state() == before
+
+    # When a repository is renamed and T+10m runs
+    renamed_id = simulator.top(T0)[5]["id"]
+    old_name = simulator.top(T0)[5]["full_name"]
+    simulator.rename(old_name, "renamed-owner/renamed-repo")
+    second = run_at(simulator, T0 + timedelta(minutes=10))
+
+    # Then there are 200 rows, and the renamed repository is one repository with two snapshots
+    assert second.status == "succeeded", second.error
+    assert snapshot_count() == 200
+    with begin() as session:
+        repo = session.get_one(Repository, renamed_id)
+        assert repo.full_name == "renamed-owner/renamed-repo"
+        assert session.scalar(select(func.count()).where(Snapshot.repo_id == renamed_id)) == 2
+        ranking = session.scalars(select(LatestRanking).order_by(LatestRanking.rank)).all()
+    expected = simulator.top(T0 + timedelta(minutes=10))
+    assert [(r.repo_id, r.stars) for r in ranking] == [(i["id"], i["stargazers_count"]) for i in expected]
+    gained = {r.repo_id: r.stars_gained for r in ranking}
+    stars_at_t0 = {i["id"]: i["stargazers_count"] for i in simulator.top(T0)}
+    assert gained == {i["id"]: i["stargazers_count"] - stars_at_t0[i["id"]] for i in expected}
+
+
+def test_stars_gained_is_null_for_a_newcomer(app_env, sqlite_url, simulator) -> None:
+    app_env(sqlite_url)
+    # The simulator's top 100 changes around 2026-09-05 (browser-use in, tauri out).
+    early = datetime(2026, 8, 22, tzinfo=UTC)
+    late = datetime(2026, 9, 15, tzinfo=UTC)
+    assert run_at(simulator, early).status == "succeeded"
+
+    assert run_at(simulator, late).status == "succeeded"
+
+    ids_early = {i["id"] for i in simulator.top(early)}
+    with begin() as session:
+        ranking = session.scalars(select(LatestRanking)).all()
+    newcomers = [r for r in ranking if r.repo_id not in ids_early]
+    assert newcomers, "the simulator should bring a newcomer in between these ticks"
+    assert all(r.stars_gained is None for r in newcomers)
+    assert all(r.stars_gained is not None for r in ranking if r.repo_id in ids_early)
+
+
+def test_rate_limit_403_waits_for_the_reset_then_succeeds(app_env, sqlite_url, simulator) -> None:
+    app_env(sqlite_url)
+    simulator.add_fault("search", "rate_limit_403", reset_in=2)
+
+    outcome = run_at(simulator, T0)
+
+    assert outcome.status == "succeeded", outcome.error
+    counts = simulator.requests()["counts"]["search"]["by_status"]
+    assert counts == {"403": 1, "200": 1}
+    with begin() as session:
+        run = session.get_one(Run, outcome.run_id)
+        fetched = session.scalars(select(RawResponse.fetched_at)).one()
+    assert fetched - run.started_at >= timedelta(seconds=1)
+
+
+def test_retry_after_429_and_a_500_are_retried(app_env, sqlite_url, simulator) -> None:
+    app_env(sqlite_url)
+    simulator.add_fault("search", "rate_limit_429", retry_after=1)
+    simulator.add_fault("search", "server_error")
+
+    outcome = run_at(simulator, T0)
+
+    assert outcome.status == "succeeded", outcome.error
+    assert simulator.requests()["counts"]["search"]["by_status"] == {"429": 1, "500": 1, "200": 1}
+
+
+def test_malformed_json_fails_the_run_and_keeps_stored_data(app_env, database_url, simulator) -> None:
+    app_env(database_url)
+    assert run_at(simulator, T0).status == "succeeded"
+    before = table_state()
+    simulator.add_fault("search", "malformed_json")
+
+    outcome = run_at(simulator, T0 + timedelta(minutes=10))
+
+    assert outcome.status == "failed"
+    assert "not valid JSON" in (outcome.error or "")
+    after = table_state()
+    assert after[:3] == before[:3]
+
+
+@pytest.mark.parametrize("fault", ["incomplete_results", "duplicate_id"])
+def test_a_suspect_answer_is_fetched_again(app_env, sqlite_url, simulator, fault) -> None:
+    app_env(sqlite_url)
+    simulator.add_fault("search", fault)
+
+    outcome = run_at(simulator, T0)
+
+    assert outcome.status == "succeeded", outcome.error
+    assert snapshot_count() == 100
+    with begin() as session:
+        assert session.scalar(select(func.count()).select_from(RawResponse)) == 2
+
+
+def test_a_persistently_suspect_answer_fails_without_storing(app_env, sqlite_url, simulator) -> None:
+    app_env(sqlite_url)
+    # Each fetch reads two pages (the short first page makes it follow `link`).
+    simulator.add_fault("search", "incomplete_results", times=10)
+
+    outcome = run_at(simulator, T0)
+
+    assert outcome.status == "failed"
+    assert "incomplete_results" in (outcome.error or "")
+    assert snapshot_count() == 0
+
+
+class FailFirstSend(dramatiq.Middleware):
+    """Make the first enqueue of one actor fail, as a lost broker connection would."""
+
+    def __init__(self, actor_name: str) -> None:
+        self.actor_name = actor_name
+        self.failed = 0
+
+    def before_enqueue(self, broker, message, delay):  # type: ignore[no-untyped-def]
+        if message.actor_name == self.actor_name and not self.failed:
+            self.failed += 1
+            raise ConnectionError("simulated broker failure during hand-off")
+
+
+def test_a_failed_hand_off_is_retried_and_the_run_completes_once(app_env, sqlite_url, simulator) -> None:
+    app_env(sqlite_url)
+    breaker = FailFirstSend("github_top_store")
+    actors.broker.add_middleware(breaker)
+    try:
+        outcome = run_at(simulator, T0)
+    finally:
+        actors.broker.middleware.remove(breaker)
+
+    assert breaker.failed == 1
+    assert outcome.status == "succeeded", outcome.error
+    assert snapshot_count() == 100
+    stages = {stage: (status, rows) for stage, status, _, rows in outcome.stages}
+    assert stages == {
+        "fetch": ("succeeded", 1),
+        "normalize": ("succeeded", 100),
+        "store": ("succeeded", 100),
+        "aggregate": ("succeeded", 100),
+    }
+    with begin() as session:
+        assert session.scalar(select(func.count()).select_from(RawResponse)) == 1
+        assert session.get_one(Run, outcome.run_id).attempts == 1

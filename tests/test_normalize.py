@@ -1,0 +1,176 @@
+"""normalize with literal payloads: the pure core, in milliseconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipelines.errors import InvalidPayload, SuspectSnapshot
+from pipelines.normalize import normalize_top
+from pipelines.records import RepoSnapshot
+
+
+def item(repo_id: int, stars: int, **fields: Any) -> dict[str, Any]:
+    base = {
+        "id": repo_id,
+        "full_name": f"owner{repo_id}/repo{repo_id}",
+        "stargazers_count": stars,
+        "forks_count": 10,
+        "open_issues_count": 2,
+        "language": "Python",
+        "license": {"key": "mit", "spdx_id": "MIT", "name": "MIT License"},
+        "description": "a repository",
+    }
+    return {**base, **fields}
+
+
+def payload(items: list[dict[str, Any]], incomplete: bool = False) -> dict[str, Any]:
+    return {"total_count": len(items), "incomplete_results": incomplete, "items": items}
+
+
+def top(n: int = 100) -> list[dict[str, Any]]:
+    return [item(1000 + i, 100_000 - i * 10) for i in range(n)]
+
+
+def test_a_valid_answer_becomes_100_ranked_records() -> None:
+    records = normalize_top(payload(top()))
+
+    assert len(records) == 100
+    assert records[0] == RepoSnapshot(
+        id=1000,
+        full_name="owner1000/repo1000",
+        rank=1,
+        stars=100_000,
+        forks=10,
+        open_issues=2,
+        language="Python",
+        license="MIT",
+        description="a repository",
+    )
+    assert [r.rank for r in records] == list(range(1, 101))
+
+
+def test_nulls_and_unicode_are_kept() -> None:
+    items = top()
+    items[5] = item(1005, items[5]["stargazers_count"], language=None, license=None,
+                    description="😎 Awesome — 日本語")  # fmt: skip
+    items[6] = item(1006, items[6]["stargazers_count"], description=None)
+
+    records = normalize_top(payload(items))
+
+    assert (records[5].language, records[5].license) == (None, None)
+    assert records[5].description == "😎 Awesome — 日本語"
+    assert records[6].description is None
+
+
+def test_equal_stars_are_in_order() -> None:
+    items = [item(1000 + i, 5000) for i in range(100)]
+
+    assert len(normalize_top(payload(items))) == 100
+
+
+def test_more_than_100_items_keeps_the_top_100() -> None:
+    records = normalize_top(payload(top(130)))
+
+    assert len(records) == 100 and records[-1].id == 1099
+
+
+def test_a_duplicated_id_is_suspect_and_named() -> None:
+    items = top()
+    items[40] = {**items[40], "id": items[3]["id"]}
+
+    with pytest.raises(SuspectSnapshot, match=r"repository id 1003 appears twice: .*rank 4 .*rank 41"):
+        normalize_top(payload(items))
+
+
+def test_unsorted_items_are_suspect() -> None:
+    items = top()
+    items[10], items[11] = items[11], items[10]
+
+    with pytest.raises(SuspectSnapshot, match="not sorted by stars: owner1010/repo1010"):
+        normalize_top(payload(items))
+
+
+def test_fewer_than_100_repositories_is_suspect() -> None:
+    with pytest.raises(SuspectSnapshot, match="holds 99 repositories, expected 100"):
+        normalize_top(payload(top(99)))
+
+
+def test_incomplete_results_is_suspect() -> None:
+    with pytest.raises(SuspectSnapshot, match="incomplete_results"):
+        normalize_top(payload(top(), incomplete=True))
+
+
+def test_a_missing_count_names_field_and_repository() -> None:
+    items = top()
+    del items[7]["forks_count"]
+
+    with pytest.raises(InvalidPayload, match=r"owner1007/repo1007 \(id 1007\): field 'forks_count' is missing"):
+        normalize_top(payload(items))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("stargazers_count", "99999", "field 'stargazers_count' must be a non-negative integer"),
+        ("forks_count", -1, "field 'forks_count' must be a non-negative integer, got -1"),
+        ("open_issues_count", True, "field 'open_issues_count' must be a non-negative integer"),
+        ("id", "12", "field 'id' must be a positive integer, got '12'"),
+        ("full_name", "no-slash", "field 'full_name' must be 'owner/name', got 'no-slash'"),
+        ("language", 3, "field 'language' must be a string or null, got 3"),
+        ("license", "MIT", "field 'license' must be an object or null"),
+    ],
+)
+def test_a_wrong_type_names_field_and_repository(field: str, value: Any, message: str) -> None:
+    items = top()
+    items[2] = {**items[2], field: value}
+
+    with pytest.raises(InvalidPayload, match=message):
+        normalize_top(payload(items))
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ([], "search answer must be a JSON object, got list"),
+        ({"total_count": 0}, "field 'items' must be a list, got NoneType"),
+        ({"items": {"a": 1}}, "field 'items' must be a list, got dict"),
+        ({"items": [1] + top(99)}, r"items\[0\] must be an object, got int"),
+    ],
+)
+def test_a_broken_shape_is_invalid(answer: Any, message: str) -> None:
+    with pytest.raises(InvalidPayload, match=message):
+        normalize_top(answer)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON)
+def test_any_json_either_normalizes_or_raises_a_named_error(answer: Any) -> None:
+    try:
+        records = normalize_top(answer)
+    except (InvalidPayload, SuspectSnapshot) as exc:
+        assert str(exc)
+    else:
+        assert len(records) == 100
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10), min_size=100, max_size=100), st.integers(0, 99))
+def test_a_corrupted_item_never_passes(stars_steps: list[int], corrupt: int) -> None:
+    stars = 10**6
+    items = []
+    for i, step in enumerate(stars_steps):
+        stars -= step
+        items.append(item(1 + i, stars))
+    items[corrupt] = {**items[corrupt], "forks_count": None}
+
+    with pytest.raises(InvalidPayload, match=f"owner{corrupt + 1}/repo{corrupt + 1}"):
+        normalize_top(payload(items))
