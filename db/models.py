@@ -72,10 +72,12 @@ class Snapshot(Base):
 
     __tablename__ = "snapshots"
 
-    repo_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("repositories.id"), primary_key=True
-    )
-    tick: Mapped[datetime] = mapped_column(primary_key=True, index=True)
+    # The key leads with the tick: ticks arrive in order, so inserts append to the index,
+    # and "the snapshot at tick T" is a key prefix. No foreign key to repositories: store
+    # writes the repository rows first in the same transaction, and the per-row check
+    # would cost more than the whole insert (bench/store.py).
+    tick: Mapped[datetime] = mapped_column(primary_key=True)
+    repo_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     rank: Mapped[int] = mapped_column(Integer)
     stars: Mapped[int] = mapped_column(Integer)
     forks: Mapped[int] = mapped_column(Integer)
@@ -162,3 +164,134 @@ class MessageDelivery(Base):
     actor: Mapped[str] = mapped_column(String(100))
     deliveries: Mapped[int] = mapped_column(Integer)
     first_delivered_at: Mapped[datetime]
+
+
+# The rollup finds snapshots stored since its last run (late ones included) by stored_at.
+Index("ix_snapshots_stored_at", Snapshot.__table__.c.stored_at)
+
+
+class RollupBucket(Base):
+    """One repository's 15-minute bucket: the stars at its last snapshot and the gain since
+    the repository's last snapshot before it (null when there is none)."""
+
+    __tablename__ = "rollup_buckets"
+
+    repo_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    bucket_start: Mapped[datetime] = mapped_column(primary_key=True)
+    last_tick: Mapped[datetime]
+    stars: Mapped[int] = mapped_column(Integer)
+    stars_gained: Mapped[int | None] = mapped_column(Integer)
+
+
+class TrendingEntry(Base):
+    """The trending ranking per window as of the newest rollup; replaced whole each rollup."""
+
+    __tablename__ = "trending"
+
+    span: Mapped[str] = mapped_column(String(8), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    repo_id: Mapped[int] = mapped_column(BigInteger)
+    stars: Mapped[int] = mapped_column(Integer)
+    stars_gained: Mapped[int] = mapped_column(Integer)
+    as_of: Mapped[datetime]
+
+
+class RollupState(Base):
+    """The rollup's single row: the newest tick rolled up and how far stored_at was read."""
+
+    __tablename__ = "rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    as_of: Mapped[datetime | None]
+    stored_watermark: Mapped[datetime | None]
+
+
+class StarEvent(Base):
+    """One star given to a repository by one user, from GitHub's stargazer list."""
+
+    __tablename__ = "star_events"
+
+    repo_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    starred_at: Mapped[datetime]
+    # When the row was written: how evenly the inserts were spread is read from it.
+    inserted_at: Mapped[datetime]
+
+
+class StarDay(Base):
+    """A repository's cumulative star count at the end of each UTC day: the read API's table."""
+
+    __tablename__ = "star_days"
+
+    repo_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    day: Mapped[datetime] = mapped_column(primary_key=True)  # 00:00 UTC of the day
+    stars: Mapped[int] = mapped_column(Integer)
+
+
+class StargazerCursor(Base):
+    """How far a repository's stargazer list is stored, and what its history may claim."""
+
+    __tablename__ = "stargazer_cursors"
+
+    repo_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    full_name: Mapped[str] = mapped_column(String(200), index=True)
+    # The first page not yet stored full: a re-run starts there (new stars land last).
+    next_page: Mapped[int] = mapped_column(Integer)
+    # False when GitHub's 400-page cap cut the list: the newest stars are missing.
+    complete: Mapped[bool]
+    # The stored history is exact up to this moment.
+    as_of: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class StargazerRun(Base):
+    """One stargazers run: its options, its pacing and the fan-in counters of its pages."""
+
+    __tablename__ = "stargazer_runs"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    repo: Mapped[str | None] = mapped_column(String(200))
+    rate: Mapped[int] = mapped_column(Integer)
+    api_rate: Mapped[int] = mapped_column(Integer)
+    gap_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    planned_pages: Mapped[int] = mapped_column(Integer, default=0)
+    sent_pages: Mapped[int] = mapped_column(Integer, default=0)
+    done_pages: Mapped[int] = mapped_column(Integer, default=0)
+    rows_inserted: Mapped[int] = mapped_column(Integer, default=0)
+    # The next wave of page messages may not start before this.
+    next_wave_at: Mapped[datetime | None]
+
+
+class StargazerPlan(Base):
+    """One repository of one run: the star count its pages were planned from."""
+
+    __tablename__ = "stargazer_plans"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    repo_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    full_name: Mapped[str] = mapped_column(String(200))
+    stars: Mapped[int] = mapped_column(Integer)
+    counted_at: Mapped[datetime]
+
+
+class StargazerPage(Base):
+    """One planned page of one run; `seq` is its send order, `stored_at` is set once."""
+
+    __tablename__ = "stargazer_pages"
+    __table_args__ = (
+        UniqueConstraint("run_id", "seq"),
+        Index("ix_stargazer_pages_repo_id_page", "repo_id", "page"),
+    )
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    repo_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    page: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int | None] = mapped_column(Integer)
+    stored_at: Mapped[datetime | None]

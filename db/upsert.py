@@ -6,7 +6,8 @@ Big batches on PostgreSQL go through COPY into a temporary table and one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,8 +23,8 @@ Row = Mapping[str, Any]
 
 def dedupe(rows: Iterable[Row], key: Sequence[str]) -> list[Row]:
     """Keep the last row per key: PostgreSQL rejects a statement that touches a row twice."""
-    by_key = {tuple(row[k] for k in key): row for row in rows}
-    return list(by_key.values())
+    key_of = operator.itemgetter(*key)
+    return list({key_of(row): row for row in rows}.values())
 
 
 def upsert(
@@ -82,9 +83,10 @@ def _copy_merge(
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
             f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
+        plain = not any(_holds_text(table, c) for c in columns)
         with cur.copy(f"COPY {staging} ({col_list}) FROM STDIN") as copy:
-            for row in batch:
-                copy.write_row([_copy_value(row[c]) for c in columns])
+            for chunk in _copy_text(_copy_rows(batch, columns), plain):
+                copy.write(chunk)
         cur.execute(
             f"INSERT INTO {table.name} ({col_list}) SELECT {col_list} FROM {staging} "
             f"ON CONFLICT ({conflict}) {action}"
@@ -92,8 +94,64 @@ def _copy_merge(
         cur.execute(f"TRUNCATE {staging}")
 
 
-def _copy_value(value: Any) -> Any:
-    # UTC datetimes are stored naive, as UTCDateTime does for ordinary statements.
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
+# COPY text format: these characters must be escaped inside a value.
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# Rows per write: large enough to amortise the call, small enough to stream.
+COPY_CHUNK_ROWS = 5000
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(COPY_ESCAPES)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return str(value)
+
+
+def _holds_text(table: Table, column: str) -> bool:
+    try:
+        return table.c[column].type.python_type is str
+    except NotImplementedError:
+        return True
+
+
+def _copy_text(rows: Iterator[tuple[Any, ...]], plain: bool) -> Iterator[str]:
+    """COPY's text format, built in chunks: several times faster than a write per row.
+
+    `plain` rows hold no text columns, so only a NULL needs care and str() does the rest.
+    """
+    lines: list[str] = []
+    for row in rows:
+        if plain and None not in row:
+            lines.append("\t".join(map(str, row)))
+        else:
+            lines.append("\t".join(map(_copy_field, row)))
+        if len(lines) >= COPY_CHUNK_ROWS:
+            yield "\n".join(lines) + "\n"
+            lines = []
+    if lines:
+        yield "\n".join(lines) + "\n"
+
+
+def _copy_rows(batch: list[Row], columns: list[str]) -> Iterator[tuple[Any, ...]]:
+    """Rows as COPY wants them: UTC datetimes as naive text, as UTCDateTime stores them."""
+    row_of = operator.itemgetter(*columns)
+    zoned = [i for i, c in enumerate(columns) if isinstance(batch[0][c], datetime)]
+    if not zoned:
+        yield from (row_of(row) for row in batch)
+        return
+    as_text: dict[datetime, str] = {}  # ticks repeat a hundred times a batch
+
+    def naive_text(moment: datetime) -> str:
+        if moment not in as_text:
+            as_text[moment] = str(moment.astimezone(UTC).replace(tzinfo=None))
+        return as_text[moment]
+
+    for row in batch:
+        values = list(row_of(row))
+        for i in zoned:
+            if values[i] is not None:
+                values[i] = naive_text(values[i])
+        yield tuple(values)

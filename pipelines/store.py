@@ -1,8 +1,13 @@
-"""store: write one tick's snapshot, idempotently, in the caller's transaction."""
+"""store: write snapshots idempotently, in the caller's transaction.
+
+One tick is the usual unit; re-storing many ticks from kept raw answers goes through the
+same code as one big batch, which takes the COPY path on PostgreSQL.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -13,45 +18,72 @@ from db.upsert import upsert
 from pipelines.records import RepoSnapshot
 
 
+@dataclass(frozen=True)
+class TickSnapshot:
+    """The validated top list of one tick."""
+
+    tick: datetime
+    records: Sequence[RepoSnapshot]
+
+
 def store_snapshot(
     session: Session, tick: datetime, records: Sequence[RepoSnapshot], now: datetime
 ) -> int:
-    """Upsert the repositories (a rename updates the name) and the tick's snapshot rows.
+    """Store one tick; see store_snapshots."""
+    return store_snapshots(session, [TickSnapshot(tick, records)], now)
 
-    Storing the same tick again rewrites the same values, so the database ends as it was.
+
+def store_snapshots(session: Session, snapshots: Sequence[TickSnapshot], now: datetime) -> int:
+    """Upsert the repositories (a rename updates the name) and the snapshot rows.
+
+    Storing the same ticks again rewrites the same values, so the database ends as it was.
     Returns the number of snapshot rows written.
     """
-    upsert_repositories(session, tick, records)
+    ordered = sorted(snapshots, key=lambda s: s.tick)
+    upsert_repositories(session, ordered)
     return upsert(
         session,
         Snapshot.__table__,
-        (snapshot_row(tick, record, now) for record in records),
+        _snapshot_rows(ordered, now),
         key=("repo_id", "tick"),
         update=("rank", "stars", "forks", "open_issues"),
     )
 
 
-def upsert_repositories(session: Session, tick: datetime, records: Sequence[RepoSnapshot]) -> None:
-    rows = [
-        {
-            "id": r.id,
-            "full_name": r.full_name,
-            "description": r.description,
-            "language": r.language,
-            "license": r.license,
-            "first_seen": tick,
-            "last_seen": tick,
-        }
-        for r in sorted(records, key=lambda r: r.id)  # one lock order for concurrent writers
-    ]
+def _snapshot_rows(snapshots: Sequence[TickSnapshot], now: datetime) -> Iterator[dict[str, object]]:
+    for snapshot in snapshots:
+        for r in snapshot.records:
+            yield {
+                "repo_id": r.id,
+                "tick": snapshot.tick,
+                "rank": r.rank,
+                "stars": r.stars,
+                "forks": r.forks,
+                "open_issues": r.open_issues,
+                "stored_at": now,
+            }
+
+
+def upsert_repositories(session: Session, snapshots: Sequence[TickSnapshot]) -> None:
+    """Each repository as its newest tick in the batch saw it; `snapshots` oldest first."""
+    first_seen: dict[int, datetime] = {}
+    newest: dict[int, dict[str, object]] = {}
+    for snapshot in snapshots:
+        for r in snapshot.records:
+            first_seen.setdefault(r.id, snapshot.tick)
+            newest[r.id] = {
+                "id": r.id,
+                "full_name": r.full_name,
+                "description": r.description,
+                "language": r.language,
+                "license": r.license,
+                "first_seen": first_seen[r.id],
+                "last_seen": snapshot.tick,
+            }
+    # One lock order for concurrent writers.
+    rows = [newest[repo_id] for repo_id in sorted(newest)]
+    newer = _seen_later(session, rows)
     # A late re-run of an old tick must not rename a repository back to its old name.
-    newer = set(
-        session.scalars(
-            select(Repository.id).where(
-                Repository.id.in_([r["id"] for r in rows]), Repository.last_seen > tick
-            )
-        )
-    )
     upsert(
         session,
         Repository.__table__,
@@ -62,13 +94,12 @@ def upsert_repositories(session: Session, tick: datetime, records: Sequence[Repo
     upsert(session, Repository.__table__, [r for r in rows if r["id"] in newer], key=("id",), update=())
 
 
-def snapshot_row(tick: datetime, record: RepoSnapshot, now: datetime) -> dict[str, object]:
-    return {
-        "repo_id": record.id,
-        "tick": tick,
-        "rank": record.rank,
-        "stars": record.stars,
-        "forks": record.forks,
-        "open_issues": record.open_issues,
-        "stored_at": now,
-    }
+def _seen_later(session: Session, rows: list[dict[str, object]]) -> set[int]:
+    """Ids whose stored last_seen is after the batch's own newest tick for them."""
+    if not rows:
+        return set()
+    stored = session.execute(
+        select(Repository.id, Repository.last_seen).where(Repository.id.in_([r["id"] for r in rows]))
+    )
+    batch_seen = {r["id"]: r["last_seen"] for r in rows}
+    return {repo_id for repo_id, last_seen in stored if last_seen > batch_seen[repo_id]}

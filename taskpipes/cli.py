@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 from taskpipes.settings import ConfigError
 
+# The simulated day `taskpipes demo` replays by default.
+DEFAULT_DAY = "2026-08-21"
 # Exit codes: 0 success, 1 the work failed, 2 usage or configuration error.
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -42,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8765)
     sim.add_argument("--search-limit", type=int, help="search requests per minute")
     sim.add_argument("--core-limit", type=int, help="core requests per hour")
+
+    demo = sub.add_parser("demo", help="replay a simulated day of github_top ticks (simulator)")
+    demo.add_argument("--day", type=_at, help=f"the day to replay (default {DEFAULT_DAY})")
+    demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait per tick")
 
     serve = sub.add_parser("serve", help="serve the read API")
     serve.add_argument("--host", default="127.0.0.1")
@@ -116,6 +122,21 @@ def cmd_github_sim(args: argparse.Namespace) -> int:
     return sim_main(argv)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from taskpipes.demo import replay_day, top_table
+    from taskpipes.settings import get_settings
+
+    day = (args.day or _at(DEFAULT_DAY)).replace(hour=0, minute=0)
+    sim_url = get_settings().github_api_url
+    print(f"replaying {day:%Y-%m-%d} against the simulator at {sim_url}: 144 ticks of github_top")
+    failures = replay_day(day, sim_url, args.timeout)
+    print()
+    print(top_table())
+    for failure in failures:
+        print(f"failed tick {failure}", file=sys.stderr)
+    return EXIT_FAILED if failures else 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -130,6 +151,7 @@ COMMANDS = {
     "run": cmd_run,
     "github-sim": cmd_github_sim,
     "serve": cmd_serve,
+    "demo": cmd_demo,
 }
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from taskpipes.githubsim import Simulator
+from taskpipes.githubsim import Simulator, identity
 from taskpipes.githubsim.catalog import build_catalog
 from taskpipes.githubsim.data import load_repos
 
@@ -243,6 +243,17 @@ def test_stargazer_pagination_is_capped_at_400_pages(sim: Simulator) -> None:
     first = requests.get(url, params={"per_page": 100})
     assert first.links["last"]["url"].endswith("page=400")
     assert set(first.json()[0]) >= {"login", "id", "type"}  # plain users without star+json
+
+
+def test_stargazer_ids_never_collide_within_a_repo(sim: Simulator) -> None:
+    # 40,000 hashed ids would collide with ~33% odds; the ids are a bijection of the index.
+    repo = build_catalog(load_repos())[identity.repo_id("axios/axios")]
+    ids = [identity.stargazer_id(repo.id, index) for index in range(40_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(1 <= number <= identity.MAX_ID for number in ids)
+    pages = [stargazer_page(sim, "axios/axios", page) for page in (1, 2)]
+    listed = [entry["user"]["id"] for page in pages for entry in page]
+    assert listed == ids[:200]
 
 
 def test_starred_at_is_ordered_and_stable_across_clock_changes(sim: Simulator) -> None:

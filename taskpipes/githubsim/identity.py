@@ -11,6 +11,8 @@ import hashlib
 
 # GitHub ids are positive 32-bit-ish integers; stay in that range.
 MAX_ID = 2_000_000_000
+# A prime above MAX_ID's factors (2 and 5): index -> index * stride mod MAX_ID is one-to-one.
+STARGAZER_STRIDE = 1_000_000_007
 # created_at is drawn from this range (epoch seconds, 2008-01-01 .. 2020-12-31 UTC).
 CREATED_FROM = 1_199_145_600
 CREATED_TO = 1_609_459_199
@@ -47,7 +49,13 @@ def owner_type(login: str) -> str:
 
 
 def stargazer_id(repo: int, index: int) -> int:
-    return stable_int("stargazer", repo, index) % MAX_ID + 1
+    """Stargazer `index` of `repo`: distinct indices of one repo never share an id.
+
+    An affine map index -> offset + index * STARGAZER_STRIDE (mod MAX_ID) is a bijection on
+    [0, MAX_ID) because the stride is coprime to MAX_ID; the repo-specific offset keeps the
+    ids of different repos apart, and the stride scatters them as real ids are.
+    """
+    return (stable_int("stargazer", repo) + index * STARGAZER_STRIDE) % MAX_ID + 1
 
 
 def created_epoch(full_name: str) -> int:

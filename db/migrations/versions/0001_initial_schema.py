@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 18:11:29.861298
+Create Date: 2026-11-26 18:21:14.637193
 """
 
 from __future__ import annotations
@@ -54,6 +54,20 @@ def upgrade() -> None:
     with op.batch_alter_table('repositories', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_repositories_full_name'), ['full_name'], unique=False)
 
+    op.create_table('rollup_buckets',
+    sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('bucket_start', db.models.UTCDateTime(), nullable=False),
+    sa.Column('last_tick', db.models.UTCDateTime(), nullable=False),
+    sa.Column('stars', sa.Integer(), nullable=False),
+    sa.Column('stars_gained', sa.Integer(), nullable=True),
+    sa.PrimaryKeyConstraint('repo_id', 'bucket_start', name=op.f('pk_rollup_buckets'))
+    )
+    op.create_table('rollup_state',
+    sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('as_of', db.models.UTCDateTime(), nullable=True),
+    sa.Column('stored_watermark', db.models.UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rollup_state'))
+    )
     op.create_table('runs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('pipeline', sa.String(length=50), nullable=False),
@@ -72,6 +86,53 @@ def upgrade() -> None:
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.create_index('ix_runs_pipeline_status_tick', ['pipeline', 'status', 'tick'], unique=False)
 
+    op.create_table('snapshots',
+    sa.Column('tick', db.models.UTCDateTime(), nullable=False),
+    sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('rank', sa.Integer(), nullable=False),
+    sa.Column('stars', sa.Integer(), nullable=False),
+    sa.Column('forks', sa.Integer(), nullable=False),
+    sa.Column('open_issues', sa.Integer(), nullable=False),
+    sa.Column('stored_at', db.models.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('tick', 'repo_id', name=op.f('pk_snapshots'))
+    )
+    with op.batch_alter_table('snapshots', schema=None) as batch_op:
+        batch_op.create_index('ix_snapshots_stored_at', ['stored_at'], unique=False)
+
+    op.create_table('star_days',
+    sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('day', db.models.UTCDateTime(), nullable=False),
+    sa.Column('stars', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('repo_id', 'day', name=op.f('pk_star_days'))
+    )
+    op.create_table('star_events',
+    sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('user_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('starred_at', db.models.UTCDateTime(), nullable=False),
+    sa.Column('inserted_at', db.models.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('repo_id', 'user_id', name=op.f('pk_star_events'))
+    )
+    op.create_table('stargazer_cursors',
+    sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('full_name', sa.String(length=200), nullable=False),
+    sa.Column('next_page', sa.Integer(), nullable=False),
+    sa.Column('complete', sa.Boolean(), nullable=False),
+    sa.Column('as_of', db.models.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', db.models.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('repo_id', name=op.f('pk_stargazer_cursors'))
+    )
+    with op.batch_alter_table('stargazer_cursors', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_stargazer_cursors_full_name'), ['full_name'], unique=False)
+
+    op.create_table('trending',
+    sa.Column('span', sa.String(length=8), nullable=False),
+    sa.Column('rank', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('repo_id', sa.BigInteger(), nullable=False),
+    sa.Column('stars', sa.Integer(), nullable=False),
+    sa.Column('stars_gained', sa.Integer(), nullable=False),
+    sa.Column('as_of', db.models.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('span', 'rank', name=op.f('pk_trending'))
+    )
     op.create_table('raw_responses',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
@@ -88,20 +149,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_raw_responses_run_id'), ['run_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_raw_responses_tick'), ['tick'], unique=False)
 
-    op.create_table('snapshots',
-    sa.Column('repo_id', sa.BigInteger(), nullable=False),
-    sa.Column('tick', db.models.UTCDateTime(), nullable=False),
-    sa.Column('rank', sa.Integer(), nullable=False),
-    sa.Column('stars', sa.Integer(), nullable=False),
-    sa.Column('forks', sa.Integer(), nullable=False),
-    sa.Column('open_issues', sa.Integer(), nullable=False),
-    sa.Column('stored_at', db.models.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['repo_id'], ['repositories.id'], name=op.f('fk_snapshots_repo_id_repositories')),
-    sa.PrimaryKeyConstraint('repo_id', 'tick', name=op.f('pk_snapshots'))
-    )
-    with op.batch_alter_table('snapshots', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_snapshots_tick'), ['tick'], unique=False)
-
     op.create_table('stage_runs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
@@ -117,26 +164,78 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_stage_runs')),
     sa.UniqueConstraint('run_id', 'stage', name=op.f('uq_stage_runs_run_id_stage'))
     )
+    op.create_table('stargazer_pages',
+    sa.Column('run_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('page', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('rows', sa.Integer(), nullable=True),
+    sa.Column('stored_at', db.models.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_stargazer_pages_run_id_runs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('run_id', 'repo_id', 'page', name=op.f('pk_stargazer_pages')),
+    sa.UniqueConstraint('run_id', 'seq', name=op.f('uq_stargazer_pages_run_id_seq'))
+    )
+    with op.batch_alter_table('stargazer_pages', schema=None) as batch_op:
+        batch_op.create_index('ix_stargazer_pages_repo_id_page', ['repo_id', 'page'], unique=False)
+
+    op.create_table('stargazer_plans',
+    sa.Column('run_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('full_name', sa.String(length=200), nullable=False),
+    sa.Column('stars', sa.Integer(), nullable=False),
+    sa.Column('counted_at', db.models.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_stargazer_plans_run_id_runs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('run_id', 'repo_id', name=op.f('pk_stargazer_plans'))
+    )
+    op.create_table('stargazer_runs',
+    sa.Column('run_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('repo', sa.String(length=200), nullable=True),
+    sa.Column('rate', sa.Integer(), nullable=False),
+    sa.Column('api_rate', sa.Integer(), nullable=False),
+    sa.Column('gap_seconds', sa.Float(), nullable=False),
+    sa.Column('planned_pages', sa.Integer(), nullable=False),
+    sa.Column('sent_pages', sa.Integer(), nullable=False),
+    sa.Column('done_pages', sa.Integer(), nullable=False),
+    sa.Column('rows_inserted', sa.Integer(), nullable=False),
+    sa.Column('next_wave_at', db.models.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_stargazer_runs_run_id_runs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('run_id', name=op.f('pk_stargazer_runs'))
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    op.drop_table('stage_runs')
-    with op.batch_alter_table('snapshots', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_snapshots_tick'))
+    op.drop_table('stargazer_runs')
+    op.drop_table('stargazer_plans')
+    with op.batch_alter_table('stargazer_pages', schema=None) as batch_op:
+        batch_op.drop_index('ix_stargazer_pages_repo_id_page')
 
-    op.drop_table('snapshots')
+    op.drop_table('stargazer_pages')
+    op.drop_table('stage_runs')
     with op.batch_alter_table('raw_responses', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_raw_responses_tick'))
         batch_op.drop_index(batch_op.f('ix_raw_responses_run_id'))
         batch_op.drop_index(batch_op.f('ix_raw_responses_fetched_at'))
 
     op.drop_table('raw_responses')
+    op.drop_table('trending')
+    with op.batch_alter_table('stargazer_cursors', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_stargazer_cursors_full_name'))
+
+    op.drop_table('stargazer_cursors')
+    op.drop_table('star_events')
+    op.drop_table('star_days')
+    with op.batch_alter_table('snapshots', schema=None) as batch_op:
+        batch_op.drop_index('ix_snapshots_stored_at')
+
+    op.drop_table('snapshots')
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_index('ix_runs_pipeline_status_tick')
 
     op.drop_table('runs')
+    op.drop_table('rollup_state')
+    op.drop_table('rollup_buckets')
     with op.batch_alter_table('repositories', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_repositories_full_name'))
 

@@ -1,0 +1,43 @@
+# taskpipes: `make run` shows the flagship pipeline, `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SIM_PORT ?= 8765
+PYTEST_ARGS ?=
+
+.PHONY: install run test faults bench lint screenshots clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# A simulated day of github_top ticks on SQLite with the in-process broker and the bundled
+# GitHub simulator, then the top-10 table.
+run: install
+	@$(BIN)/taskpipes github-sim --port $(SIM_PORT) --search-limit 100000 > .github-sim.log 2>&1 & \
+	sim=$$!; trap "kill $$sim" EXIT; \
+	for i in $$(seq 50); do grep -q listening .github-sim.log 2>/dev/null && break; sleep 0.1; done; \
+	$(BIN)/taskpipes db upgrade && \
+	GITHUB_API_URL=http://127.0.0.1:$(SIM_PORT) $(BIN)/taskpipes demo
+
+test: install
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+faults: install
+	$(BIN)/pytest -q -m faults $(PYTEST_ARGS)
+
+bench: install
+	@for script in bench/store.py bench/rollup.py bench/api.py bench/spread.py; do \
+		test -f $$script || continue; \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; \
+	done
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis taskpipes.db*

@@ -1,0 +1,80 @@
+"""Real worker and scheduler processes for the tests, stopped the way a supervisor would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_env(tmp_path: Path, **values: str) -> dict[str, str]:
+    """The environment of a taskpipes process: ours plus an isolated metrics directory."""
+    metrics_dir = tmp_path / f"metrics-{free_port()}"
+    metrics_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("BROKER_URL", "GITHUB_TOKEN")}
+    env.update(
+        {
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "dramatiq_prom_db": str(metrics_dir),
+            "dramatiq_prom_host": "127.0.0.1",
+            "dramatiq_prom_port": str(free_port()),
+            "TASKPIPES_METRICS_PORT": str(free_port()),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(values)
+    return env
+
+
+@contextmanager
+def process(args: list[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a command in its own process group; SIGTERM then SIGKILL the group at the end."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
+
+
+def workers(env: Mapping[str, str], log: Path, processes: int = 1, threads: int = 2):  # type: ignore[no-untyped-def]
+    """`dramatiq actors`, as production runs it."""
+    args = [str(VENV_BIN / "dramatiq"), "actors", "--processes", str(processes), "--threads", str(threads)]
+    return process(args, env, log)
+
+
+def taskpipes(
+    args: list[str], env: Mapping[str, str], timeout: float = 120, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "taskpipes"), *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )

@@ -1,0 +1,79 @@
+"""github_top in production shape: PostgreSQL, RabbitMQ, `dramatiq actors` in another process."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from db import migrate
+from db.models import Repository, Snapshot
+from taskpipes.githubsim import Simulator
+from tests.processes import service_env, taskpipes, workers
+
+T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def production(tmp_path: Path, postgres_url: str, rabbitmq: str, simulator: Simulator):  # type: ignore[no-untyped-def]
+    migrate.upgrade(postgres_url)
+    env = service_env(tmp_path, DATABASE_URL=postgres_url, BROKER_URL=rabbitmq, GITHUB_API_URL=simulator.url)
+    with workers(env, tmp_path / "workers.log"):
+        yield env, create_engine(postgres_url)
+
+
+def run(env: dict[str, str], simulator: Simulator, tick: datetime) -> str:
+    simulator.set_clock(tick)
+    result = taskpipes(["run", "github_top", "--at", tick.isoformat(), "--timeout", "90"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def counts(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        snapshots = conn.scalar(select(func.count()).select_from(Snapshot))
+        runs = conn.scalar(text("select count(*) from runs"))
+    return snapshots, runs
+
+
+def test_ticks_on_postgres_and_rabbitmq(production, simulator: Simulator) -> None:
+    env, engine = production
+
+    # Tick T stores 100 rows
+    assert "succeeded" in run(env, simulator, T0)
+    assert counts(engine) == (100, 1)
+
+    # T again changes nothing
+    assert "already done: nothing changed" in run(env, simulator, T0)
+    assert counts(engine) == (100, 1)
+
+    # A rename between ticks, then T+10m: 200 rows, one repository with the new name
+    renamed = simulator.top(T0)[0]
+    simulator.rename(renamed["full_name"], "moved-owner/new-name")
+    assert "succeeded" in run(env, simulator, T0 + timedelta(minutes=10))
+    assert counts(engine) == (200, 2)
+    with engine.connect() as conn:
+        name = conn.scalar(select(Repository.full_name).where(Repository.id == renamed["id"]))
+        rows = conn.scalar(select(func.count()).where(Snapshot.repo_id == renamed["id"]))
+    assert (name, rows) == ("moved-owner/new-name", 2)
+
+
+def test_a_malformed_answer_exits_non_zero_naming_the_problem(production, simulator: Simulator) -> None:
+    env, engine = production
+    simulator.set_clock(T0)
+    simulator.add_fault("search", "malformed_json")
+
+    result = taskpipes(["run", "github_top", "--at", T0.isoformat(), "--timeout", "90"], env)
+
+    assert result.returncode == 1
+    assert "failed" in result.stdout and "not valid JSON" in result.stdout
+    assert counts(engine) == (0, 1)
+
+
+def test_a_bad_at_is_a_usage_error(tmp_path: Path) -> None:
+    result = taskpipes(["run", "github_top", "--at", "yesterday"], service_env(tmp_path))
+
+    assert result.returncode == 2
+    assert "invalid time 'yesterday': expected ISO 8601" in result.stderr
