@@ -3,5 +3,8 @@
 
 from actors.broker import broker
 from actors import github_top
+from actors import rollup
+from actors import catchup
+from actors import stargazers
 
-__all__ = ["broker", "github_top"]
+__all__ = ["broker", "github_top", "rollup", "catchup", "stargazers"]

@@ -10,7 +10,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, default_middleware
 
-from actors.middleware import CrashGuard, TickAge
+from actors.middleware import CrashGuard, MetricsFiles, SchedulerProbe, TickAge
 from taskpipes.settings import Settings, get_settings
 
 # Heartbeats keep an idle publisher connection alive through NAT and broker timeouts; the
@@ -28,7 +28,7 @@ def with_connection_params(url: str) -> str:
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
     middleware = [m() for m in default_middleware]
-    middleware += [CurrentMessage(), TickAge(), CrashGuard(settings.max_crashes)]
+    middleware += [CurrentMessage(), TickAge(), CrashGuard(settings.max_crashes), SchedulerProbe()]
     if settings.in_process:
         return StubBroker(middleware=middleware)
     from dramatiq.middleware.prometheus import Prometheus
@@ -36,7 +36,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     return RabbitmqBroker(
         url=with_connection_params(settings.broker_url or ""),
         confirm_delivery=True,
-        middleware=[*middleware, Prometheus()],
+        middleware=[*middleware, MetricsFiles(), Prometheus()],
     )
 
 

@@ -16,11 +16,12 @@ from taskpipes.settings import get_settings
 QUEUE = "github_top"
 SCHEDULE = effective_schedule(pipeline.PIPELINE, pipeline.SCHEDULE)
 # Transient failures (5xx, timeouts) back off from 2 s to 5 min with jitter, 6 tries in all;
-# a whole run then fits well inside one 10-minute period.
+# a whole run then fits well inside one 10-minute period. Tests shrink the first backoff
+# (TASKPIPES_RETRY_MIN_BACKOFF_MS) so a failing message dead-letters in seconds.
 RETRY_OPTIONS = {
     "queue_name": QUEUE,
     "max_retries": 5,
-    "min_backoff": 2_000,
+    "min_backoff": get_settings().retry_min_backoff_ms,
     "max_backoff": 300_000,
     "time_limit": STAGE_TIME_LIMIT_MS,
     "throws": (PermanentError,),

@@ -17,6 +17,7 @@ from db.upsert import upsert
 from pipelines import runs
 from pipelines.schedule import Schedule
 from taskpipes import metrics
+from taskpipes.settings import get_settings
 
 logger = logging.getLogger("taskpipes")
 
@@ -120,3 +121,27 @@ class CrashGuard(Middleware):
         except SQLAlchemyError as exc:
             # A leftover row only matters if this very attempt later crashes max times.
             logger.warning("could not clear delivery count of %s: %s", message.message_id, type(exc).__name__)
+
+
+class SchedulerProbe(Middleware):
+    """Notice that this process is a periodiq scheduler, and give it a /metrics endpoint.
+
+    periodiq emits no start-up signal; the first tick it sends (a message with
+    `scheduled_at` and no retries) is how the scheduler process makes itself known.
+    """
+
+    def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None) -> None:
+        if "scheduled_at" not in message.options or message.options.get("retries"):
+            return
+        settings = get_settings()
+        metrics.serve_metrics(settings.metrics_host, settings.metrics_port)
+        metrics.tick_scheduled(message.actor_name)
+
+
+class MetricsFiles(Middleware):
+    """Remove the multiprocess metric files a previous run left, as each worker boots."""
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        directory = get_settings().metrics_dir
+        if directory:
+            metrics.wipe_stale_files(directory)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import dramatiq
 
 from actors import github_top
+from actors import rollup
+from actors import stargazers
 from pipelines.schedule import Schedule
 
 
@@ -21,6 +23,8 @@ class PipelineEntry:
 
 PIPELINES: dict[str, PipelineEntry] = {
     "github_top": PipelineEntry("github_top", github_top.github_top_tick, github_top.SCHEDULE, False),
+    "rollup": PipelineEntry("rollup", rollup.rollup_tick, rollup.SCHEDULE, True),
+    "stargazers": PipelineEntry("stargazers", stargazers.stargazers_tick, stargazers.SCHEDULE, False),
 }
 
 

@@ -259,7 +259,9 @@ class StargazerRun(Base):
     planned_pages: Mapped[int] = mapped_column(Integer, default=0)
     sent_pages: Mapped[int] = mapped_column(Integer, default=0)
     done_pages: Mapped[int] = mapped_column(Integer, default=0)
-    rows_inserted: Mapped[int] = mapped_column(Integer, default=0)
+    rows_stored: Mapped[int] = mapped_column(Integer, default=0)
+    # The number of the next wave: a duplicate wave message carries an older one.
+    wave: Mapped[int] = mapped_column(Integer, default=0)
     # The next wave of page messages may not start before this.
     next_wave_at: Mapped[datetime | None]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Run, StageRun
@@ -197,3 +197,34 @@ def get_run(session: Session, run_id: int) -> Run | None:
 
 def find_run(session: Session, pipeline: str, tick: datetime) -> Run | None:
     return session.scalars(select(Run).where(Run.pipeline == pipeline, Run.tick == tick)).first()
+
+
+def record_skipped(session: Session, pipeline: str, tick: datetime, reason: str) -> bool:
+    """Record a tick that will never run, so the gap is visible. True when newly recorded."""
+    now = utcnow()
+    written = upsert(
+        session,
+        Run.__table__,
+        [
+            {
+                "pipeline": pipeline,
+                "tick": tick,
+                "status": "skipped",
+                "attempts": 0,
+                "enqueued_at": now,
+                "finished_at": now,
+                "error": reason,
+            }
+        ],
+        key=("pipeline", "tick"),
+        update=(),
+    )
+    return bool(written) and _run(session, pipeline, tick).status == "skipped"
+
+
+def recorded_ticks(session: Session, pipeline: str, since: datetime) -> set[datetime]:
+    return set(session.scalars(select(Run.tick).where(Run.pipeline == pipeline, Run.tick >= since)))
+
+
+def first_tick(session: Session, pipeline: str) -> datetime | None:
+    return session.scalar(select(func.min(Run.tick)).where(Run.pipeline == pipeline))

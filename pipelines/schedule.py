@@ -121,17 +121,20 @@ class CatchupPlan:
 
 
 def plan_catchup(
-    schedule: Schedule, recorded: set[datetime], since: datetime, now: datetime
+    schedule: Schedule, recorded: set[datetime], since: datetime, until: datetime
 ) -> CatchupPlan:
-    """Compare the ticks due in (since, now] with the recorded ones, per the policy.
+    """Compare the ticks due in [since, until) with the recorded ones, per the policy.
 
-    The tick of the current minute is left to the scheduler itself.
+    `since` is the first tick ever recorded (a new deployment does not backfill history);
+    `until` leaves the scheduler's own recent ticks alone.
     """
-    start = max(since, now - MAX_LOOKBACK) + timedelta(minutes=1)
-    due = [t for t in ticks_between(schedule.spec, start, now - start) if t < floor_minute(now)]
+    start = max(since, until - MAX_LOOKBACK)
+    due = ticks_between(schedule.spec, start, until - start)
     missing = [t for t in due if t not in recorded]
-    if schedule.catchup == "none" or not missing:
-        return CatchupPlan([], missing if schedule.catchup == "none" else [])
+    if not missing:
+        return CatchupPlan([], [])
+    if schedule.catchup == "none":
+        return CatchupPlan([], missing)
     if schedule.catchup == "latest":
         return CatchupPlan(missing[-1:], missing[:-1])
     return CatchupPlan(missing[-schedule.max_catchup :], missing[: -schedule.max_catchup])

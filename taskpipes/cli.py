@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from taskpipes import stargazers_cli
 from taskpipes.settings import ConfigError
 
 # The simulated day `taskpipes demo` replays by default.
@@ -15,6 +17,8 @@ DEFAULT_DAY = "2026-08-21"
 # Exit codes: 0 success, 1 the work failed, 2 usage or configuration error.
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# How long `taskpipes run` waits for a run by default.
+DEFAULT_TIMEOUT_S = 600.0
 
 
 def _at(text: str) -> datetime:
@@ -37,7 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one pipeline tick end to end and wait for it")
     run.add_argument("pipeline")
     run.add_argument("--at", type=_at, help="the logical tick, ISO 8601 (default: now)")
-    run.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (default 600)")
+    run.add_argument(
+        "--timeout", type=float, help="seconds to wait (default 600; stargazers: until done)"
+    )
+    stargazers_cli.add_options(run)
+
+    backfill = sub.add_parser("backfill", help="run every tick in a range (pipelines that compute the past)")
+    backfill.add_argument("pipeline")
+    backfill.add_argument("--from", dest="start", type=_at, required=True, help="first tick, ISO 8601")
+    backfill.add_argument("--to", dest="end", type=_at, required=True, help="last tick, ISO 8601")
+    backfill.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
 
     sim = sub.add_parser("github-sim", help="serve the GitHub API simulator on loopback")
     sim.add_argument("--host", default="127.0.0.1")
@@ -92,9 +105,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyError as exc:
         print(f"taskpipes run: {exc.args[0]}", file=sys.stderr)
         return EXIT_USAGE
-    outcome = run_tick(entry, args.at or datetime.now(UTC), args.timeout)
+    if args.pipeline == "stargazers":
+        outcome = stargazers_cli.run(entry, args)
+        if isinstance(outcome, int):
+            return outcome  # --no-wait: enqueued only
+    elif stargazers_cli.given(args):
+        return stargazers_cli.refuse(args)
+    else:
+        timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
+        outcome = run_tick(entry, args.at or datetime.now(UTC), timeout)
     print(format_outcome(outcome))
     return 0 if outcome.status == "succeeded" else EXIT_FAILED
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from actors.registry import get_pipeline
+    from taskpipes.runner import BackfillRefused, backfill
+
+    if args.end < args.start:
+        print("taskpipes backfill: --to is before --from", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        outcomes = backfill(get_pipeline(args.pipeline), args.start, args.end, args.timeout)
+    except (KeyError, BackfillRefused) as exc:
+        print(f"taskpipes backfill: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    counts = Counter(o.status for o in outcomes)
+    print(f"{args.pipeline}: {len(outcomes)} ticks: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    for outcome in outcomes:
+        if outcome.status != "succeeded":
+            print(format_outcome(outcome))
+    return 0 if counts["succeeded"] == len(outcomes) else EXIT_FAILED
 
 
 def format_outcome(outcome: object) -> str:
@@ -142,6 +183,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from taskpipes.api import create_app
 
+    from taskpipes import metrics
+    from taskpipes.settings import get_settings
+
+    if get_settings().metrics_dir:
+        metrics.wipe_stale_files(get_settings().metrics_dir)
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
     return 0
 
@@ -152,6 +198,7 @@ COMMANDS = {
     "github-sim": cmd_github_sim,
     "serve": cmd_serve,
     "demo": cmd_demo,
+    "backfill": cmd_backfill,
 }
 
 

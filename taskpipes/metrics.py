@@ -23,10 +23,13 @@ in-process `REGISTRY` is used.
 from __future__ import annotations
 
 import os
+import threading
 from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from prometheus_client import (
+    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -36,8 +39,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-# The variable prometheus_client reads to switch to multiprocess mode.
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from taskpipes.settings import get_settings
 
 # Stage durations run from a 10 ms stage to a 10 minute one.
 STAGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -99,6 +101,11 @@ def _registry() -> dict[str, object]:
             ["queue", "state"],
             multiprocess_mode="mostrecent",
         ),
+        "ticks_scheduled": Counter(
+            "taskpipes_ticks_scheduled",
+            "Tick messages sent by this scheduler process",
+            ["actor"],
+        ),
         "api_duration": Histogram(
             "taskpipes_api_request_duration_seconds",
             "Read API request duration",
@@ -149,9 +156,13 @@ def api_request(route: str, code: int, seconds: float) -> None:
     _registry()["api_duration"].labels(route, str(code)).observe(seconds)
 
 
+def tick_scheduled(actor: str) -> None:
+    _registry()["ticks_scheduled"].labels(actor).inc()
+
+
 def metrics_text() -> bytes:
     """Render every metric in the Prometheus text format, for an HTTP `/metrics`."""
-    if os.environ.get(MULTIPROC_ENV):
+    if get_settings().metrics_dir:
         # A fresh registry per scrape: the collector reads the directory on each collect.
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
@@ -165,3 +176,51 @@ def wipe_multiprocess_dir(path: str | os.PathLike[str]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for db_file in directory.glob("*.db"):
         db_file.unlink(missing_ok=True)
+
+
+def wipe_stale_files(path: str | os.PathLike[str]) -> None:
+    """Remove the files of processes that no longer run: what a previous run left behind.
+
+    Several worker processes share one directory, so none may wipe the others' live files.
+    """
+    for db_file in Path(path).glob("*.db"):
+        pid = db_file.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            db_file.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _MetricsHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if self.path.split("?")[0] != "/metrics":
+            self.send_error(404)
+            return
+        body = metrics_text()
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # scrapes every 15 s would drown the scheduler's own log
+
+
+@cache
+def serve_metrics(host: str, port: int) -> ThreadingHTTPServer:
+    """Serve /metrics from a daemon thread, once per process (the scheduler's exporter)."""
+    directory = get_settings().metrics_dir
+    if directory:
+        wipe_stale_files(directory)
+    server = ThreadingHTTPServer((host, port), _MetricsHandler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

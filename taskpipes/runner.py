@@ -5,17 +5,20 @@ from __future__ import annotations
 import atexit
 import functools
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dramatiq
+from tqdm import tqdm
 from sqlalchemy import select
 
 from actors.registry import PipelineEntry
+from actors.ticks import enqueue_tick
 from db.models import Run, StageRun
 from db.session import begin
 from pipelines import runs
-from pipelines.schedule import floor_tick
+from pipelines.schedule import floor_minute, floor_tick, ticks_between
 from taskpipes.settings import get_settings
 
 # How often the waiting CLI looks at the run table.
@@ -50,26 +53,15 @@ def ensure_workers(broker: dramatiq.Broker) -> None:
         _start_in_process_worker(broker)
 
 
-def enqueue_tick(entry: PipelineEntry, tick: datetime) -> tuple[int, bool]:
-    """Record and send an explicit request for `tick`. Returns (run id, already succeeded)."""
-    message = entry.tick_actor.message_with_options(
-        kwargs={"tick": tick.isoformat(), "explicit": True}
-    )
-    with begin() as session:
-        existing = runs.find_run(session, entry.name, tick)
-        if existing is not None and existing.status == "succeeded":
-            return existing.id, True
-        run_id = runs.record_queued(session, entry.name, tick, message.message_id)
-        ours = session.get_one(Run, run_id).message_id == message.message_id
-    if ours:
-        entry.tick_actor.broker.enqueue(message)
-    return run_id, False
-
-
-def wait_for(run_id: int, timeout_s: float) -> Outcome:
+def wait_for(
+    run_id: int, timeout_s: float, on_poll: Callable[[int], None] | None = None
+) -> Outcome:
+    """Poll the run until it finishes; `on_poll(run_id)` after each look (a progress bar)."""
     deadline = time.monotonic() + timeout_s
     while True:
         outcome = outcome_of(run_id)
+        if on_poll is not None:
+            on_poll(run_id)
         if outcome.status in runs.FINISHED or time.monotonic() > deadline:
             return outcome
         time.sleep(POLL_INTERVAL_S)
@@ -88,11 +80,63 @@ def outcome_of(run_id: int, already_done: bool = False) -> Outcome:
         )
 
 
-def run_tick(entry: PipelineEntry, at: datetime, timeout_s: float) -> Outcome:
-    """Run `entry` for the tick `at` falls in, waiting at most `timeout_s`."""
-    tick = floor_tick(entry.schedule.spec, at)
+def tick_of(entry: PipelineEntry, at: datetime) -> datetime:
+    """The tick `at` falls in. A pipeline whose tick actor is not periodic runs on demand,
+    and its tick is the minute asked for, whatever its nominal schedule."""
+    if entry.tick_actor.options.get("periodic") is None:
+        return floor_minute(at)
+    return floor_tick(entry.schedule.spec, at)
+
+
+def run_tick(
+    entry: PipelineEntry,
+    at: datetime,
+    timeout_s: float,
+    options: Mapping[str, object] | None = None,
+    on_poll: Callable[[int], None] | None = None,
+) -> Outcome:
+    """Run `entry` for the tick `at` falls in, waiting at most `timeout_s`.
+
+    `options` are extra tick message arguments (pipelines that take any, e.g. stargazers).
+    """
+    tick = tick_of(entry, at)
     ensure_workers(entry.tick_actor.broker)
-    run_id, done = enqueue_tick(entry, tick)
+    run_id, done = enqueue_tick(entry.name, entry.tick_actor, tick, options)
     if done:
         return outcome_of(run_id, already_done=True)
-    return wait_for(run_id, timeout_s)
+    return wait_for(run_id, timeout_s, on_poll)
+
+
+def backfill(entry: PipelineEntry, start: datetime, end: datetime, timeout_s: float) -> list[Outcome]:
+    """Run every tick of `entry` in [start, end], showing progress; returns their outcomes.
+
+    Ticks that already succeeded are left as they are, so a backfill can be repeated.
+    """
+    if not entry.computes_past:
+        raise BackfillRefused(
+            f"pipeline {entry.name!r} cannot compute past ticks: it reads a source that only "
+            f"knows the present. Backfill works for: {', '.join(backfillable())}"
+        )
+    ticks = list(ticks_between(entry.schedule.spec, start, end - start + timedelta(minutes=1)))
+    ensure_workers(entry.tick_actor.broker)
+    run_ids = [enqueue_tick(entry.name, entry.tick_actor, tick)[0] for tick in ticks]
+    deadline = time.monotonic() + timeout_s
+    with tqdm(total=len(run_ids), desc=f"backfill {entry.name}", unit="tick") as progress:
+        pending = set(run_ids)
+        while pending and time.monotonic() < deadline:
+            finished = {run_id for run_id in pending if outcome_of(run_id).status in runs.FINISHED}
+            progress.update(len(finished))
+            pending -= finished
+            if pending:
+                time.sleep(POLL_INTERVAL_S)
+    return [outcome_of(run_id) for run_id in run_ids]
+
+
+class BackfillRefused(ValueError):
+    """The pipeline cannot run past ticks faithfully."""
+
+
+def backfillable() -> list[str]:
+    from actors.registry import PIPELINES
+
+    return sorted(name for name, entry in PIPELINES.items() if entry.computes_past)

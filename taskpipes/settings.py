@@ -33,6 +33,11 @@ class Settings:
     raw_retention_days: int = 30
     max_crashes: int = 3
     metrics_port: int = 9192
+    # The first retry's backoff; tests shrink it so a failing message dead-letters quickly.
+    retry_min_backoff_ms: int = 2000
+    metrics_host: str = "0.0.0.0"
+    # prometheus_client reads this variable itself; we read it to find and wipe the files.
+    metrics_dir: str | None = None
 
     @property
     def in_process(self) -> bool:
@@ -87,6 +92,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raw_retention_days=int(_positive_number(env, "TASKPIPES_RAW_RETENTION_DAYS", 30, int)),
         max_crashes=int(_positive_number(env, "TASKPIPES_MAX_CRASHES", 3, int)),
         metrics_port=int(_positive_number(env, "TASKPIPES_METRICS_PORT", 9192, int)),
+        retry_min_backoff_ms=int(
+            _positive_number(env, "TASKPIPES_RETRY_MIN_BACKOFF_MS", 2000, int)
+        ),
+        metrics_host=env.get("TASKPIPES_METRICS_HOST") or "0.0.0.0",
+        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
     )
 
 

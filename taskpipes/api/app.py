@@ -4,25 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import FastAPI, Query
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from db.models import LatestRanking
-from db.session import session_factory
+from taskpipes.api.deps import SessionDep
+from taskpipes.api.observe import time_request
 from taskpipes.api.schemas import Health, TopRepo, TopResponse
 
 
-def get_session():  # type: ignore[no-untyped-def]
-    with session_factory()() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
-
-
 def create_app() -> FastAPI:
+    from taskpipes.api import observe
+
     app = FastAPI(title="taskpipes read API", version="0.1.0")
+    app.middleware("http")(time_request)
+    app.include_router(observe.router)
 
     @app.get("/healthz", response_model=Health)
     def healthz() -> Health:
@@ -47,4 +43,9 @@ def create_app() -> FastAPI:
             ],
         )
 
+    from taskpipes.api import history, stars, trending  # they import SessionDep from here
+
+    app.include_router(trending.router)
+    app.include_router(history.router)
+    app.include_router(stars.router)
     return app

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 18:21:14.637193
+Create Date: 2026-11-26 18:23:31.024821
 """
 
 from __future__ import annotations
@@ -196,7 +196,8 @@ def upgrade() -> None:
     sa.Column('planned_pages', sa.Integer(), nullable=False),
     sa.Column('sent_pages', sa.Integer(), nullable=False),
     sa.Column('done_pages', sa.Integer(), nullable=False),
-    sa.Column('rows_inserted', sa.Integer(), nullable=False),
+    sa.Column('rows_stored', sa.Integer(), nullable=False),
+    sa.Column('wave', sa.Integer(), nullable=False),
     sa.Column('next_wave_at', db.models.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_stargazer_runs_run_id_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('run_id', name=op.f('pk_stargazer_runs'))

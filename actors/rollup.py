@@ -1,0 +1,43 @@
+"""rollup actors: tick -> buckets -> trending, on their own queue."""
+
+from __future__ import annotations
+
+import dramatiq
+from periodiq import cron
+
+from actors.stage import STAGE_TIME_LIMIT_MS, run_stage
+from actors.ticks import effective_schedule, start_tick
+from pipelines import rollup as pipeline
+from pipelines.errors import PermanentError
+from pipelines.runs import utcnow
+
+QUEUE = "rollup"
+SCHEDULE = effective_schedule(pipeline.PIPELINE, pipeline.SCHEDULE)
+# Database work only: a failure is a lost connection or a lock timeout, worth a few quick
+# retries. STAGE_TIME_LIMIT_MS keeps each stage far below RabbitMQ's 30-minute
+# consumer_timeout, past which the message would be delivered twice.
+RETRY_OPTIONS = {
+    "queue_name": QUEUE,
+    "max_retries": 5,
+    "min_backoff": 1_000,
+    "max_backoff": 120_000,
+    "time_limit": STAGE_TIME_LIMIT_MS,
+    "throws": (PermanentError,),
+}
+
+
+@dramatiq.actor(periodic=cron(SCHEDULE.cron), schedule=SCHEDULE, **RETRY_OPTIONS)
+def rollup_tick(tick: str | None = None, explicit: bool = False) -> None:
+    start_tick(pipeline.PIPELINE, SCHEDULE, tick, explicit, rollup_buckets)
+
+
+@dramatiq.actor(**RETRY_OPTIONS)
+def rollup_buckets(run_id: int) -> None:
+    run_stage(
+        pipeline.PIPELINE, "buckets", run_id, lambda: pipeline.buckets_stage(run_id, utcnow()), rollup_trending
+    )
+
+
+@dramatiq.actor(**RETRY_OPTIONS)
+def rollup_trending(run_id: int) -> None:
+    run_stage(pipeline.PIPELINE, "trending", run_id, lambda: pipeline.trending_stage(run_id, utcnow()), None)

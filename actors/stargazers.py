@@ -1,0 +1,177 @@
+"""stargazers actors: tick -> plan -> waves of delayed page messages -> close on the last page.
+
+The plan stage writes the page plan; a wave message sends the next few page messages with
+delays one gap apart and schedules the next wave, so no delay exceeds MAX_DELAY_S however
+long the plan. Each page is an independent message; the run closes when every planned
+page is stored (a counter in our own database: there is no Redis for group callbacks).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import dramatiq
+from sqlalchemy import update
+
+from actors.middleware import RUN_OPTION
+from actors.stage import MAX_DELAY_S, STAGE_TIME_LIMIT_MS, complete_run, is_final, run_stage
+from actors.ticks import start_tick
+from db.models import StargazerRun
+from db.session import begin
+from pipelines import runs, spread
+from pipelines import stargazers as pipeline
+from pipelines.errors import PermanentError, RateLimited
+from pipelines.github import GitHubClient
+from pipelines.runs import utcnow
+from taskpipes import metrics
+from taskpipes.settings import get_settings
+
+QUEUE = "stargazers"
+SCHEDULE = pipeline.SCHEDULE
+# Transient failures back off from 2 s to 5 min, 6 tries in all. Time limits stay far
+# below RabbitMQ's 30-minute consumer_timeout: a page or a wave takes seconds.
+RETRY_OPTIONS = {
+    "queue_name": QUEUE,
+    "max_retries": 5,
+    "min_backoff": 2_000,
+    "max_backoff": 300_000,
+    "throws": (PermanentError,),
+}
+SHORT_TIME_LIMIT_MS = 2 * 60 * 1000
+
+
+def send(actor: dramatiq.Actor, run_id: int, *args: int, delay_s: float = 0.0) -> None:
+    """`actors.stage.hand_off` for messages with more arguments than the run id."""
+    delay = int(min(delay_s, MAX_DELAY_S) * 1000) or None
+    actor.send_with_options(args=(run_id, *args), delay=delay, **{RUN_OPTION: run_id})
+
+
+@dramatiq.actor(**RETRY_OPTIONS, time_limit=SHORT_TIME_LIMIT_MS)
+def stargazers_tick(
+    tick: str | None = None,
+    explicit: bool = False,
+    repo: str | None = None,
+    rate: int | None = None,
+    api_rate: int | None = None,
+) -> None:
+    options = pipeline.RunOptions(
+        repo=repo,
+        rate=rate or spread.DEFAULT_RATE,
+        api_rate=api_rate or spread.default_api_rate(bool(get_settings().github_token)),
+    )
+    start_tick(
+        pipeline.PIPELINE,
+        pipeline.EVERY_MINUTE,
+        tick,
+        explicit,
+        stargazers_plan,
+        prepare=lambda session, run_id: pipeline.record_options(session, run_id, options),
+    )
+
+
+@dramatiq.actor(**RETRY_OPTIONS, time_limit=STAGE_TIME_LIMIT_MS)
+def stargazers_plan(run_id: int) -> None:
+    with github_client() as client:
+        run_stage(
+            pipeline.PIPELINE,
+            "plan",
+            run_id,
+            lambda: pipeline.plan(run_id, client, utcnow()),
+            stargazers_wave,
+        )
+
+
+@dramatiq.actor(**RETRY_OPTIONS, time_limit=SHORT_TIME_LIMIT_MS)
+def stargazers_wave(run_id: int, wave: int = 0) -> None:
+    """Send the next wave of pages, then schedule the wave after it."""
+    now = utcnow()
+    with begin() as session:
+        # The row lock makes a duplicate delivery of this wave wait, then drop out below.
+        state = session.get(StargazerRun, run_id, with_for_update=True)
+        status = runs.get_run(session, run_id).status if state else None
+        if state is None or status != "running" or state.wave != wave:
+            return
+        if state.next_wave_at is not None and now < state.next_wave_at:
+            # Too early: a wait longer than MAX_DELAY_S is walked in steps.
+            send(stargazers_wave, run_id, wave, delay_s=(state.next_wave_at - now).total_seconds())
+            return
+        if wave == 0:
+            pipeline.begin_waves(session, run_id)
+        gap = state.gap_seconds
+        pages = pipeline.next_pages(session, run_id, state.sent_pages, spread.wave_size(gap))
+        # Sent before the commit: a crash now re-sends this wave, and a page stores once.
+        for (repo_id, page), delay in zip(pages, spread.wave_delays(len(pages), gap), strict=True):
+            send(stargazers_page, run_id, repo_id, page, delay_s=delay)
+        session.execute(
+            update(StargazerRun)
+            .where(StargazerRun.run_id == run_id)
+            .values(
+                sent_pages=state.sent_pages + len(pages),
+                wave=wave + 1,
+                next_wave_at=now + timedelta(seconds=len(pages) * gap),
+            )
+        )
+        more = state.sent_pages + len(pages) < state.planned_pages
+        if more:
+            send(stargazers_wave, run_id, wave + 1, delay_s=len(pages) * gap)
+    if not more:
+        close_if_done(run_id)
+
+
+@dramatiq.actor(**RETRY_OPTIONS, time_limit=SHORT_TIME_LIMIT_MS)
+def stargazers_page(run_id: int, repo_id: int, page: int) -> None:
+    job = pipeline.page_job(run_id, repo_id, page)
+    if job is None or job.run_status != "running":
+        return  # the run was re-planned, failed or closed: this page is no longer wanted
+    if not job.stored:
+        started = time.monotonic()
+        try:
+            with github_client() as client:
+                stars = pipeline.fetch_page(client, job)
+            with begin() as session:
+                pipeline.store_page(session, run_id, repo_id, page, stars, utcnow())
+        except RateLimited as exc:
+            # Wait exactly as long as GitHub asked, without spending a retry.
+            send(stargazers_page, run_id, repo_id, page, delay_s=exc.wait_seconds)
+            return
+        except Exception as exc:
+            page_failed(run_id, job, exc, time.monotonic() - started)
+            raise
+        metrics.stage_attempt(
+            pipeline.PIPELINE, pipeline.PAGES_STAGE, time.monotonic() - started, None
+        )
+    close_if_done(run_id)
+
+
+def page_failed(run_id: int, job: pipeline.PageJob, exc: Exception, seconds: float) -> None:
+    """Fail the run when this page will not be tried again; a retry records nothing."""
+    metrics.stage_attempt(pipeline.PIPELINE, pipeline.PAGES_STAGE, seconds, type(exc).__name__)
+    if not is_final(exc):
+        return
+    error = f"pages: {job.full_name} page {job.page}: {type(exc).__name__}: {exc}"
+    with begin() as session:
+        runs.fail_stage(session, run_id, pipeline.PAGES_STAGE, error, seconds)
+    complete_run(run_id, "failed", error)
+
+
+def close_if_done(run_id: int) -> None:
+    """Close the run once every planned page is stored; any page may call this, often."""
+    with begin() as session:
+        progress = pipeline.progress(session, run_id)
+        if progress is None or progress.status != "running" or progress.done < progress.planned:
+            return
+        pipeline.finish_pages_stage(session, run_id, progress.rows, utcnow())
+    complete_run(run_id, "succeeded")
+
+
+@contextmanager
+def github_client() -> Iterator[GitHubClient]:
+    settings = get_settings()
+    client = GitHubClient(settings.github_api_url, settings.github_token, settings.github_timeout)
+    try:
+        yield client
+    finally:
+        client.close()

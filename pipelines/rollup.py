@@ -1,0 +1,219 @@
+"""The rollup pipeline: 15-minute buckets, then the trending tables, every 15 minutes.
+
+Incremental: a run reads only the snapshots stored since the previous run (by stored_at,
+indexed) and recomputes the buckets they touch, plus each repository's next stored bucket,
+whose gain depends on them. A late snapshot (a late run, a re-run, a backfill) is found the
+same way, however old its tick, so the next rollup repairs its bucket and the chain after
+it. Trending is then rebuilt as of the newest rollup tick from index lookups.
+
+The rollup at tick T closes the bucket [T - 15m, T); since it rolls up whatever was stored,
+running any tick again, or out of order, leaves the same buckets behind.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from db.models import Repository, RollupBucket, RollupState, Run, Snapshot
+from db.session import begin
+from db.upsert import upsert
+from pipelines.buckets import (
+    BUCKET,
+    Bucket,
+    StarCount,
+    bucket_start,
+    last_per_bucket,
+    recompute_segment,
+    split_stretch,
+    stretches,
+)
+from pipelines.errors import PermanentError
+from pipelines.schedule import Schedule
+from pipelines.trending import refresh_trending
+from taskpipes import metrics
+
+PIPELINE = "rollup"
+SCHEDULE = Schedule("*/15 * * * *", catchup="all", max_catchup=96)
+# Snapshots stored up to this long before the watermark are read again: a store stamps
+# stored_at before its transaction commits, so its rows can become visible after rows
+# stamped later. Re-reading them only recomputes the same buckets.
+COMMIT_LAG = timedelta(minutes=10)
+# A long stretch of new buckets (a backfill, a first rollup over old history) is rolled
+# up a week at a time, so one batch stays small.
+MAX_STRETCH_BUCKETS = 7 * 96
+# A tick this far ahead of the clock is a typo, and would pin as_of in the future.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+# The rollup state is a single row.
+STATE_ID = 1
+
+
+def lock_state(session: Session) -> RollupState:
+    """The state row, locked until commit: rollups run one at a time."""
+    upsert(
+        session,
+        RollupState.__table__,
+        [{"id": STATE_ID, "as_of": None, "stored_watermark": None}],
+        key=("id",),
+        update=(),
+    )
+    return session.scalars(
+        select(RollupState).where(RollupState.id == STATE_ID).with_for_update()
+    ).one()
+
+
+def roll_up(session: Session) -> int:
+    """Bring the buckets up to date with every snapshot stored since the last rollup.
+
+    Returns the number of bucket rows written.
+    """
+    state = lock_state(session)
+    query = select(Snapshot.tick, Snapshot.stored_at).distinct()
+    if state.stored_watermark is not None:
+        query = query.where(Snapshot.stored_at > state.stored_watermark + timedelta(minutes=2))
+    stored = session.execute(query).all()
+    if not stored:
+        return 0
+    written = 0
+    for first, last in stretches(bucket_start(tick) for tick, _ in stored):
+        for low, high in split_stretch(first, last, MAX_STRETCH_BUCKETS):
+            written += roll_up_stretch(session, low, high)
+    newest = max(stored_at for _, stored_at in stored)
+    state.stored_watermark = max(newest, state.stored_watermark or newest)
+    return written
+
+
+def roll_up_stretch(session: Session, first: datetime, last: datetime) -> int:
+    """Recompute the buckets first..last (starts, inclusive) of every repository with a
+    snapshot there, and each one's next stored bucket. Writes only rows that changed."""
+    counts = session.execute(
+        select(Snapshot.repo_id, Snapshot.tick, Snapshot.stars).where(
+            Snapshot.tick >= first, Snapshot.tick < last + BUCKET
+        )
+    )
+    fresh: dict[int, dict[datetime, StarCount]] = defaultdict(dict)
+    for (repo_id, start), count in last_per_bucket(StarCount(*row) for row in counts).items():
+        fresh[repo_id][start] = count
+    repo_ids = sorted(fresh)
+    stored = _stored_buckets(session, repo_ids, first, last)
+    before, after = _neighbours(session, repo_ids, first, last)
+    known = {(b.repo_id, b.start): b for b in [*after.values(), *(b for bs in stored.values() for b in bs)]}
+    changed = [
+        bucket
+        for repo_id in repo_ids
+        for bucket in recompute_segment(
+            before.get(repo_id), stored.get(repo_id, []), fresh[repo_id], after.get(repo_id)
+        )
+        if known.get((bucket.repo_id, bucket.start)) != bucket
+    ]
+    return upsert(session, RollupBucket.__table__, [bucket_row(b) for b in changed], key=("repo_id", "bucket_start"))
+
+
+def _stored_buckets(
+    session: Session, repo_ids: list[int], first: datetime, last: datetime
+) -> dict[int, list[Bucket]]:
+    rows = session.scalars(
+        select(RollupBucket)
+        .where(
+            RollupBucket.repo_id.in_(repo_ids),
+            RollupBucket.bucket_start >= first,
+            RollupBucket.bucket_start <= last,
+        )
+        .order_by(RollupBucket.repo_id, RollupBucket.bucket_start)
+    )
+    by_repo: dict[int, list[Bucket]] = defaultdict(list)
+    for row in rows:
+        by_repo[row.repo_id].append(as_bucket(row))
+    return by_repo
+
+
+def _neighbours(
+    session: Session, repo_ids: list[int], first: datetime, last: datetime
+) -> tuple[dict[int, int], dict[int, Bucket]]:
+    """Per repository: the stars of its last bucket before `first`, and its first bucket
+    after `last`. One index lookup each, driven by the repositories table."""
+    own = RollupBucket.repo_id == Repository.id
+    stars_before = (
+        select(RollupBucket.stars)
+        .where(own, RollupBucket.bucket_start < first)
+        .order_by(RollupBucket.bucket_start.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    next_start = (
+        select(RollupBucket.bucket_start)
+        .where(own, RollupBucket.bucket_start > last)
+        .order_by(RollupBucket.bucket_start)
+        .limit(1)
+        .scalar_subquery()
+    )
+    edges = (
+        select(Repository.id, stars_before.label("stars_before"), next_start.label("next_start"))
+        .where(Repository.id.in_(repo_ids))
+        .subquery()
+    )
+    rows = session.execute(
+        select(edges.c.id, edges.c.stars_before, RollupBucket).outerjoin(
+            RollupBucket,
+            and_(RollupBucket.repo_id == edges.c.id, RollupBucket.bucket_start == edges.c.next_start),
+        )
+    )
+    before: dict[int, int] = {}
+    after: dict[int, Bucket] = {}
+    for repo_id, stars, following in rows:
+        if stars is not None:
+            before[repo_id] = stars
+        if following is not None:
+            after[repo_id] = as_bucket(following)
+    return before, after
+
+
+def as_bucket(row: RollupBucket) -> Bucket:
+    return Bucket(row.repo_id, row.bucket_start, row.last_tick, row.stars, row.stars_gained)
+
+
+def bucket_row(bucket: Bucket) -> dict[str, object]:
+    return {
+        "repo_id": bucket.repo_id,
+        "bucket_start": bucket.start,
+        "last_tick": bucket.last_tick,
+        "stars": bucket.stars,
+        "stars_gained": bucket.stars_gained,
+    }
+
+
+def refresh(session: Session, tick: datetime) -> int:
+    """Advance as_of to `tick` (never back) and rebuild trending as of the newest rollup."""
+    state = lock_state(session)
+    state.as_of = tick if state.as_of is None else max(state.as_of, tick)
+    return refresh_trending(session, state.as_of)
+
+
+def roll_up_tick(session: Session, tick: datetime) -> int:
+    """One whole rollup in one transaction: buckets, then trending. For tests and benches."""
+    return roll_up(session) + refresh(session, tick)
+
+
+def run_tick_of(session: Session, run_id: int, now: datetime) -> datetime:
+    tick = session.get_one(Run, run_id).tick
+    if tick > now + MAX_CLOCK_SKEW:
+        raise PermanentError(f"rollup tick {tick.isoformat()} is in the future (now {now.isoformat()})")
+    return tick
+
+
+def buckets_stage(run_id: int, now: datetime) -> int:
+    with begin() as session:
+        run_tick_of(session, run_id, now)
+        written = roll_up(session)
+    metrics.rows_written("rollup_buckets", written)
+    return written
+
+
+def trending_stage(run_id: int, now: datetime) -> int:
+    with begin() as session:
+        written = refresh(session, run_tick_of(session, run_id, now))
+    metrics.rows_written("trending", written)
+    return written

@@ -1,0 +1,349 @@
+"""The stargazers pipeline: plan -> pages, each page an independent, paced message.
+
+plan lists the pages to fetch (the latest top 100, or one repository) from each
+repository's cursor; the waves (actors/stargazers.py) send them spaced by
+`spread.page_gap`; each page is fetched, its events upserted and counted in one
+transaction. The page that completes a repository rebuilds that repository's daily
+counts and moves its cursor; the page that completes the run lets the actor close it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from db.models import (
+    LatestRanking,
+    Run,
+    StageRun,
+    StarDay,
+    StarEvent,
+    StargazerCursor,
+    StargazerPage,
+    StargazerPlan,
+    StargazerRun,
+)
+from db.session import begin
+from db.upsert import upsert
+from pipelines import runs, spread
+from pipelines.errors import InvalidPayload, PermanentError
+from pipelines.github import GitHubClient
+from pipelines.schedule import Schedule
+from pipelines.star_history import Stargazer, daily_cumulative, parse_stargazers
+from taskpipes import metrics
+
+PIPELINE = "stargazers"
+# Nominal only: the pipeline runs on demand (its tick actor is not periodic), and a
+# catch-up pass must never start one, hence "none".
+SCHEDULE = Schedule("0 4 * * *", catchup="none")
+# An on-demand run's tick is the minute it was asked for.
+EVERY_MINUTE = Schedule("* * * * *", catchup="none")
+STAR_JSON = "application/vnd.github.star+json"
+PAGES_STAGE = "pages"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    repo: str | None
+    rate: int
+    api_rate: int
+
+
+@dataclass(frozen=True)
+class Target:
+    """A repository to list, with the star count (and its time) the plan relies on."""
+
+    repo_id: int
+    full_name: str
+    stars: int
+    counted_at: datetime
+
+
+@dataclass(frozen=True)
+class Progress:
+    status: str
+    planned: int
+    done: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class PageJob:
+    """What a page message needs, read in one query."""
+
+    full_name: str
+    page: int
+    run_status: str
+    stored: bool
+
+
+def record_options(session: Session, run_id: int, options: RunOptions) -> None:
+    """Keep the run's options (a re-opened run takes the new ones) with fresh counters."""
+    upsert(
+        session,
+        StargazerRun.__table__,
+        [
+            {
+                "run_id": run_id,
+                "repo": options.repo,
+                "rate": options.rate,
+                "api_rate": options.api_rate,
+            }
+        ],
+        key=("run_id",),
+    )
+
+
+def targets(client: GitHubClient, repo: str | None, now: datetime) -> list[Target]:
+    """One repository as GitHub describes it now, or the latest top 100 as ranked."""
+    if repo is not None:
+        payload = client.get("repo", f"/repos/{repo}").payload
+        if not isinstance(payload, dict) or not isinstance(payload.get("id"), int):
+            raise InvalidPayload(f"GitHub repo {repo}: answer has no numeric id")
+        return [Target(payload["id"], payload["full_name"], int(payload["stargazers_count"]), now)]
+    with begin() as session:
+        ranking = session.scalars(select(LatestRanking).order_by(LatestRanking.rank)).all()
+    if not ranking:
+        raise PermanentError("no top 100 stored yet: run `taskpipes run github_top` first")
+    return [Target(r.repo_id, r.full_name, r.stars, r.tick) for r in ranking]
+
+
+def stored_full_pages(session: Session, repo_id: int) -> set[int]:
+    """Pages of a repository stored full by any run, killed or failed ones included."""
+    return set(
+        session.scalars(
+            select(StargazerPage.page).where(
+                StargazerPage.repo_id == repo_id,
+                StargazerPage.rows == spread.PER_PAGE,
+                StargazerPage.stored_at.is_not(None),
+            )
+        )
+    )
+
+
+def plan(run_id: int, client: GitHubClient, now: datetime) -> int:
+    """Write the run's page plan in send order; returns the number of pages planned."""
+    with begin() as session:
+        options = session.get_one(StargazerRun, run_id)
+        repo, rate, api_rate = options.repo, options.rate, options.api_rate
+    chosen = targets(client, repo, now)
+    gap = spread.page_gap(rate, api_rate)
+    with begin() as session:
+        planned = _write_plan(session, run_id, chosen, now)
+        session.execute(
+            update(StargazerRun)
+            .where(StargazerRun.run_id == run_id)
+            .values(
+                gap_seconds=gap,
+                planned_pages=planned,
+                sent_pages=0,
+                done_pages=0,
+                rows_stored=0,
+                wave=0,
+                # A --repo plan spent one request: the first page waits one gap for it.
+                next_wave_at=now + timedelta(seconds=gap if repo else 0),
+            )
+        )
+    return planned
+
+
+def _write_plan(session: Session, run_id: int, chosen: list[Target], now: datetime) -> int:
+    # A re-opened run plans afresh.
+    session.execute(delete(StargazerPage).where(StargazerPage.run_id == run_id))
+    session.execute(delete(StargazerPlan).where(StargazerPlan.run_id == run_id))
+    seq = 0
+    for target in chosen:
+        cursor = session.get(StargazerCursor, target.repo_id)
+        next_page = cursor.next_page if cursor else 1
+        pages = spread.pages_to_fetch(
+            target.stars, next_page, stored_full_pages(session, target.repo_id)
+        )
+        if cursor is not None and not pages and spread.is_capped(target.stars):
+            cursor.complete = False  # grew past the cap since its list was stored full
+        if not pages:
+            continue
+        session.add(
+            StargazerPlan(
+                run_id=run_id,
+                repo_id=target.repo_id,
+                full_name=target.full_name,
+                stars=target.stars,
+                counted_at=target.counted_at,
+            )
+        )
+        session.add_all(
+            StargazerPage(run_id=run_id, repo_id=target.repo_id, page=page, seq=seq + i)
+            for i, page in enumerate(pages)
+        )
+        seq += len(pages)
+    return seq
+
+
+def next_pages(session: Session, run_id: int, first_seq: int, count: int) -> list[tuple[int, int]]:
+    """(repo_id, page) of the next `count` pages in send order."""
+    rows = session.execute(
+        select(StargazerPage.repo_id, StargazerPage.page)
+        .where(StargazerPage.run_id == run_id, StargazerPage.seq >= first_seq)
+        .order_by(StargazerPage.seq)
+        .limit(count)
+    )
+    return [(repo_id, page) for repo_id, page in rows]
+
+
+def page_job(run_id: int, repo_id: int, page: int) -> PageJob | None:
+    with begin() as session:
+        row = session.execute(
+            select(StargazerPlan.full_name, StargazerPage.stored_at, Run.status)
+            .join(
+                StargazerPlan,
+                (StargazerPlan.run_id == StargazerPage.run_id)
+                & (StargazerPlan.repo_id == StargazerPage.repo_id),
+            )
+            .join(Run, Run.id == StargazerPage.run_id)
+            .where(
+                StargazerPage.run_id == run_id,
+                StargazerPage.repo_id == repo_id,
+                StargazerPage.page == page,
+            )
+        ).first()
+    if row is None:
+        return None
+    full_name, stored_at, status = row
+    return PageJob(full_name, page, status, stored_at is not None)
+
+
+def fetch_page(client: GitHubClient, job: PageJob) -> list[Stargazer]:
+    url = f"/repos/{job.full_name}/stargazers?per_page={spread.PER_PAGE}&page={job.page}"
+    payload = client.get("stargazers", url, accept=STAR_JSON).payload
+    return parse_stargazers(payload, f"{job.full_name} stargazers page {job.page}")
+
+
+def store_page(
+    session: Session, run_id: int, repo_id: int, page: int, stars: list[Stargazer], now: datetime
+) -> bool:
+    """Upsert one page's events and count the page once; False when it was already counted.
+
+    Marking the page stored is a conditional UPDATE, so of two deliveries of one page only
+    one counts it. Every first store then increments the run's counter row, which on
+    PostgreSQL locks it: first stores of one run take turns from there to commit, and
+    each sees every earlier one, so exactly one of them sees its repository complete.
+    """
+    insert_star_events(session, repo_id, stars, now)
+    first = session.execute(
+        update(StargazerPage)
+        .where(
+            StargazerPage.run_id == run_id,
+            StargazerPage.repo_id == repo_id,
+            StargazerPage.page == page,
+            StargazerPage.stored_at.is_(None),
+        )
+        .values(rows=len(stars), stored_at=now)
+    ).rowcount
+    if not first:
+        return False
+    session.execute(
+        update(StargazerRun)
+        .where(StargazerRun.run_id == run_id)
+        .values(
+            done_pages=StargazerRun.done_pages + 1,
+            rows_stored=StargazerRun.rows_stored + len(stars),
+        )
+    )
+    if not _pages_left(session, run_id, repo_id):
+        finish_repo(session, run_id, repo_id, now)
+    return True
+
+
+def insert_star_events(
+    session: Session, repo_id: int, stars: list[Stargazer], now: datetime
+) -> int:
+    """Insert events absent so far: an event is never duplicated nor rewritten."""
+    rows = [
+        {"repo_id": repo_id, "user_id": s.user_id, "starred_at": s.starred_at, "inserted_at": now}
+        for s in stars
+    ]
+    written = upsert(session, StarEvent.__table__, rows, key=("repo_id", "user_id"), update=())
+    metrics.rows_written("star_events", written)
+    return written
+
+
+def _pages_left(session: Session, run_id: int, repo_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(StargazerPage)
+            .where(
+                StargazerPage.run_id == run_id,
+                StargazerPage.repo_id == repo_id,
+                StargazerPage.stored_at.is_(None),
+            )
+        )
+        or 0
+    )
+
+
+def finish_repo(session: Session, run_id: int, repo_id: int, now: datetime) -> None:
+    """Rebuild the repository's daily counts from its events and move its cursor."""
+    plan_row = session.get_one(StargazerPlan, (run_id, repo_id))
+    starred = list(
+        session.scalars(
+            select(StarEvent.starred_at)
+            .where(StarEvent.repo_id == repo_id)
+            .order_by(StarEvent.starred_at)
+        )
+    )
+    session.execute(delete(StarDay).where(StarDay.repo_id == repo_id))
+    upsert(
+        session,
+        StarDay.__table__,
+        [
+            {"repo_id": repo_id, "day": day, "stars": stars}
+            for day, stars in daily_cumulative(starred)
+        ],
+        key=("repo_id", "day"),
+    )
+    capped = spread.is_capped(plan_row.stars)
+    cursor = {
+        "repo_id": repo_id,
+        "full_name": plan_row.full_name,
+        "next_page": spread.first_unstored(stored_full_pages(session, repo_id)),
+        "complete": not capped,
+        # A capped list is exact up to its last (newest listed) star, no further.
+        "as_of": starred[-1] if capped and starred else plan_row.counted_at,
+        "updated_at": now,
+    }
+    upsert(session, StargazerCursor.__table__, [cursor], key=("repo_id",))
+
+
+def begin_waves(session: Session, run_id: int) -> None:
+    runs.begin_stage(session, run_id, PAGES_STAGE)
+
+
+def progress(session: Session, run_id: int) -> Progress | None:
+    row = session.execute(
+        select(
+            Run.status,
+            StargazerRun.planned_pages,
+            StargazerRun.done_pages,
+            StargazerRun.rows_stored,
+        )
+        .join(StargazerRun, StargazerRun.run_id == Run.id)
+        .where(Run.id == run_id)
+    ).first()
+    return None if row is None else Progress(*row)
+
+
+def finish_pages_stage(session: Session, run_id: int, rows: int, now: datetime) -> None:
+    """Record the pages stage as done, once; its duration runs from the first wave."""
+    stage = session.scalars(
+        select(StageRun).where(StageRun.run_id == run_id, StageRun.stage == PAGES_STAGE)
+    ).first()
+    if stage is None:
+        runs.begin_stage(session, run_id, PAGES_STAGE)
+    elif stage.status == "succeeded":
+        return
+    started = stage.started_at if stage is not None and stage.started_at else now
+    runs.finish_stage(session, run_id, PAGES_STAGE, rows, (now - started).total_seconds())

@@ -1,0 +1,63 @@
+"""GET /api/trending: the precomputed trending ranking of the newest rollup."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from db.models import Repository, RollupState, TrendingEntry
+from pipelines.rollup import STATE_ID
+from taskpipes.api.app import SessionDep
+
+router = APIRouter()
+
+# The windows pipelines.trending.WINDOWS computes; a Literal so FastAPI answers 422 otherwise.
+Window = Literal["1h", "24h", "7d"]
+
+
+class TrendingRepo(BaseModel):
+    rank: int
+    id: int
+    full_name: str
+    stars: int
+    stars_gained: int
+
+
+class TrendingResponse(BaseModel):
+    window: Window
+    as_of: datetime | None
+    repos: list[TrendingRepo]
+
+
+@router.get("/api/trending", response_model=TrendingResponse)
+def trending(
+    session: SessionDep,
+    window: Window = "24h",
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+) -> TrendingResponse:
+    """Repositories by stars gained over `window`, as of the newest rollup (`as_of`;
+    null before the first rollup). Ties: more stars first, then lower id."""
+    rows = session.execute(
+        select(
+            TrendingEntry.rank,
+            TrendingEntry.repo_id,
+            Repository.full_name,
+            TrendingEntry.stars,
+            TrendingEntry.stars_gained,
+            TrendingEntry.as_of,
+        )
+        .join(Repository, Repository.id == TrendingEntry.repo_id)
+        .where(TrendingEntry.span == window)
+        .order_by(TrendingEntry.rank)
+        .limit(limit)
+    ).all()
+    as_of = rows[0].as_of if rows else session.scalar(select(RollupState.as_of).where(RollupState.id == STATE_ID))
+    repos = [
+        TrendingRepo(rank=r.rank, id=r.repo_id, full_name=r.full_name, stars=r.stars, stars_gained=r.stars_gained)
+        for r in rows
+    ]
+    return TrendingResponse(window=window, as_of=as_of, repos=repos)

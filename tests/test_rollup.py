@@ -1,0 +1,331 @@
+"""The rollup: pure core with literals, a hand-made history in the database, late data,
+and the property that incremental rollups equal a full recomputation."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from db import migrate
+from db.models import Base, RollupBucket, RollupState, Snapshot, TrendingEntry
+from db.session import make_engine
+from pipelines.buckets import (
+    Bucket,
+    StarCount,
+    bucket_start,
+    coarsen,
+    full_rollup,
+    recompute_segment,
+    split_stretch,
+    stretches,
+)
+from pipelines.records import RepoSnapshot
+from pipelines.rollup import roll_up, roll_up_tick
+from pipelines.store import store_snapshot
+from pipelines.trending import WINDOWS, Trend, full_trending, rank_trending
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+# Given: five repositories over an afternoon. C (3) leaves the top list at 12:20 and comes
+# back at 12:40; D (4) and E (5) are only there at 11:50 and 12:50; B (2) is renamed at
+# 12:40; nothing was stored for the tick 12:30; one old tick a week earlier.
+HISTORY: dict[str, dict[int, int]] = {
+    "2026-08-14 12:00": {1: 10, 2: 150},
+    "2026-08-21 11:50": {1: 90, 2: 198, 3: 45, 4: 500, 5: 500},
+    "2026-08-21 12:00": {1: 100, 2: 200, 3: 50},
+    "2026-08-21 12:10": {1: 110, 2: 205, 3: 55},
+    "2026-08-21 12:20": {1: 130, 2: 206},
+    "2026-08-21 12:40": {1: 135, 2: 220, 3: 70},
+    "2026-08-21 12:50": {1: 140, 2: 221, 3: 71, 4: 526, 5: 526},
+}
+RENAMED_AT = at("2026-08-21 12:40")
+AS_OF = at("2026-08-21 13:00")
+
+EXPECTED_BUCKETS = [
+    (1, "2026-08-14 12:00", 10, None),
+    (1, "2026-08-21 11:45", 90, 80),
+    (1, "2026-08-21 12:00", 110, 20),
+    (1, "2026-08-21 12:15", 130, 20),
+    (1, "2026-08-21 12:30", 135, 5),
+    (1, "2026-08-21 12:45", 140, 5),
+    (2, "2026-08-14 12:00", 150, None),
+    (2, "2026-08-21 11:45", 198, 48),
+    (2, "2026-08-21 12:00", 205, 7),
+    (2, "2026-08-21 12:15", 206, 1),
+    (2, "2026-08-21 12:30", 220, 14),
+    (2, "2026-08-21 12:45", 221, 1),
+    (3, "2026-08-21 11:45", 45, None),
+    (3, "2026-08-21 12:00", 55, 10),
+    (3, "2026-08-21 12:30", 70, 15),
+    (3, "2026-08-21 12:45", 71, 1),
+    (4, "2026-08-21 11:45", 500, None),
+    (4, "2026-08-21 12:45", 526, 26),
+    (5, "2026-08-21 11:45", 500, None),
+    (5, "2026-08-21 12:45", 526, 26),
+]
+# (rank, repo id, stars, stars_gained) per window, as of 13:00.
+EXPECTED_TRENDING = {
+    # Gains since before 12:00: A +50; D, E and C +26 (D and E have more stars; D's id is
+    # lower); B +23.
+    "1h": [(1, 1, 140, 50), (2, 4, 526, 26), (3, 5, 526, 26), (4, 3, 71, 26), (5, 2, 221, 23)],
+    # Only A and B have a snapshot before 2026-08-20 13:00 (and before 2026-08-14 13:00).
+    "24h": [(1, 1, 140, 130), (2, 2, 221, 71)],
+    "7d": [(1, 1, 140, 130), (2, 2, 221, 71)],
+}
+
+
+def full_name(repo_id: int, tick: datetime) -> str:
+    if repo_id == 2:
+        return "b-owner/b-new" if tick >= RENAMED_AT else "b-owner/b"
+    return f"owner{repo_id}/repo{repo_id}"
+
+
+def records(tick: datetime, stars: dict[int, int]) -> list[RepoSnapshot]:
+    ordered = sorted(stars.items(), key=lambda item: (-item[1], item[0]))
+    return [
+        RepoSnapshot(repo_id, full_name(repo_id, tick), rank, count, 1, 1, None, None, None)
+        for rank, (repo_id, count) in enumerate(ordered, 1)
+    ]
+
+
+def store(session: Session, tick: datetime, stars: dict[int, int], stored_at: datetime) -> None:
+    store_snapshot(session, tick, records(tick, stars), stored_at)
+
+
+def stored_buckets(session: Session) -> list[tuple]:
+    rows = session.scalars(select(RollupBucket).order_by(RollupBucket.repo_id, RollupBucket.bucket_start))
+    return [(r.repo_id, r.bucket_start, r.stars, r.stars_gained) for r in rows]
+
+
+def stored_trending(session: Session) -> dict[str, list[tuple]]:
+    rows = session.scalars(select(TrendingEntry).order_by(TrendingEntry.span, TrendingEntry.rank))
+    result: dict[str, list[tuple]] = {span: [] for span in WINDOWS}
+    for r in rows:
+        result[r.span].append((r.rank, r.repo_id, r.stars, r.stars_gained))
+    return result
+
+
+def expected_buckets() -> list[tuple]:
+    return [(repo_id, at(start), stars, gained) for repo_id, start, stars, gained in EXPECTED_BUCKETS]
+
+
+# --- the pure core, with literals -------------------------------------------------------
+
+
+def test_bucket_start_floors_to_quarter_hours() -> None:
+    assert bucket_start(at("2026-08-21 12:14:59")) == at("2026-08-21 12:00")
+    assert bucket_start(at("2026-08-21 12:15")) == at("2026-08-21 12:15")
+    assert bucket_start(at("2026-08-21 23:59")) == at("2026-08-21 23:45")
+
+
+def test_full_rollup_keeps_each_buckets_last_snapshot_and_gains_against_the_one_before() -> None:
+    counts = [
+        StarCount(7, at("2026-08-21 12:10"), 12),
+        StarCount(7, at("2026-08-21 12:00"), 10),
+        StarCount(7, at("2026-08-21 13:05"), 20),
+    ]
+    assert full_rollup(counts) == [
+        Bucket(7, at("2026-08-21 12:00"), at("2026-08-21 12:10"), 12, None),
+        Bucket(7, at("2026-08-21 13:00"), at("2026-08-21 13:05"), 20, 8),
+    ]
+
+
+def test_recompute_segment_redoes_the_stretch_and_the_next_bucket() -> None:
+    # A late snapshot lands in the empty 12:15 bucket between 12:00 (10) and 12:30 (20).
+    late = StarCount(7, at("2026-08-21 12:20"), 15)
+    after = Bucket(7, at("2026-08-21 12:30"), at("2026-08-21 12:30"), 20, 10)
+    assert recompute_segment(10, [], {at("2026-08-21 12:15"): late}, after) == [
+        Bucket(7, at("2026-08-21 12:15"), at("2026-08-21 12:20"), 15, 5),
+        Bucket(7, at("2026-08-21 12:30"), at("2026-08-21 12:30"), 20, 5),
+    ]
+
+
+def test_stretches_group_consecutive_buckets_and_split_long_ones() -> None:
+    starts = [at("2026-08-21 12:30"), at("2026-08-21 12:00"), at("2026-08-21 12:15"), at("2026-08-21 14:00")]
+    assert stretches(starts) == [
+        (at("2026-08-21 12:00"), at("2026-08-21 12:30")),
+        (at("2026-08-21 14:00"), at("2026-08-21 14:00")),
+    ]
+    assert split_stretch(at("2026-08-21 12:00"), at("2026-08-21 12:30"), 2) == [
+        (at("2026-08-21 12:00"), at("2026-08-21 12:15")),
+        (at("2026-08-21 12:30"), at("2026-08-21 12:30")),
+    ]
+
+
+def test_rank_trending_orders_by_gain_then_stars_then_id_and_drops_the_unknown() -> None:
+    current = {1: 100, 2: 300, 3: 300, 4: 50}
+    earlier = {1: 90, 2: 290, 3: 290}
+    assert rank_trending(current, earlier) == [Trend(1, 2, 300, 10), Trend(2, 3, 300, 10), Trend(3, 1, 100, 10)]
+
+
+def test_coarsen_takes_the_last_stars_and_the_gain_since_before_the_bucket() -> None:
+    fine = [
+        Bucket(7, at("2026-08-21 11:45"), at("2026-08-21 11:50"), 90, None),
+        Bucket(7, at("2026-08-21 12:00"), at("2026-08-21 12:10"), 110, 20),
+        Bucket(7, at("2026-08-21 12:45"), at("2026-08-21 12:50"), 140, 30),
+    ]
+    assert coarsen(fine, timedelta(hours=1)) == [
+        Bucket(7, at("2026-08-21 11:00"), at("2026-08-21 11:50"), 90, None),
+        Bucket(7, at("2026-08-21 12:00"), at("2026-08-21 12:50"), 140, 50),
+    ]
+
+
+def test_the_reference_functions_give_the_literal_expectations() -> None:
+    counts = [StarCount(r, at(t), s) for t, stars in HISTORY.items() for r, s in stars.items()]
+    assert [(b.repo_id, b.start, b.stars, b.stars_gained) for b in full_rollup(counts)] == expected_buckets()
+    for span, window in WINDOWS.items():
+        trends = full_trending(counts, AS_OF, window)
+        assert [(t.rank, t.repo_id, t.stars, t.stars_gained) for t in trends] == EXPECTED_TRENDING[span]
+
+
+# --- the hand-made history in a database -------------------------------------------------
+
+
+@contextmanager
+def database(url: str) -> Iterator[Engine]:
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def test_rollups_every_quarter_hour_give_the_literal_expectations(database_url: str) -> None:
+    with database(database_url) as engine:
+        # When each tick is stored as it happens and a rollup runs every 15 minutes
+        for i, (tick, stars) in enumerate(HISTORY.items()):
+            with Session(engine) as session, session.begin():
+                store(session, at(tick), stars, at(tick) + timedelta(seconds=30))
+            rollup_at = bucket_start(at(tick)) + timedelta(minutes=15)
+            with Session(engine) as session, session.begin():
+                roll_up_tick(session, rollup_at)
+        # Then the buckets and the trending tables are the expected ones
+        with Session(engine) as session:
+            assert stored_buckets(session) == expected_buckets()
+            assert stored_trending(session) == EXPECTED_TRENDING
+            assert session.get_one(RollupState, 1).as_of == AS_OF
+
+
+def test_a_late_snapshot_is_rolled_up_by_the_next_run_and_reruns_change_nothing(sqlite_url: str) -> None:
+    late_tick = "2026-08-21 12:10"
+    with database(sqlite_url) as engine:
+        # Given everything but 12:10 stored and rolled up as of 13:00
+        with Session(engine) as session, session.begin():
+            for tick, stars in HISTORY.items():
+                if tick != late_tick:
+                    store(session, at(tick), stars, at("2026-08-21 12:55"))
+            roll_up_tick(session, AS_OF)
+            assert stored_buckets(session) != expected_buckets()
+        # When 12:10 arrives an hour late and 13:00 is rolled up again
+        with Session(engine) as session, session.begin():
+            store(session, at(late_tick), HISTORY[late_tick], at("2026-08-21 14:00"))
+        with Session(engine) as session, session.begin():
+            roll_up_tick(session, AS_OF)
+        # Then its bucket and the next one are repaired
+        with Session(engine) as session:
+            assert stored_buckets(session) == expected_buckets()
+            assert stored_trending(session) == EXPECTED_TRENDING
+            before = (stored_buckets(session), stored_trending(session))
+        # And rolling up the same tick, or an older one, changes nothing
+        for tick in (AS_OF, at("2026-08-21 12:15")):
+            with Session(engine) as session, session.begin():
+                assert roll_up(session) == 0
+                roll_up_tick(session, tick)
+            with Session(engine) as session:
+                assert (stored_buckets(session), stored_trending(session)) == before
+                assert session.get_one(RollupState, 1).as_of == AS_OF
+
+
+def test_a_first_rollup_over_a_long_history_works_in_bounded_stretches(sqlite_url: str, monkeypatch) -> None:
+    import pipelines.rollup
+
+    monkeypatch.setattr(pipelines.rollup, "MAX_STRETCH_BUCKETS", 2)
+    with database(sqlite_url) as engine:
+        with Session(engine) as session, session.begin():
+            for tick, stars in HISTORY.items():
+                store(session, at(tick), stars, at("2026-08-21 12:55"))
+            roll_up_tick(session, AS_OF)
+        with Session(engine) as session:
+            assert stored_buckets(session) == expected_buckets()
+
+
+# --- incremental equals full --------------------------------------------------------------
+
+BASE = at("2026-08-21 00:00")
+# Snapshot times (minutes after BASE) in three clusters, so that 1h, 24h and 7d all see data.
+MINUTES = st.one_of(
+    st.integers(0, 180), st.integers(24 * 60, 24 * 60 + 120), st.integers(8 * 24 * 60, 8 * 24 * 60 + 120)
+)
+SNAPSHOTS = st.dictionaries(
+    st.tuples(st.integers(1, 4), MINUTES), st.integers(0, 1000), min_size=1, max_size=40
+)
+
+
+@st.composite
+def arrivals_and_rollups(draw: st.DrawFn) -> list[tuple[str, object]]:
+    """Snapshots cut into batches stored in a random order, with rollups in between."""
+    snapshots = list(draw(SNAPSHOTS).items())
+    order = draw(st.permutations(range(len(snapshots))))
+    steps: list[tuple[str, object]] = []
+    i = 0
+    while i < len(order):
+        size = draw(st.integers(1, 6))
+        steps.append(("store", [snapshots[j] for j in order[i : i + size]]))
+        i += size
+        if draw(st.booleans()):
+            steps.append(("rollup", BASE + timedelta(minutes=15 * draw(st.integers(0, 8 * 96 + 12)))))
+    steps.append(("rollup", BASE + timedelta(minutes=15 * draw(st.integers(0, 8 * 96 + 12)))))
+    return steps
+
+
+def apply_store(session: Session, batch: list, stored_at: datetime) -> None:
+    by_tick: dict[datetime, dict[int, int]] = {}
+    for (repo_id, minute), stars in batch:
+        by_tick.setdefault(BASE + timedelta(minutes=minute), {})[repo_id] = stars
+    for tick, stars in by_tick.items():
+        store(session, tick, stars, stored_at)
+
+
+def all_counts(session: Session) -> list[StarCount]:
+    rows = session.execute(select(Snapshot.repo_id, Snapshot.tick, Snapshot.stars))
+    return [StarCount(*row) for row in rows]
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrivals_and_rollups())
+def test_incremental_rollups_equal_a_full_recomputation(steps: list[tuple[str, object]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'rollup.db'}")
+        Base.metadata.create_all(engine)
+        clock = at("2026-09-01 00:00")
+        as_of: datetime | None = None
+        for kind, arg in steps:
+            clock += timedelta(minutes=1)
+            with Session(engine) as session, session.begin():
+                if kind == "store":
+                    apply_store(session, arg, clock)  # type: ignore[arg-type]
+                    continue
+                assert isinstance(arg, datetime)
+                roll_up_tick(session, arg)
+                as_of = arg if as_of is None else max(as_of, arg)
+            with Session(engine) as session:
+                counts = all_counts(session)
+                expected = [(b.repo_id, b.start, b.stars, b.stars_gained) for b in full_rollup(counts)]
+                assert stored_buckets(session) == expected
+                assert stored_trending(session) == {
+                    span: [(t.rank, t.repo_id, t.stars, t.stars_gained) for t in full_trending(counts, as_of, w)]
+                    for span, w in WINDOWS.items()
+                }
+        engine.dispose()
