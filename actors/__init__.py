@@ -1,10 +1,7 @@
 """`import actors` builds the broker and registers every actor: `dramatiq actors` and
 `periodiq actors` need nothing else."""
 
+from actors import catchup, github_top, housekeeping, maintenance, rollup, stargazers
 from actors.broker import broker
-from actors import github_top
-from actors import rollup
-from actors import catchup
-from actors import stargazers
 
-__all__ = ["broker", "github_top", "rollup", "catchup", "stargazers"]
+__all__ = ["broker", "catchup", "github_top", "housekeeping", "maintenance", "rollup", "stargazers"]

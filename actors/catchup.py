@@ -17,19 +17,22 @@ from actors.registry import PIPELINES, PipelineEntry
 from actors.ticks import enqueue_tick
 from db.session import begin
 from pipelines import runs
-from pipelines.schedule import MAX_LOOKBACK, plan_catchup
+from pipelines.schedule import MAX_LOOKBACK, floor_minute, plan_catchup
 from taskpipes import metrics
 
 logger = logging.getLogger("taskpipes")
 
-# Ticks younger than this are the scheduler's own business (its message may still be queued).
+# Ticks younger than this (or one period, if shorter) are the scheduler's own business:
+# its message may still be on its way.
 GRACE = timedelta(minutes=2)
-SKIP_REASON = "missed while the scheduler or broker was down; catch-up policy '{policy}' runs only the newest"
+SKIP_REASON = (
+    "missed while the scheduler or broker was down; catch-up policy '{policy}' runs only the newest"
+)
 
 
 def catch_up_pipeline(entry: PipelineEntry, now: datetime) -> tuple[int, int]:
     """Apply one pipeline's catch-up policy. Returns (ticks enqueued, ticks skipped)."""
-    until = now - GRACE
+    until = floor_minute(now - min(GRACE, entry.schedule.period))
     with begin() as session:
         since = runs.first_tick(session, entry.name)
         if since is None:

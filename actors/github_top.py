@@ -84,7 +84,11 @@ def refetch_suspect(run_id: int, exc: SuspectSnapshot) -> None:
 @dramatiq.actor(**RETRY_OPTIONS)
 def github_top_store(run_id: int) -> None:
     run_stage(
-        pipeline.PIPELINE, "store", run_id, lambda: pipeline.store(run_id, utcnow()), github_top_aggregate
+        pipeline.PIPELINE,
+        "store",
+        run_id,
+        lambda: pipeline.store(run_id, utcnow()),
+        github_top_aggregate,
     )
 
 

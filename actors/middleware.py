@@ -21,9 +21,6 @@ from taskpipes.settings import get_settings
 
 logger = logging.getLogger("taskpipes")
 
-# The message option naming the run a stage message works for.
-RUN_OPTION = "taskpipes_run"
-
 
 class TickAge(PeriodiqMiddleware):
     """Drop only a scheduler's *first* delivery that is older than its tick's period.
@@ -45,7 +42,9 @@ class TickAge(PeriodiqMiddleware):
             return
         age = datetime.now(UTC) - datetime.fromisoformat(str(scheduled_at))
         if age > schedule.period:
-            logger.warning("dropping %s tick %s: %s old, past one period", actor.actor_name, scheduled_at, age)
+            logger.warning(
+                "dropping %s tick %s: %s old, past one period", actor.actor_name, scheduled_at, age
+            )
             raise SkipMessage()
 
 
@@ -91,12 +90,14 @@ class CrashGuard(Middleware):
     def _bury(self, message: dramatiq.Message, crashes: int) -> None:
         reason = f"{message.actor_name} killed its worker {crashes} times; moved to dead letters"
         logger.error("message %s: %s", message.message_id, reason)
-        run_id = message.options.get(RUN_OPTION)
+        run_id = message.options.get(runs.RUN_OPTION)
         if run_id is not None:
             with begin() as session:
                 run = runs.finish_run(session, int(run_id), "dead", error=reason)
             if run is not None:
-                metrics.run_finished(run.pipeline, "dead", run.tick.timestamp(), datetime.now(UTC).timestamp())
+                metrics.run_finished(
+                    run.pipeline, "dead", run.tick.timestamp(), datetime.now(UTC).timestamp()
+                )
         self._forget(message)
         message.fail()
         raise SkipMessage()
@@ -120,7 +121,9 @@ class CrashGuard(Middleware):
                 )
         except SQLAlchemyError as exc:
             # A leftover row only matters if this very attempt later crashes max times.
-            logger.warning("could not clear delivery count of %s: %s", message.message_id, type(exc).__name__)
+            logger.warning(
+                "could not clear delivery count of %s: %s", message.message_id, type(exc).__name__
+            )
 
 
 class SchedulerProbe(Middleware):
@@ -130,7 +133,9 @@ class SchedulerProbe(Middleware):
     `scheduled_at` and no retries) is how the scheduler process makes itself known.
     """
 
-    def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None) -> None:
+    def after_enqueue(
+        self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None
+    ) -> None:
         if "scheduled_at" not in message.options or message.options.get("retries"):
             return
         settings = get_settings()

@@ -6,9 +6,7 @@ from dataclasses import dataclass
 
 import dramatiq
 
-from actors import github_top
-from actors import rollup
-from actors import stargazers
+from actors import github_top, maintenance, rollup, stargazers
 from pipelines.schedule import Schedule
 
 
@@ -22,9 +20,16 @@ class PipelineEntry:
 
 
 PIPELINES: dict[str, PipelineEntry] = {
-    "github_top": PipelineEntry("github_top", github_top.github_top_tick, github_top.SCHEDULE, False),
+    "github_top": PipelineEntry(
+        "github_top", github_top.github_top_tick, github_top.SCHEDULE, False
+    ),
     "rollup": PipelineEntry("rollup", rollup.rollup_tick, rollup.SCHEDULE, True),
-    "stargazers": PipelineEntry("stargazers", stargazers.stargazers_tick, stargazers.SCHEDULE, False),
+    "maintenance": PipelineEntry(
+        "maintenance", maintenance.maintenance_tick, maintenance.SCHEDULE, False
+    ),
+    "stargazers": PipelineEntry(
+        "stargazers", stargazers.stargazers_tick, stargazers.SCHEDULE, False
+    ),
 }
 
 
@@ -32,4 +37,6 @@ def get_pipeline(name: str) -> PipelineEntry:
     try:
         return PIPELINES[name]
     except KeyError:
-        raise KeyError(f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}") from None
+        raise KeyError(
+            f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}"
+        ) from None

@@ -34,10 +34,20 @@ def rollup_tick(tick: str | None = None, explicit: bool = False) -> None:
 @dramatiq.actor(**RETRY_OPTIONS)
 def rollup_buckets(run_id: int) -> None:
     run_stage(
-        pipeline.PIPELINE, "buckets", run_id, lambda: pipeline.buckets_stage(run_id, utcnow()), rollup_trending
+        pipeline.PIPELINE,
+        "buckets",
+        run_id,
+        lambda: pipeline.buckets_stage(run_id, utcnow()),
+        rollup_trending,
     )
 
 
 @dramatiq.actor(**RETRY_OPTIONS)
 def rollup_trending(run_id: int) -> None:
-    run_stage(pipeline.PIPELINE, "trending", run_id, lambda: pipeline.trending_stage(run_id, utcnow()), None)
+    run_stage(
+        pipeline.PIPELINE,
+        "trending",
+        run_id,
+        lambda: pipeline.trending_stage(run_id, utcnow()),
+        None,
+    )

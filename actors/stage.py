@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from actors.middleware import RUN_OPTION
 from db.session import begin
 from pipelines import runs
 from pipelines.errors import PermanentError
@@ -32,7 +31,7 @@ STAGE_TIME_LIMIT_MS = 10 * 60 * 1000
 def hand_off(actor: dramatiq.Actor, run_id: int, delay_s: float | None = None) -> None:
     """Send the next stage its run id; the run id also rides as a message option."""
     delay = None if delay_s is None else int(min(delay_s, MAX_DELAY_S) * 1000)
-    actor.send_with_options(args=(run_id,), delay=delay, **{RUN_OPTION: run_id})
+    actor.send_with_options(args=(run_id,), delay=delay, **{runs.RUN_OPTION: run_id})
 
 
 def run_stage(

@@ -16,13 +16,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.pg import scratch_database  # noqa: E402
 from db import migrate  # noqa: E402
 from db.session import make_engine  # noqa: E402
 from pipelines.records import RepoSnapshot  # noqa: E402
 from pipelines.store import TickSnapshot, store_snapshots  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
 
 TICKS = 2000  # 200k rows: two weeks of 10-minute ticks
 REPEATS = 3
@@ -82,7 +82,10 @@ def time_copy(url: str, snapshots: list[TickSnapshot]) -> float:
         )
     raw = engine.raw_connection()
     started = time.perf_counter()
-    with raw.cursor() as cur, cur.copy(f"COPY bare_snapshots ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY bare_snapshots ({', '.join(COLUMNS)}) FROM STDIN") as copy,
+    ):
         for row in rows:
             copy.write_row(row)
     raw.commit()
@@ -101,7 +104,9 @@ def main() -> None:
         copy_s = statistics.median(time_copy(url, snapshots) for _ in range(REPEATS))
     store_rate, copy_rate = n / store_s, n / copy_s
     print(f"rows: {n}")
-    print(f"store (project code, upsert via COPY + INSERT ... ON CONFLICT): {store_rate:,.0f} rows/s")
+    print(
+        f"store (project code, upsert via COPY + INSERT ... ON CONFLICT): {store_rate:,.0f} rows/s"
+    )
     print(f"bare COPY into a keyless table:                              {copy_rate:,.0f} rows/s")
     print(f"result: store_vs_copy {store_rate / copy_rate:.2f} (goal >= 0.33)")
 

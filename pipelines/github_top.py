@@ -68,7 +68,12 @@ def fetch(run_id: int, client: GitHubClient, now: datetime) -> int:
     with begin() as session:
         session.add(
             RawResponse(
-                run_id=run_id, tick=tick, fetched_at=now, http_status=status, etag=etag, payload=payload
+                run_id=run_id,
+                tick=tick,
+                fetched_at=now,
+                http_status=status,
+                etag=etag,
+                payload=payload,
             )
         )
     metrics.rows_written("raw_responses", 1)

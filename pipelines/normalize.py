@@ -76,7 +76,9 @@ def _count(item: dict[str, Any], name: str, where: str) -> int:
         raise InvalidPayload(f"{where}: field '{name}' is missing")
     value = item[name]
     if not _is_int(value) or value < 0:
-        raise InvalidPayload(f"{where}: field '{name}' must be a non-negative integer, got {value!r}")
+        raise InvalidPayload(
+            f"{where}: field '{name}' must be a non-negative integer, got {value!r}"
+        )
     return value
 
 

@@ -73,7 +73,7 @@ def roll_up(session: Session) -> int:
     state = lock_state(session)
     query = select(Snapshot.tick, Snapshot.stored_at).distinct()
     if state.stored_watermark is not None:
-        query = query.where(Snapshot.stored_at > state.stored_watermark + timedelta(minutes=2))
+        query = query.where(Snapshot.stored_at > state.stored_watermark - COMMIT_LAG)
     stored = session.execute(query).all()
     if not stored:
         return 0
@@ -100,7 +100,10 @@ def roll_up_stretch(session: Session, first: datetime, last: datetime) -> int:
     repo_ids = sorted(fresh)
     stored = _stored_buckets(session, repo_ids, first, last)
     before, after = _neighbours(session, repo_ids, first, last)
-    known = {(b.repo_id, b.start): b for b in [*after.values(), *(b for bs in stored.values() for b in bs)]}
+    known = {
+        (b.repo_id, b.start): b
+        for b in [*after.values(), *(b for bs in stored.values() for b in bs)]
+    }
     changed = [
         bucket
         for repo_id in repo_ids
@@ -109,7 +112,12 @@ def roll_up_stretch(session: Session, first: datetime, last: datetime) -> int:
         )
         if known.get((bucket.repo_id, bucket.start)) != bucket
     ]
-    return upsert(session, RollupBucket.__table__, [bucket_row(b) for b in changed], key=("repo_id", "bucket_start"))
+    return upsert(
+        session,
+        RollupBucket.__table__,
+        [bucket_row(b) for b in changed],
+        key=("repo_id", "bucket_start"),
+    )
 
 
 def _stored_buckets(
@@ -158,7 +166,9 @@ def _neighbours(
     rows = session.execute(
         select(edges.c.id, edges.c.stars_before, RollupBucket).outerjoin(
             RollupBucket,
-            and_(RollupBucket.repo_id == edges.c.id, RollupBucket.bucket_start == edges.c.next_start),
+            and_(
+                RollupBucket.repo_id == edges.c.id, RollupBucket.bucket_start == edges.c.next_start
+            ),
         )
     )
     before: dict[int, int] = {}
@@ -200,7 +210,9 @@ def roll_up_tick(session: Session, tick: datetime) -> int:
 def run_tick_of(session: Session, run_id: int, now: datetime) -> datetime:
     tick = session.get_one(Run, run_id).tick
     if tick > now + MAX_CLOCK_SKEW:
-        raise PermanentError(f"rollup tick {tick.isoformat()} is in the future (now {now.isoformat()})")
+        raise PermanentError(
+            f"rollup tick {tick.isoformat()} is in the future (now {now.isoformat()})"
+        )
     return tick
 
 

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from db.models import Run, StageRun
 from db.upsert import upsert
 
+# The message option naming the run a stage message works for.
+RUN_OPTION = "taskpipes_run"
 # Statuses after which a run does nothing more unless asked explicitly.
 FINISHED = ("succeeded", "failed", "dead", "skipped")
 # Finished without success: an explicit request may run these again.
@@ -228,3 +230,20 @@ def recorded_ticks(session: Session, pipeline: str, since: datetime) -> set[date
 
 def first_tick(session: Session, pipeline: str) -> datetime | None:
     return session.scalar(select(func.min(Run.tick)).where(Run.pipeline == pipeline))
+
+
+# Finished runs a replayed stage message may pick up again.
+RESUMABLE = ("failed", "dead")
+
+
+def resume(session: Session, run_id: int) -> Run | None:
+    """Turn a failed or dead run back into a running one, for a replayed stage message.
+
+    Its stage rows stay: stages already done are skipped by run_stage, so the run goes on
+    from the stage that died. Returns the run only when this call reopened it.
+    """
+    run = session.get(Run, run_id, with_for_update=True)
+    if run is None or run.status not in RESUMABLE:
+        return None
+    run.status, run.finished_at, run.error = "running", None, None
+    return run

@@ -31,7 +31,9 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if self.catchup not in CATCHUP_POLICIES:
-            raise ScheduleError(f"catch-up policy must be one of {CATCHUP_POLICIES}, got {self.catchup!r}")
+            raise ScheduleError(
+                f"catch-up policy must be one of {CATCHUP_POLICIES}, got {self.catchup!r}"
+            )
         parse_cron(self.cron)
 
     @property
@@ -41,7 +43,9 @@ class Schedule:
     @property
     def period(self) -> timedelta:
         """The gap between two ticks (the shortest one, for irregular schedules)."""
-        ticks = list(ticks_between(self.spec, datetime(2026, 1, 5, tzinfo=UTC), timedelta(days=8), 3))
+        ticks = list(
+            ticks_between(self.spec, datetime(2026, 1, 5, tzinfo=UTC), timedelta(days=8), 3)
+        )
         return min(b - a for a, b in zip(ticks, ticks[1:], strict=False))
 
 
@@ -70,7 +74,13 @@ def parse_cron(text: str) -> CronSpec:
 
 
 # Allowed values per cron field, in order.
-FIELD_RANGES = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 7))
+FIELD_RANGES = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day", 1, 31),
+    ("month", 1, 12),
+    ("weekday", 0, 7),
+)
 
 
 def _check_ranges(text: str, spec: CronSpec) -> None:
@@ -123,20 +133,23 @@ class CatchupPlan:
 def plan_catchup(
     schedule: Schedule, recorded: set[datetime], since: datetime, until: datetime
 ) -> CatchupPlan:
-    """Compare the ticks due in [since, until) with the recorded ones, per the policy.
+    """Compare the ticks due in [since, until] with the recorded ones, per the policy.
 
     `since` is the first tick ever recorded (a new deployment does not backfill history);
     `until` leaves the scheduler's own recent ticks alone.
     """
     start = max(since, until - MAX_LOOKBACK)
-    due = ticks_between(schedule.spec, start, until - start)
+    due = ticks_between(schedule.spec, start, until - start + timedelta(minutes=1))
     missing = [t for t in due if t not in recorded]
     if not missing:
         return CatchupPlan([], [])
     if schedule.catchup == "none":
         return CatchupPlan([], missing)
     if schedule.catchup == "latest":
-        return CatchupPlan(missing[-1:], missing[:-1])
+        # A tick older than one that already ran is stale: only the present is worth fetching.
+        newest = max(recorded, default=None)
+        fresh = [t for t in missing if newest is None or t > newest]
+        return CatchupPlan(fresh[-1:], [t for t in missing if t not in fresh[-1:]])
     return CatchupPlan(missing[-schedule.max_catchup :], missing[: -schedule.max_catchup])
 
 

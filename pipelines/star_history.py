@@ -27,13 +27,13 @@ def parse_stargazers(payload: Any, where: str) -> list[Stargazer]:
 
 
 def _stargazer(entry: Any, where: str) -> Stargazer:
-    user = entry.get("user") if isinstance(entry, dict) else None
+    starred = entry.get("starred_at") if isinstance(entry, dict) else None
+    if not isinstance(starred, str):
+        raise InvalidPayload(f"{where}: no starred_at (was the star+json media type sent?)")
+    user = entry.get("user")
     user_id = user.get("id") if isinstance(user, dict) else None
     if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id <= 0:
         raise InvalidPayload(f"{where}: user.id must be a positive integer, got {user_id!r}")
-    starred = entry.get("starred_at")
-    if not isinstance(starred, str):
-        raise InvalidPayload(f"{where}: no starred_at (was the star+json media type sent?)")
     try:
         moment = datetime.fromisoformat(starred.replace("Z", "+00:00"))
     except ValueError:

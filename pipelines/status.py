@@ -130,13 +130,19 @@ def report_json(statuses: list[PipelineStatus], now: datetime) -> dict[str, Any]
 def human_duration(seconds: float) -> str:
     """`2d 3h`, `1h 5m`, `4m 10s`, `12s`: the two largest units are enough to read."""
     whole = max(0, int(seconds))
-    parts = [(whole // 86400, "d"), (whole % 86400 // 3600, "h"), (whole % 3600 // 60, "m"), (whole % 60, "s")]
+    parts = [
+        (whole // 86400, "d"),
+        (whole % 86400 // 3600, "h"),
+        (whole % 3600 // 60, "m"),
+        (whole % 60, "s"),
+    ]
     shown = [f"{n}{unit}" for n, unit in parts if n][:2]
     return " ".join(shown) or "0s"
 
 
 def status_lines(status: PipelineStatus) -> list[str]:
-    lines = [f"{status.pipeline} (every {human_duration(status.period.total_seconds())}, queue {status.queue})"]
+    every = human_duration(status.period.total_seconds())
+    lines = [f"{status.pipeline} (every {every}, queue {status.queue})"]
     success, failure = status.last_success, status.last_failure
     if success is None or status.success_age_s is None:
         lines.append("  last success: never (stale)")
@@ -147,10 +153,13 @@ def status_lines(status: PipelineStatus) -> list[str]:
             f"{human_duration(status.success_age_s)} ago ({freshness})"
         )
     if failure is not None:
-        lines.append(f"  last failure: tick {failure.tick.isoformat()} {failure.status}: {_cut(failure.error)}")
+        tick = failure.tick.isoformat()
+        lines.append(f"  last failure: tick {tick} {failure.status}: {_cut(failure.error)}")
     for run in status.in_progress:
         since = f" since {run.started_at.isoformat()}" if run.started_at else ""
-        lines.append(f"  in progress:  run {run.run_id} tick {run.tick.isoformat()} {run.status}{since}")
+        lines.append(
+            f"  in progress:  run {run.run_id} tick {run.tick.isoformat()} {run.status}{since}"
+        )
     if status.depths is None:
         lines.append(f"  queue:        unknown ({status.depths_note})")
     else:

@@ -91,7 +91,9 @@ def upsert_repositories(session: Session, snapshots: Sequence[TickSnapshot]) -> 
         key=("id",),
         update=("full_name", "description", "language", "license", "last_seen"),
     )
-    upsert(session, Repository.__table__, [r for r in rows if r["id"] in newer], key=("id",), update=())
+    upsert(
+        session, Repository.__table__, [r for r in rows if r["id"] in newer], key=("id",), update=()
+    )
 
 
 def _seen_later(session: Session, rows: list[dict[str, object]]) -> set[int]:
@@ -99,7 +101,9 @@ def _seen_later(session: Session, rows: list[dict[str, object]]) -> set[int]:
     if not rows:
         return set()
     stored = session.execute(
-        select(Repository.id, Repository.last_seen).where(Repository.id.in_([r["id"] for r in rows]))
+        select(Repository.id, Repository.last_seen).where(
+            Repository.id.in_([r["id"] for r in rows])
+        )
     )
     batch_seen = {r["id"]: r["last_seen"] for r in rows}
     return {repo_id for repo_id, last_seen in stored if last_seen > batch_seen[repo_id]}

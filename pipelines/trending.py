@@ -37,16 +37,24 @@ def rank_trending(current: Mapping[int, int], earlier: Mapping[int, int]) -> lis
 
     Ordered by stars_gained desc, then stars desc, then id asc.
     """
-    rows = [(repo_id, stars, stars - earlier[repo_id]) for repo_id, stars in current.items() if repo_id in earlier]
+    rows = [
+        (repo_id, stars, stars - earlier[repo_id])
+        for repo_id, stars in current.items()
+        if repo_id in earlier
+    ]
     rows.sort(key=lambda row: (-row[2], -row[1], row[0]))
-    return [Trend(rank, repo_id, stars, gained) for rank, (repo_id, stars, gained) in enumerate(rows, 1)]
+    return [
+        Trend(rank, repo_id, stars, gained) for rank, (repo_id, stars, gained) in enumerate(rows, 1)
+    ]
 
 
 def latest_stars(counts: Iterable[StarCount], before: datetime) -> dict[int, int]:
     """Per repository, the stars at its latest snapshot with tick < `before`."""
     latest: dict[int, StarCount] = {}
     for count in counts:
-        if count.tick < before and (count.repo_id not in latest or count.tick > latest[count.repo_id].tick):
+        if count.tick < before and (
+            count.repo_id not in latest or count.tick > latest[count.repo_id].tick
+        ):
             latest[count.repo_id] = count
     return {repo_id: count.stars for repo_id, count in latest.items()}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections import Counter
@@ -65,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the read API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+
+    add_dlq_parser(sub)
+    status = sub.add_parser("status", help="freshness, failures, runs in progress, queue depths")
+    status.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -181,14 +186,68 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from taskpipes.api import create_app
-
     from taskpipes import metrics
+    from taskpipes.api import create_app
     from taskpipes.settings import get_settings
 
     if get_settings().metrics_dir:
         metrics.wipe_stale_files(get_settings().metrics_dir)
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+# Dead letters exist only in RabbitMQ: without it `taskpipes dlq` has nothing to read.
+NO_BROKER = (
+    "taskpipes dlq: BROKER_URL is not set: dead letters live in RabbitMQ (amqp://...); "
+    "the in-process broker keeps none"
+)
+
+
+def add_dlq_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    dlq = sub.add_parser("dlq", help="dead letters in RabbitMQ's Q.XQ queues (needs BROKER_URL)")
+    actions = dlq.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="show dead messages without removing them")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    for name, what in (("replay", "send again with retries reset"), ("purge", "delete for good")):
+        action = actions.add_parser(name, help=f"dead messages: {what}")
+        which = action.add_mutually_exclusive_group(required=True)
+        which.add_argument("--id", dest="message_id", help="one message, by its Dramatiq id")
+        which.add_argument("--all", action="store_true", help="every dead message")
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from pipelines.deadletters import letter_json, letter_line, letters_table
+    from taskpipes import dlq
+    from taskpipes.settings import get_settings
+
+    broker_url = get_settings().broker_url
+    if not broker_url:
+        print(NO_BROKER, file=sys.stderr)
+        return EXIT_USAGE
+    queues = dlq.declared_queues()
+    if args.action == "list":
+        letters = dlq.list_dead(broker_url, queues)
+        as_json = json.dumps([letter_json(letter) for letter in letters], indent=2)
+        print(as_json if args.json else letters_table(letters))
+        return 0
+    action, verb = (dlq.replay, "replayed") if args.action == "replay" else (dlq.purge, "purged")
+    done = dlq.take_dead(broker_url, queues, args.message_id, action)
+    for letter in done:
+        print(letter_line(verb, letter))
+    if args.message_id and not done:
+        print(f"taskpipes dlq {args.action}: no dead message {args.message_id}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{verb} {len(done)} dead message(s)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pipelines.status import report_json, report_text
+    from taskpipes.status import gather
+
+    now = datetime.now(UTC)
+    statuses = gather(now)
+    print(json.dumps(report_json(statuses, now), indent=2) if args.json else report_text(statuses))
     return 0
 
 
@@ -199,6 +258,8 @@ COMMANDS = {
     "serve": cmd_serve,
     "demo": cmd_demo,
     "backfill": cmd_backfill,
+    "dlq": cmd_dlq,
+    "status": cmd_status,
 }
 
 

@@ -22,7 +22,9 @@ def replay_day(day: datetime, sim_url: str, timeout_s: float) -> list[str]:
     failures = []
     for i in range(TICKS_PER_DAY):
         tick = day + timedelta(minutes=10 * i)
-        requests.put(f"{sim_url}/_sim/clock", json={"now": tick.isoformat()}, timeout=5).raise_for_status()
+        requests.put(
+            f"{sim_url}/_sim/clock", json={"now": tick.isoformat()}, timeout=5
+        ).raise_for_status()
         outcome = run_tick(entry, tick, timeout_s)
         if outcome.status != "succeeded":
             failures.append(f"{tick.isoformat()}: {outcome.status}: {outcome.error}")
@@ -34,10 +36,14 @@ def replay_day(day: datetime, sim_url: str, timeout_s: float) -> list[str]:
 def top_table(limit: int = 10) -> str:
     """The served ranking with each repository's gain over the whole stored history."""
     with begin() as session:
-        ranking = session.scalars(select(LatestRanking).order_by(LatestRanking.rank).limit(limit)).all()
+        ranking = session.scalars(
+            select(LatestRanking).order_by(LatestRanking.rank).limit(limit)
+        ).all()
         first_tick = session.scalar(select(Snapshot.tick).order_by(Snapshot.tick).limit(1))
         first_stars = dict(
-            session.execute(select(Snapshot.repo_id, Snapshot.stars).where(Snapshot.tick == first_tick)).all()
+            session.execute(
+                select(Snapshot.repo_id, Snapshot.stars).where(Snapshot.tick == first_tick)
+            ).all()
         )
     if not ranking:
         return "no ranking stored yet"

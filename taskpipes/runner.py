@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import dramatiq
-from tqdm import tqdm
 from sqlalchemy import select
+from tqdm import tqdm
 
 from actors.registry import PipelineEntry
 from actors.ticks import enqueue_tick

@@ -60,7 +60,9 @@ def _positive_number(env: Mapping[str, str], name: str, default: float, kind: ty
 
 def _check_broker_url(url: str | None) -> str | None:
     if url and not url.startswith(("amqp://", "amqps://")):
-        raise ConfigError(f"BROKER_URL must start with amqp:// or amqps://, got scheme {url.split(':')[0]!r}")
+        raise ConfigError(
+            f"BROKER_URL must start with amqp:// or amqps://, got scheme {url.split(':')[0]!r}"
+        )
     return url or None
 
 

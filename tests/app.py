@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+
 import pytest
 from sqlalchemy import func, select
 
 import actors
 from db import migrate
-from db.models import Snapshot
+from db.models import Run, Snapshot
 from db.session import begin, get_engine, session_factory
+from pipelines import runs
 from taskpipes.settings import get_settings
 
 
@@ -20,7 +24,9 @@ def reset_caches() -> None:
     actors.broker.flush_all()
 
 
-def configure(monkeypatch: pytest.MonkeyPatch, database_url: str, github_url: str, **extra: str) -> None:
+def configure(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, github_url: str, **extra: str
+) -> None:
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("GITHUB_API_URL", github_url)
     for key, value in extra.items():
@@ -32,3 +38,16 @@ def configure(monkeypatch: pytest.MonkeyPatch, database_url: str, github_url: st
 def snapshot_count() -> int:
     with begin() as session:
         return session.scalar(select(func.count()).select_from(Snapshot)) or 0
+
+
+def wait_for_run(pipeline: str, tick: datetime, timeout_s: float = 60) -> Run:
+    """Poll the run table until the run of (pipeline, tick) has finished."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with begin() as session:
+            run = runs.find_run(session, pipeline, tick)
+        if run is not None and run.status in runs.FINISHED:
+            return run
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{pipeline} tick {tick} did not finish: {run and run.status}")
+        time.sleep(0.05)

@@ -56,9 +56,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def rabbitmq() -> Iterator[str]:
-    services.purge_rabbitmq()
-    yield services.RABBITMQ_URL
-    services.purge_rabbitmq()
+    """The AMQP URL of a RabbitMQ virtual host of this test's own."""
+    with services.rabbitmq_vhost() as url:
+        yield url
 
 
 @pytest.fixture
@@ -73,3 +73,14 @@ def app_env(monkeypatch: pytest.MonkeyPatch, simulator: Simulator):  # type: ign
     from tests.app import reset_caches
 
     reset_caches()
+
+
+@pytest.fixture
+def api_server() -> Iterator[str]:
+    """The read API on a free loopback port, served by uvicorn in a thread; yields its base
+    URL. It reads whatever database the settings name when a request comes in (app_env)."""
+    from taskpipes.api import create_app
+    from taskpipes.api.server import serve_in_thread
+
+    with serve_in_thread(create_app()) as url:
+        yield url

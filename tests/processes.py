@@ -7,6 +7,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,10 +42,14 @@ def service_env(tmp_path: Path, **values: str) -> dict[str, str]:
 
 
 @contextmanager
-def process(args: list[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    args: list[str], env: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run a command in its own process group; SIGTERM then SIGKILL the group at the end."""
     with log.open("ab") as out:
-        proc = subprocess.Popen(args, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            args, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         yield proc
     finally:
@@ -63,7 +69,14 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
 
 def workers(env: Mapping[str, str], log: Path, processes: int = 1, threads: int = 2):  # type: ignore[no-untyped-def]
     """`dramatiq actors`, as production runs it."""
-    args = [str(VENV_BIN / "dramatiq"), "actors", "--processes", str(processes), "--threads", str(threads)]
+    args = [
+        str(VENV_BIN / "dramatiq"),
+        "actors",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+    ]
     return process(args, env, log)
 
 
@@ -78,3 +91,62 @@ def taskpipes(
         timeout=timeout,
         cwd=cwd,
     )
+
+
+def scheduler(env: Mapping[str, str], log: Path):  # type: ignore[no-untyped-def]
+    """`periodiq actors`, as production runs it."""
+    return process([str(VENV_BIN / "periodiq"), "actors"], env, log)
+
+
+@contextmanager
+def supervised(args: list[str], env: Mapping[str, str], log: Path) -> Iterator[list[int]]:
+    """Restart a command whenever it exits, as a process supervisor would.
+
+    Yields the list of exit codes seen so far.
+    """
+    exits: list[int] = []
+    stopping = threading.Event()
+    current: list[subprocess.Popen[bytes]] = []
+
+    def loop() -> None:
+        while not stopping.is_set():
+            with log.open("ab") as out:
+                proc = subprocess.Popen(
+                    args,
+                    env=dict(env),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            current[:] = [proc]
+            code = proc.wait()
+            if not stopping.is_set():
+                exits.append(code)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield exits
+    finally:
+        stopping.set()
+        for proc in current:
+            stop(proc)
+        thread.join(30)
+
+
+def scrape(port: int) -> str:
+    """The text a Prometheus scrape of 127.0.0.1:port/metrics would read."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """Sum the samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        series, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in series for k, v in labels.items()):
+            total += float(value)
+    return total

@@ -6,18 +6,20 @@ Locally a missing server skips its tests; under CI=true it fails them instead.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pika
 import psycopg
 import pytest
 
-PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+PG_ADMIN_DSN = os.environ.get(
+    "TEST_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+)
 PG_URL_TEMPLATE = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 # Every queue our actors declare, with Dramatiq's delay and dead-letter companions.
 QUEUES = ("github_top", "rollup", "stargazers", "maintenance", "default")
 
@@ -53,15 +55,25 @@ def all_queue_names() -> list[str]:
     return [f"{q}{suffix}" for q in QUEUES for suffix in ("", ".DQ", ".XQ")]
 
 
-def purge_rabbitmq() -> None:
-    """Delete our queues so each test starts with none of another test's messages."""
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@contextmanager
+def rabbitmq_vhost() -> Iterator[str]:
+    """A fresh RabbitMQ virtual host, deleted afterwards; yields its AMQP URL.
+
+    Each test gets its own queues, so no message of another test (or of another run of
+    the suite on this machine) can reach its workers.
+    """
     if not port_open("127.0.0.1", 5672):
         unavailable("RabbitMQ on 127.0.0.1:5672")
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    if shutil.which("rabbitmqctl") is None:
+        unavailable("rabbitmqctl (to create a test virtual host)")
+    vhost = f"taskpipes_test_{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", vhost)
     try:
-        for name in all_queue_names():
-            channel = connection.channel()
-            channel.queue_delete(name)
-            channel.close()
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     finally:
-        connection.close()
+        rabbitmqctl("delete_vhost", vhost)

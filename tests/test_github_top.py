@@ -28,7 +28,9 @@ def run_at(sim: Simulator, tick: datetime) -> Outcome:
 def table_state() -> tuple:
     """Everything a re-run could change, for before/after comparisons."""
     with begin() as session:
-        snapshots = session.execute(select(Snapshot).order_by(Snapshot.repo_id, Snapshot.tick)).scalars()
+        snapshots = session.execute(
+            select(Snapshot).order_by(Snapshot.repo_id, Snapshot.tick)
+        ).scalars()
         ranking = session.execute(select(LatestRanking).order_by(LatestRanking.rank)).scalars()
         return (
             [(s.repo_id, s.tick, s.rank, s.stars, s.forks, s.stored_at) for s in snapshots],
@@ -68,7 +70,9 @@ def test_ticks_store_snapshots_once_and_follow_a_rename(app_env, database_url, s
         assert session.scalar(select(func.count()).where(Snapshot.repo_id == renamed_id)) == 2
         ranking = session.scalars(select(LatestRanking).order_by(LatestRanking.rank)).all()
     expected = simulator.top(T0 + timedelta(minutes=10))
-    assert [(r.repo_id, r.stars) for r in ranking] == [(i["id"], i["stargazers_count"]) for i in expected]
+    assert [(r.repo_id, r.stars) for r in ranking] == [
+        (i["id"], i["stargazers_count"]) for i in expected
+    ]
     gained = {r.repo_id: r.stars_gained for r in ranking}
     stars_at_t0 = {i["id"]: i["stargazers_count"] for i in simulator.top(T0)}
     assert gained == {i["id"]: i["stargazers_count"] - stars_at_t0[i["id"]] for i in expected}
@@ -118,7 +122,9 @@ def test_retry_after_429_and_a_500_are_retried(app_env, sqlite_url, simulator) -
     assert simulator.requests()["counts"]["search"]["by_status"] == {"429": 1, "500": 1, "200": 1}
 
 
-def test_malformed_json_fails_the_run_and_keeps_stored_data(app_env, database_url, simulator) -> None:
+def test_malformed_json_fails_the_run_and_keeps_stored_data(
+    app_env, database_url, simulator
+) -> None:
     app_env(database_url)
     assert run_at(simulator, T0).status == "succeeded"
     before = table_state()
@@ -145,7 +151,9 @@ def test_a_suspect_answer_is_fetched_again(app_env, sqlite_url, simulator, fault
         assert session.scalar(select(func.count()).select_from(RawResponse)) == 2
 
 
-def test_a_persistently_suspect_answer_fails_without_storing(app_env, sqlite_url, simulator) -> None:
+def test_a_persistently_suspect_answer_fails_without_storing(
+    app_env, sqlite_url, simulator
+) -> None:
     app_env(sqlite_url)
     # Each fetch reads two pages (the short first page makes it follow `link`).
     simulator.add_fault("search", "incomplete_results", times=10)
@@ -170,7 +178,9 @@ class FailFirstSend(dramatiq.Middleware):
             raise ConnectionError("simulated broker failure during hand-off")
 
 
-def test_a_failed_hand_off_is_retried_and_the_run_completes_once(app_env, sqlite_url, simulator) -> None:
+def test_a_failed_hand_off_is_retried_and_the_run_completes_once(
+    app_env, sqlite_url, simulator
+) -> None:
     app_env(sqlite_url)
     breaker = FailFirstSend("github_top_store")
     actors.broker.add_middleware(breaker)

@@ -19,7 +19,9 @@ T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def production(tmp_path: Path, postgres_url: str, rabbitmq: str, simulator: Simulator):  # type: ignore[no-untyped-def]
     migrate.upgrade(postgres_url)
-    env = service_env(tmp_path, DATABASE_URL=postgres_url, BROKER_URL=rabbitmq, GITHUB_API_URL=simulator.url)
+    env = service_env(
+        tmp_path, DATABASE_URL=postgres_url, BROKER_URL=rabbitmq, GITHUB_API_URL=simulator.url
+    )
     with workers(env, tmp_path / "workers.log"):
         yield env, create_engine(postgres_url)
 
@@ -60,7 +62,9 @@ def test_ticks_on_postgres_and_rabbitmq(production, simulator: Simulator) -> Non
     assert (name, rows) == ("moved-owner/new-name", 2)
 
 
-def test_a_malformed_answer_exits_non_zero_naming_the_problem(production, simulator: Simulator) -> None:
+def test_a_malformed_answer_exits_non_zero_naming_the_problem(
+    production, simulator: Simulator
+) -> None:
     env, engine = production
     simulator.set_clock(T0)
     simulator.add_fault("search", "malformed_json")

@@ -41,4 +41,7 @@ def test_a_broken_database_url_is_a_clear_error(tmp_path: Path) -> None:
     result = taskpipes(["db", "upgrade"], service_env(tmp_path, DATABASE_URL="mysql://x"))
 
     assert result.returncode == 2
-    assert "DATABASE_URL must be sqlite:///FILE or postgresql+psycopg://..., got scheme 'mysql'" in result.stderr
+    assert (
+        "DATABASE_URL must be sqlite:///FILE or postgresql+psycopg://..., got scheme 'mysql'"
+        in result.stderr
+    )

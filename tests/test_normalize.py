@@ -82,7 +82,9 @@ def test_a_duplicated_id_is_suspect_and_named() -> None:
     items = top()
     items[40] = {**items[40], "id": items[3]["id"]}
 
-    with pytest.raises(SuspectSnapshot, match=r"repository id 1003 appears twice: .*rank 4 .*rank 41"):
+    with pytest.raises(
+        SuspectSnapshot, match=r"repository id 1003 appears twice: .*rank 4 .*rank 41"
+    ):
         normalize_top(payload(items))
 
 
@@ -108,7 +110,9 @@ def test_a_missing_count_names_field_and_repository() -> None:
     items = top()
     del items[7]["forks_count"]
 
-    with pytest.raises(InvalidPayload, match=r"owner1007/repo1007 \(id 1007\): field 'forks_count' is missing"):
+    with pytest.raises(
+        InvalidPayload, match=r"owner1007/repo1007 \(id 1007\): field 'forks_count' is missing"
+    ):
         normalize_top(payload(items))
 
 
@@ -148,7 +152,9 @@ def test_a_broken_shape_is_invalid(answer: Any, message: str) -> None:
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -163,7 +169,9 @@ def test_any_json_either_normalizes_or_raises_a_named_error(answer: Any) -> None
         assert len(records) == 100
 
 
-@given(st.lists(st.integers(min_value=0, max_value=10), min_size=100, max_size=100), st.integers(0, 99))
+@given(
+    st.lists(st.integers(min_value=0, max_value=10), min_size=100, max_size=100), st.integers(0, 99)
+)
 def test_a_corrupted_item_never_passes(stars_steps: list[int], corrupt: int) -> None:
     stars = 10**6
     items = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -27,84 +27,15 @@ from pipelines.buckets import (
     split_stretch,
     stretches,
 )
-from pipelines.records import RepoSnapshot
-from pipelines.rollup import roll_up, roll_up_tick
-from pipelines.store import store_snapshot
+from pipelines.rollup import COMMIT_LAG, roll_up, roll_up_tick
 from pipelines.trending import WINDOWS, Trend, full_trending, rank_trending
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-# Given: five repositories over an afternoon. C (3) leaves the top list at 12:20 and comes
-# back at 12:40; D (4) and E (5) are only there at 11:50 and 12:50; B (2) is renamed at
-# 12:40; nothing was stored for the tick 12:30; one old tick a week earlier.
-HISTORY: dict[str, dict[int, int]] = {
-    "2026-08-14 12:00": {1: 10, 2: 150},
-    "2026-08-21 11:50": {1: 90, 2: 198, 3: 45, 4: 500, 5: 500},
-    "2026-08-21 12:00": {1: 100, 2: 200, 3: 50},
-    "2026-08-21 12:10": {1: 110, 2: 205, 3: 55},
-    "2026-08-21 12:20": {1: 130, 2: 206},
-    "2026-08-21 12:40": {1: 135, 2: 220, 3: 70},
-    "2026-08-21 12:50": {1: 140, 2: 221, 3: 71, 4: 526, 5: 526},
-}
-RENAMED_AT = at("2026-08-21 12:40")
-AS_OF = at("2026-08-21 13:00")
-
-EXPECTED_BUCKETS = [
-    (1, "2026-08-14 12:00", 10, None),
-    (1, "2026-08-21 11:45", 90, 80),
-    (1, "2026-08-21 12:00", 110, 20),
-    (1, "2026-08-21 12:15", 130, 20),
-    (1, "2026-08-21 12:30", 135, 5),
-    (1, "2026-08-21 12:45", 140, 5),
-    (2, "2026-08-14 12:00", 150, None),
-    (2, "2026-08-21 11:45", 198, 48),
-    (2, "2026-08-21 12:00", 205, 7),
-    (2, "2026-08-21 12:15", 206, 1),
-    (2, "2026-08-21 12:30", 220, 14),
-    (2, "2026-08-21 12:45", 221, 1),
-    (3, "2026-08-21 11:45", 45, None),
-    (3, "2026-08-21 12:00", 55, 10),
-    (3, "2026-08-21 12:30", 70, 15),
-    (3, "2026-08-21 12:45", 71, 1),
-    (4, "2026-08-21 11:45", 500, None),
-    (4, "2026-08-21 12:45", 526, 26),
-    (5, "2026-08-21 11:45", 500, None),
-    (5, "2026-08-21 12:45", 526, 26),
-]
-# (rank, repo id, stars, stars_gained) per window, as of 13:00.
-EXPECTED_TRENDING = {
-    # Gains since before 12:00: A +50; D, E and C +26 (D and E have more stars; D's id is
-    # lower); B +23.
-    "1h": [(1, 1, 140, 50), (2, 4, 526, 26), (3, 5, 526, 26), (4, 3, 71, 26), (5, 2, 221, 23)],
-    # Only A and B have a snapshot before 2026-08-20 13:00 (and before 2026-08-14 13:00).
-    "24h": [(1, 1, 140, 130), (2, 2, 221, 71)],
-    "7d": [(1, 1, 140, 130), (2, 2, 221, 71)],
-}
-
-
-def full_name(repo_id: int, tick: datetime) -> str:
-    if repo_id == 2:
-        return "b-owner/b-new" if tick >= RENAMED_AT else "b-owner/b"
-    return f"owner{repo_id}/repo{repo_id}"
-
-
-def records(tick: datetime, stars: dict[int, int]) -> list[RepoSnapshot]:
-    ordered = sorted(stars.items(), key=lambda item: (-item[1], item[0]))
-    return [
-        RepoSnapshot(repo_id, full_name(repo_id, tick), rank, count, 1, 1, None, None, None)
-        for rank, (repo_id, count) in enumerate(ordered, 1)
-    ]
-
-
-def store(session: Session, tick: datetime, stars: dict[int, int], stored_at: datetime) -> None:
-    store_snapshot(session, tick, records(tick, stars), stored_at)
+from tests.handmade import AS_OF, EXPECTED_TRENDING, HISTORY, at, expected_buckets, store
 
 
 def stored_buckets(session: Session) -> list[tuple]:
-    rows = session.scalars(select(RollupBucket).order_by(RollupBucket.repo_id, RollupBucket.bucket_start))
+    rows = session.scalars(
+        select(RollupBucket).order_by(RollupBucket.repo_id, RollupBucket.bucket_start)
+    )
     return [(r.repo_id, r.bucket_start, r.stars, r.stars_gained) for r in rows]
 
 
@@ -114,10 +45,6 @@ def stored_trending(session: Session) -> dict[str, list[tuple]]:
     for r in rows:
         result[r.span].append((r.rank, r.repo_id, r.stars, r.stars_gained))
     return result
-
-
-def expected_buckets() -> list[tuple]:
-    return [(repo_id, at(start), stars, gained) for repo_id, start, stars, gained in EXPECTED_BUCKETS]
 
 
 # --- the pure core, with literals -------------------------------------------------------
@@ -152,7 +79,12 @@ def test_recompute_segment_redoes_the_stretch_and_the_next_bucket() -> None:
 
 
 def test_stretches_group_consecutive_buckets_and_split_long_ones() -> None:
-    starts = [at("2026-08-21 12:30"), at("2026-08-21 12:00"), at("2026-08-21 12:15"), at("2026-08-21 14:00")]
+    starts = [
+        at("2026-08-21 12:30"),
+        at("2026-08-21 12:00"),
+        at("2026-08-21 12:15"),
+        at("2026-08-21 14:00"),
+    ]
     assert stretches(starts) == [
         (at("2026-08-21 12:00"), at("2026-08-21 12:30")),
         (at("2026-08-21 14:00"), at("2026-08-21 14:00")),
@@ -166,7 +98,11 @@ def test_stretches_group_consecutive_buckets_and_split_long_ones() -> None:
 def test_rank_trending_orders_by_gain_then_stars_then_id_and_drops_the_unknown() -> None:
     current = {1: 100, 2: 300, 3: 300, 4: 50}
     earlier = {1: 90, 2: 290, 3: 290}
-    assert rank_trending(current, earlier) == [Trend(1, 2, 300, 10), Trend(2, 3, 300, 10), Trend(3, 1, 100, 10)]
+    assert rank_trending(current, earlier) == [
+        Trend(1, 2, 300, 10),
+        Trend(2, 3, 300, 10),
+        Trend(3, 1, 100, 10),
+    ]
 
 
 def test_coarsen_takes_the_last_stars_and_the_gain_since_before_the_bucket() -> None:
@@ -183,10 +119,14 @@ def test_coarsen_takes_the_last_stars_and_the_gain_since_before_the_bucket() -> 
 
 def test_the_reference_functions_give_the_literal_expectations() -> None:
     counts = [StarCount(r, at(t), s) for t, stars in HISTORY.items() for r, s in stars.items()]
-    assert [(b.repo_id, b.start, b.stars, b.stars_gained) for b in full_rollup(counts)] == expected_buckets()
+    assert [
+        (b.repo_id, b.start, b.stars, b.stars_gained) for b in full_rollup(counts)
+    ] == expected_buckets()
     for span, window in WINDOWS.items():
         trends = full_trending(counts, AS_OF, window)
-        assert [(t.rank, t.repo_id, t.stars, t.stars_gained) for t in trends] == EXPECTED_TRENDING[span]
+        assert [(t.rank, t.repo_id, t.stars, t.stars_gained) for t in trends] == EXPECTED_TRENDING[
+            span
+        ]
 
 
 # --- the hand-made history in a database -------------------------------------------------
@@ -205,7 +145,7 @@ def database(url: str) -> Iterator[Engine]:
 def test_rollups_every_quarter_hour_give_the_literal_expectations(database_url: str) -> None:
     with database(database_url) as engine:
         # When each tick is stored as it happens and a rollup runs every 15 minutes
-        for i, (tick, stars) in enumerate(HISTORY.items()):
+        for tick, stars in HISTORY.items():
             with Session(engine) as session, session.begin():
                 store(session, at(tick), stars, at(tick) + timedelta(seconds=30))
             rollup_at = bucket_start(at(tick)) + timedelta(minutes=15)
@@ -218,7 +158,9 @@ def test_rollups_every_quarter_hour_give_the_literal_expectations(database_url: 
             assert session.get_one(RollupState, 1).as_of == AS_OF
 
 
-def test_a_late_snapshot_is_rolled_up_by_the_next_run_and_reruns_change_nothing(sqlite_url: str) -> None:
+def test_a_late_snapshot_is_rolled_up_by_the_next_run_and_reruns_change_nothing(
+    sqlite_url: str,
+) -> None:
     late_tick = "2026-08-21 12:10"
     with database(sqlite_url) as engine:
         # Given everything but 12:10 stored and rolled up as of 13:00
@@ -248,7 +190,9 @@ def test_a_late_snapshot_is_rolled_up_by_the_next_run_and_reruns_change_nothing(
                 assert session.get_one(RollupState, 1).as_of == AS_OF
 
 
-def test_a_first_rollup_over_a_long_history_works_in_bounded_stretches(sqlite_url: str, monkeypatch) -> None:
+def test_a_first_rollup_over_a_long_history_works_in_bounded_stretches(
+    sqlite_url: str, monkeypatch
+) -> None:
     import pipelines.rollup
 
     monkeypatch.setattr(pipelines.rollup, "MAX_STRETCH_BUCKETS", 2)
@@ -266,7 +210,9 @@ def test_a_first_rollup_over_a_long_history_works_in_bounded_stretches(sqlite_ur
 BASE = at("2026-08-21 00:00")
 # Snapshot times (minutes after BASE) in three clusters, so that 1h, 24h and 7d all see data.
 MINUTES = st.one_of(
-    st.integers(0, 180), st.integers(24 * 60, 24 * 60 + 120), st.integers(8 * 24 * 60, 8 * 24 * 60 + 120)
+    st.integers(0, 180),
+    st.integers(24 * 60, 24 * 60 + 120),
+    st.integers(8 * 24 * 60, 8 * 24 * 60 + 120),
 )
 SNAPSHOTS = st.dictionaries(
     st.tuples(st.integers(1, 4), MINUTES), st.integers(0, 1000), min_size=1, max_size=40
@@ -285,7 +231,9 @@ def arrivals_and_rollups(draw: st.DrawFn) -> list[tuple[str, object]]:
         steps.append(("store", [snapshots[j] for j in order[i : i + size]]))
         i += size
         if draw(st.booleans()):
-            steps.append(("rollup", BASE + timedelta(minutes=15 * draw(st.integers(0, 8 * 96 + 12)))))
+            steps.append(
+                ("rollup", BASE + timedelta(minutes=15 * draw(st.integers(0, 8 * 96 + 12))))
+            )
     steps.append(("rollup", BASE + timedelta(minutes=15 * draw(st.integers(0, 8 * 96 + 12)))))
     return steps
 
@@ -312,7 +260,8 @@ def test_incremental_rollups_equal_a_full_recomputation(steps: list[tuple[str, o
         clock = at("2026-09-01 00:00")
         as_of: datetime | None = None
         for kind, arg in steps:
-            clock += timedelta(minutes=1)
+            # Steps further apart than COMMIT_LAG, so a rollup re-reads only its newest batch.
+            clock += COMMIT_LAG * 2
             with Session(engine) as session, session.begin():
                 if kind == "store":
                     apply_store(session, arg, clock)  # type: ignore[arg-type]
@@ -322,10 +271,15 @@ def test_incremental_rollups_equal_a_full_recomputation(steps: list[tuple[str, o
                 as_of = arg if as_of is None else max(as_of, arg)
             with Session(engine) as session:
                 counts = all_counts(session)
-                expected = [(b.repo_id, b.start, b.stars, b.stars_gained) for b in full_rollup(counts)]
+                expected = [
+                    (b.repo_id, b.start, b.stars, b.stars_gained) for b in full_rollup(counts)
+                ]
                 assert stored_buckets(session) == expected
                 assert stored_trending(session) == {
-                    span: [(t.rank, t.repo_id, t.stars, t.stars_gained) for t in full_trending(counts, as_of, w)]
+                    span: [
+                        (t.rank, t.repo_id, t.stars, t.stars_gained)
+                        for t in full_trending(counts, as_of, w)
+                    ]
                     for span, w in WINDOWS.items()
                 }
         engine.dispose()

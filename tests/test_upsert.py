@@ -13,7 +13,16 @@ from db.session import make_engine
 from db.upsert import COPY_THRESHOLD, dedupe, upsert
 
 T = datetime(2026, 8, 21, 12, tzinfo=UTC)
-AWKWARD = ["tab\there", "new\nline", "back\\slash", "😎 日本語", "", None, "\\N", "carriage\rreturn"]
+AWKWARD = [
+    "tab\there",
+    "new\nline",
+    "back\\slash",
+    "😎 日本語",
+    "",
+    None,
+    "\\N",
+    "carriage\rreturn",
+]
 
 
 def repo_rows(n: int, version: int) -> list[dict[str, object]]:
@@ -49,7 +58,13 @@ def test_upsert_inserts_then_updates_with_awkward_text(database_url: str) -> Non
     with Session(engine) as session, session.begin():
         assert upsert(session, Repository.__table__, repo_rows(n, 1), key=("id",)) == n
     with Session(engine) as session, session.begin():
-        upsert(session, Repository.__table__, repo_rows(n, 2), key=("id",), update=("full_name", "last_seen"))
+        upsert(
+            session,
+            Repository.__table__,
+            repo_rows(n, 2),
+            key=("id",),
+            update=("full_name", "last_seen"),
+        )
     with Session(engine) as session:
         stored = read_back(session)
 
@@ -65,7 +80,13 @@ def test_insert_if_absent_keeps_existing_rows(database_url: str) -> None:
     with Session(engine) as session:
         names = [row[1] for row in read_back(session)]
 
-    assert names == ["owner0/repo0-v1", "owner1/repo1-v1", "owner2/repo2-v1", "owner3/repo3-v2", "owner4/repo4-v2"]
+    assert names == [
+        "owner0/repo0-v1",
+        "owner1/repo1-v1",
+        "owner2/repo2-v1",
+        "owner3/repo3-v2",
+        "owner4/repo4-v2",
+    ]
 
 
 def test_dedupe_keeps_the_last_row_per_key() -> None:

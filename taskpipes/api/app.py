@@ -43,7 +43,7 @@ def create_app() -> FastAPI:
             ],
         )
 
-    from taskpipes.api import history, stars, trending  # they import SessionDep from here
+    from taskpipes.api import history, stars, trending
 
     app.include_router(trending.router)
     app.include_router(history.router)

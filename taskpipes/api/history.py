@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from db.models import Repository, RollupBucket, RollupState
 from pipelines.buckets import BUCKET, HISTORY_BUCKETS, Bucket, coarsen, floor_to
 from pipelines.rollup import STATE_ID
-from taskpipes.api.app import SessionDep
+from taskpipes.api.deps import SessionDep
 
 router = APIRouter()
 
@@ -84,7 +84,9 @@ def history(
         full_name=repo.full_name,
         bucket=bucket,
         as_of=as_of,
-        points=[HistoryPoint(start=p.start, stars=p.stars, stars_gained=p.stars_gained) for p in points],
+        points=[
+            HistoryPoint(start=p.start, stars=p.stars, stars_gained=p.stars_gained) for p in points
+        ],
     )
 
 
@@ -93,7 +95,9 @@ def find_repository(session: Session, full_name: str) -> Repository | None:
     if len(full_name) > MAX_FULL_NAME or not full_name.isprintable() or not _encodable(full_name):
         return None
     return session.scalars(
-        select(Repository).where(Repository.full_name == full_name).order_by(Repository.last_seen.desc())
+        select(Repository)
+        .where(Repository.full_name == full_name)
+        .order_by(Repository.last_seen.desc())
     ).first()
 
 
@@ -122,7 +126,10 @@ def read_points(
         .order_by(RollupBucket.bucket_start.desc())
         .limit(limit)
     ).all()
-    buckets = [Bucket(r.repo_id, r.bucket_start, r.last_tick, r.stars, r.stars_gained) for r in reversed(rows)]
+    buckets = [
+        Bucket(r.repo_id, r.bucket_start, r.last_tick, r.stars, r.stars_gained)
+        for r in reversed(rows)
+    ]
     if size == BUCKET:
         return buckets
     merged = [p for p in coarsen(buckets, size) if p.start >= since]
@@ -140,7 +147,11 @@ def as_utc(moment: datetime) -> datetime:
     try:
         return moment.astimezone(UTC)
     except OverflowError:
-        return datetime.min.replace(tzinfo=UTC) if moment.year == 1 else datetime.max.replace(tzinfo=UTC)
+        return (
+            datetime.min.replace(tzinfo=UTC)
+            if moment.year == 1
+            else datetime.max.replace(tzinfo=UTC)
+        )
 
 
 def minus(moment: datetime, span: timedelta) -> datetime:

@@ -18,7 +18,9 @@ def prometheus_metrics() -> Response:
     return Response(metrics.metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
 
-async def time_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+async def time_request(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
     started = time.perf_counter()
     response = await call_next(request)
     # The route template, never the raw path: label values stay bounded.

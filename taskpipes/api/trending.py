@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from db.models import Repository, RollupState, TrendingEntry
 from pipelines.rollup import STATE_ID
-from taskpipes.api.app import SessionDep
+from taskpipes.api.deps import read_connection
 
 router = APIRouter()
 
@@ -35,13 +35,17 @@ class TrendingResponse(BaseModel):
 
 @router.get("/api/trending", response_model=TrendingResponse)
 def trending(
-    session: SessionDep,
     window: Window = "24h",
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> TrendingResponse:
     """Repositories by stars gained over `window`, as of the newest rollup (`as_of`;
     null before the first rollup). Ties: more stars first, then lower id."""
-    rows = session.execute(
+    with read_connection() as connection:
+        return trending_response(connection, window, limit)
+
+
+def trending_response(connection: Connection, window: Window, limit: int) -> TrendingResponse:
+    rows = connection.execute(
         select(
             TrendingEntry.rank,
             TrendingEntry.repo_id,
@@ -55,9 +59,18 @@ def trending(
         .order_by(TrendingEntry.rank)
         .limit(limit)
     ).all()
-    as_of = rows[0].as_of if rows else session.scalar(select(RollupState.as_of).where(RollupState.id == STATE_ID))
+    if rows:
+        as_of = rows[0].as_of
+    else:
+        as_of = connection.scalar(select(RollupState.as_of).where(RollupState.id == STATE_ID))
     repos = [
-        TrendingRepo(rank=r.rank, id=r.repo_id, full_name=r.full_name, stars=r.stars, stars_gained=r.stars_gained)
+        TrendingRepo(
+            rank=r.rank,
+            id=r.repo_id,
+            full_name=r.full_name,
+            stars=r.stars,
+            stars_gained=r.stars_gained,
+        )
         for r in rows
     ]
     return TrendingResponse(window=window, as_of=as_of, repos=repos)

@@ -1,0 +1,66 @@
+"""Housekeeping actors: periodic upkeep that is not a pipeline (no run rows), on "default".
+
+`observe_queues` exports every queue's depth as `taskpipes_queue_messages{queue,state}`
+once a minute. On RabbitMQ it counts with passive declares; with the in-process broker
+(BROKER_URL unset) it counts the StubBroker's own queues, so the gauge exists there too.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name
+from periodiq import cron
+from pika.exceptions import AMQPError
+
+from pipelines.status import QueueDepth
+from taskpipes import metrics, rabbit
+from taskpipes.settings import get_settings
+
+logger = logging.getLogger("taskpipes")
+
+QUEUE = "default"
+# A reading is replaced by the next one a minute later, so a failed one is not retried
+# (and never dead-letters: broker errors are logged instead). 30 s is far below RabbitMQ's
+# 30-minute consumer_timeout and leaves the next minute's reading room to start.
+OPTIONS = {
+    "queue_name": QUEUE,
+    "max_retries": 0,
+    "min_backoff": 1_000,
+    "max_backoff": 1_000,
+    "time_limit": 30_000,
+}
+
+
+@dramatiq.actor(periodic=cron("* * * * *"), **OPTIONS)
+def observe_queues() -> None:
+    broker = dramatiq.get_broker()
+    try:
+        depths = current_depths(broker)
+    except AMQPError as exc:
+        logger.warning("queue depths unknown: RabbitMQ did not answer (%s)", type(exc).__name__)
+        return
+    for queue, depth in depths.items():
+        for state, count in depth.by_state().items():
+            metrics.queue_depth(queue, state, count)
+
+
+def current_depths(broker: dramatiq.Broker) -> dict[str, QueueDepth]:
+    if isinstance(broker, StubBroker):
+        return stub_depths(broker)
+    return rabbit.queue_depths(get_settings().broker_url or "", broker.get_declared_queues())
+
+
+def stub_depths(broker: StubBroker) -> dict[str, QueueDepth]:
+    """Depths of the in-process broker: its queues, delay queues and dead letters."""
+    return {
+        queue: QueueDepth(
+            ready=broker.queues[queue].qsize(),
+            delayed=broker.queues[dq_name(queue)].qsize(),
+            dead=len(broker.dead_letters_by_queue[queue]),
+        )
+        for queue in sorted(broker.get_declared_queues())
+        if queue not in broker.delay_queues
+    }

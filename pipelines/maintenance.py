@@ -1,0 +1,51 @@
+"""The maintenance batch job: prune what we keep only for a while, refresh planner stats."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, text
+from sqlalchemy.orm import Session
+
+from db.models import MessageDelivery, RawResponse, Run
+from pipelines.schedule import Schedule
+
+PIPELINE = "maintenance"
+# Daily at 03:00 UTC, when nobody reads dashboards; a missed day runs once, not N times.
+SCHEDULE = Schedule("0 3 * * *", catchup="latest")
+# Run history is kept this long.
+RUN_RETENTION = timedelta(days=90)
+# A delivery counter this old belongs to a message that is long gone.
+DELIVERY_RETENTION = timedelta(days=1)
+# The tables that grow without bound, for ANALYZE.
+BIG_TABLES = ("snapshots", "raw_responses", "runs", "stage_runs")
+
+
+def prune(session: Session, now: datetime, raw_retention: timedelta) -> dict[str, int]:
+    """Delete raw answers, finished runs and delivery counters past their retention."""
+    removed_raw = session.execute(
+        delete(RawResponse).where(RawResponse.fetched_at < now - raw_retention)
+    ).rowcount
+    removed_runs = session.execute(
+        delete(Run).where(
+            Run.tick < now - RUN_RETENTION,
+            Run.status.in_(("succeeded", "failed", "dead", "skipped")),
+        )
+    ).rowcount
+    removed_deliveries = session.execute(
+        delete(MessageDelivery).where(MessageDelivery.first_delivered_at < now - DELIVERY_RETENTION)
+    ).rowcount
+    return {
+        "raw_responses": removed_raw,
+        "runs": removed_runs,
+        "message_deliveries": removed_deliveries,
+    }
+
+
+def analyze(session: Session) -> list[str]:
+    """Refresh PostgreSQL's planner statistics on the big tables; SQLite needs none."""
+    if session.get_bind().dialect.name != "postgresql":
+        return []
+    for table in BIG_TABLES:
+        session.execute(text(f"ANALYZE {table}"))
+    return list(BIG_TABLES)
