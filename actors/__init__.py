@@ -1,7 +1,9 @@
 """`import actors` builds the broker and registers every actor: `dramatiq actors` and
 `periodiq actors` need nothing else."""
 
-from actors import catchup, github_top, housekeeping, maintenance, rollup, stargazers
+# isort: skip_file
+# The broker comes first: an actor can only be declared once its middleware exists.
 from actors.broker import broker
+from actors import catchup, github_top, housekeeping, maintenance, rollup, stargazers
 
 __all__ = ["broker", "catchup", "github_top", "housekeeping", "maintenance", "rollup", "stargazers"]

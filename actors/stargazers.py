@@ -16,7 +16,6 @@ from datetime import timedelta
 import dramatiq
 from sqlalchemy import update
 
-from actors.middleware import RUN_OPTION
 from actors.stage import MAX_DELAY_S, STAGE_TIME_LIMIT_MS, complete_run, is_final, run_stage
 from actors.ticks import start_tick
 from db.models import StargazerRun
@@ -46,7 +45,7 @@ SHORT_TIME_LIMIT_MS = 2 * 60 * 1000
 def send(actor: dramatiq.Actor, run_id: int, *args: int, delay_s: float = 0.0) -> None:
     """`actors.stage.hand_off` for messages with more arguments than the run id."""
     delay = int(min(delay_s, MAX_DELAY_S) * 1000) or None
-    actor.send_with_options(args=(run_id, *args), delay=delay, **{RUN_OPTION: run_id})
+    actor.send_with_options(args=(run_id, *args), delay=delay, **{runs.RUN_OPTION: run_id})
 
 
 @dramatiq.actor(**RETRY_OPTIONS, time_limit=SHORT_TIME_LIMIT_MS)

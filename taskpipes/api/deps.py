@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from db.session import get_engine, session_factory
@@ -30,8 +31,12 @@ def read_connection() -> Iterator[Connection]:
     statements skips the BEGIN and ROLLBACK round trips. SQLite keeps its transaction:
     its begin hook (db.session) takes the lock regardless.
     """
-    engine = get_engine()
-    if engine.dialect.name == "postgresql":
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
+    with _reader(get_engine()).connect() as connection:
         yield connection
+
+
+@cache
+def _reader(engine: Engine) -> Engine:
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from db.models import Repository, RollupState, TrendingEntry
 from pipelines.rollup import STATE_ID
@@ -37,32 +37,39 @@ class TrendingResponse(BaseModel):
 def trending(
     window: Window = "24h",
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
-) -> TrendingResponse:
+) -> Response:
     """Repositories by stars gained over `window`, as of the newest rollup (`as_of`;
     null before the first rollup). Ties: more stars first, then lower id."""
     with read_connection() as connection:
-        return trending_response(connection, window, limit)
+        answer = trending_response(connection, window, limit)
+    # Serialized here, once: FastAPI would dump the model, validate it again, then dump it.
+    return Response(answer.model_dump_json(), media_type="application/json")
+
+
+# Built once: composing the statement costs as much as running it.
+TRENDING_QUERY = (
+    select(
+        TrendingEntry.rank,
+        TrendingEntry.repo_id,
+        Repository.full_name,
+        TrendingEntry.stars,
+        TrendingEntry.stars_gained,
+        TrendingEntry.as_of,
+    )
+    .join(Repository, Repository.id == TrendingEntry.repo_id)
+    .where(TrendingEntry.span == bindparam("span"))
+    .order_by(TrendingEntry.rank)
+    .limit(bindparam("limit"))
+)
+AS_OF_QUERY = select(RollupState.as_of).where(RollupState.id == STATE_ID)
 
 
 def trending_response(connection: Connection, window: Window, limit: int) -> TrendingResponse:
-    rows = connection.execute(
-        select(
-            TrendingEntry.rank,
-            TrendingEntry.repo_id,
-            Repository.full_name,
-            TrendingEntry.stars,
-            TrendingEntry.stars_gained,
-            TrendingEntry.as_of,
-        )
-        .join(Repository, Repository.id == TrendingEntry.repo_id)
-        .where(TrendingEntry.span == window)
-        .order_by(TrendingEntry.rank)
-        .limit(limit)
-    ).all()
+    rows = connection.execute(TRENDING_QUERY, {"span": window, "limit": limit}).all()
     if rows:
         as_of = rows[0].as_of
     else:
-        as_of = connection.scalar(select(RollupState.as_of).where(RollupState.id == STATE_ID))
+        as_of = connection.scalar(AS_OF_QUERY)
     repos = [
         TrendingRepo(
             rank=r.rank,
