@@ -11,14 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 
 import dramatiq
-from sqlalchemy import update
 
 from actors.stage import MAX_DELAY_S, STAGE_TIME_LIMIT_MS, complete_run, is_final, run_stage
 from actors.ticks import start_tick
-from db.models import StargazerRun
 from db.session import begin
 from pipelines import runs, spread
 from pipelines import stargazers as pipeline
@@ -86,37 +83,21 @@ def stargazers_plan(run_id: int) -> None:
 @dramatiq.actor(**RETRY_OPTIONS, time_limit=SHORT_TIME_LIMIT_MS)
 def stargazers_wave(run_id: int, wave: int = 0) -> None:
     """Send the next wave of pages, then schedule the wave after it."""
-    now = utcnow()
     with begin() as session:
-        # The row lock makes a duplicate delivery of this wave wait, then drop out below.
-        state = session.get(StargazerRun, run_id, with_for_update=True)
-        status = runs.get_run(session, run_id).status if state else None
-        if state is None or status != "running" or state.wave != wave:
-            return
-        if state.next_wave_at is not None and now < state.next_wave_at:
+        taken = pipeline.take_wave(session, run_id, wave, utcnow())
+        if taken is None:
+            return  # a duplicate delivery, or the run is over
+        if taken.wait_s:
             # Too early: a wait longer than MAX_DELAY_S is walked in steps.
-            send(stargazers_wave, run_id, wave, delay_s=(state.next_wave_at - now).total_seconds())
+            send(stargazers_wave, run_id, wave, delay_s=taken.wait_s)
             return
-        if wave == 0:
-            pipeline.begin_waves(session, run_id)
-        gap = state.gap_seconds
-        pages = pipeline.next_pages(session, run_id, state.sent_pages, spread.wave_size(gap))
         # Sent before the commit: a crash now re-sends this wave, and a page stores once.
-        for (repo_id, page), delay in zip(pages, spread.wave_delays(len(pages), gap), strict=True):
+        delays = spread.wave_delays(len(taken.pages), taken.gap_s)
+        for (repo_id, page), delay in zip(taken.pages, delays, strict=True):
             send(stargazers_page, run_id, repo_id, page, delay_s=delay)
-        session.execute(
-            update(StargazerRun)
-            .where(StargazerRun.run_id == run_id)
-            .values(
-                sent_pages=state.sent_pages + len(pages),
-                wave=wave + 1,
-                next_wave_at=now + timedelta(seconds=len(pages) * gap),
-            )
-        )
-        more = state.sent_pages + len(pages) < state.planned_pages
-        if more:
-            send(stargazers_wave, run_id, wave + 1, delay_s=len(pages) * gap)
-    if not more:
+        if taken.more:
+            send(stargazers_wave, run_id, wave + 1, delay_s=len(taken.pages) * taken.gap_s)
+    if not taken.more:
         close_if_done(run_id)
 
 

@@ -182,8 +182,44 @@ def _write_plan(session: Session, run_id: int, chosen: list[Target], now: dateti
     return seq
 
 
-def next_pages(session: Session, run_id: int, first_seq: int, count: int) -> list[tuple[int, int]]:
-    """(repo_id, page) of the next `count` pages in send order."""
+@dataclass(frozen=True)
+class Wave:
+    """The pages one wave sends, one gap apart; or how long it must wait first."""
+
+    pages: list[tuple[int, int]]  # (repo_id, page) in send order
+    gap_s: float
+    more: bool  # another wave follows this one
+    wait_s: float = 0.0
+
+
+def take_wave(session: Session, run_id: int, wave: int, now: datetime) -> Wave | None:
+    """Claim wave number `wave` of a running run; None for a stale or duplicate message.
+
+    The counter row is locked, so a duplicate delivery waits here, then finds the wave
+    number moved on. The next wave may start one gap after this wave's last page.
+    """
+    state = session.get(StargazerRun, run_id, with_for_update=True)
+    if state is None or state.wave != wave or runs.get_run(session, run_id).status != "running":
+        return None
+    gap, sent, planned = state.gap_seconds, state.sent_pages, state.planned_pages
+    if state.next_wave_at is not None and now < state.next_wave_at:
+        return Wave([], gap, True, wait_s=(state.next_wave_at - now).total_seconds())
+    if wave == 0:
+        runs.begin_stage(session, run_id, PAGES_STAGE)
+    pages = _next_pages(session, run_id, sent, spread.wave_size(gap))
+    session.execute(
+        update(StargazerRun)
+        .where(StargazerRun.run_id == run_id)
+        .values(
+            sent_pages=sent + len(pages),
+            wave=wave + 1,
+            next_wave_at=now + timedelta(seconds=len(pages) * gap),
+        )
+    )
+    return Wave(pages, gap, sent + len(pages) < planned)
+
+
+def _next_pages(session: Session, run_id: int, first_seq: int, count: int) -> list[tuple[int, int]]:
     rows = session.execute(
         select(StargazerPage.repo_id, StargazerPage.page)
         .where(StargazerPage.run_id == run_id, StargazerPage.seq >= first_seq)
@@ -316,10 +352,6 @@ def finish_repo(session: Session, run_id: int, repo_id: int, now: datetime) -> N
         "updated_at": now,
     }
     upsert(session, StargazerCursor.__table__, [cursor], key=("repo_id",))
-
-
-def begin_waves(session: Session, run_id: int) -> None:
-    runs.begin_stage(session, run_id, PAGES_STAGE)
 
 
 def progress(session: Session, run_id: int) -> Progress | None:
