@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import dramatiq
 from periodiq import cron
 
-from actors.registry import PIPELINES, PipelineEntry
+from actors.registry import PipelineEntry, scheduled_pipelines
 from actors.ticks import enqueue_tick
 from db.session import begin
 from pipelines import runs
@@ -61,5 +61,5 @@ def catch_up_pipeline(entry: PipelineEntry, now: datetime) -> tuple[int, int]:
 )
 def catch_up() -> None:
     now = datetime.now(UTC)
-    for entry in PIPELINES.values():
+    for entry in scheduled_pipelines():
         catch_up_pipeline(entry, now)

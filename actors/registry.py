@@ -40,3 +40,8 @@ def get_pipeline(name: str) -> PipelineEntry:
         raise KeyError(
             f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}"
         ) from None
+
+
+def scheduled_pipelines() -> list[PipelineEntry]:
+    """The pipelines periodiq sends ticks for (on-demand ones have no `periodic` option)."""
+    return [entry for entry in PIPELINES.values() if "periodic" in entry.tick_actor.options]

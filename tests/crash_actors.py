@@ -16,6 +16,8 @@ import actors  # noqa: F401  (the broker and its middleware come first)
 QUEUE = "default"
 
 
-@dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=100, max_backoff=1000, time_limit=60_000)
+@dramatiq.actor(
+    queue_name=QUEUE, max_retries=3, min_backoff=100, max_backoff=1000, time_limit=60_000
+)
 def kill_own_worker(run_id: int) -> None:
     os.kill(os.getpid(), signal.SIGKILL)

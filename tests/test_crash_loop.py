@@ -52,8 +52,18 @@ def test_a_crash_looping_message_ends_dead_and_other_work_goes_on(
 ) -> None:
     # Given supervised workers (dramatiq's master exits when a child dies) and a run
     migrate.upgrade(postgres_url)
-    env = service_env(tmp_path, DATABASE_URL=postgres_url, BROKER_URL=rabbitmq, GITHUB_API_URL=simulator.url)
-    args = [str(VENV_BIN / "dramatiq"), "actors", "tests.crash_actors", "--processes", "1", "--threads", "2"]
+    env = service_env(
+        tmp_path, DATABASE_URL=postgres_url, BROKER_URL=rabbitmq, GITHUB_API_URL=simulator.url
+    )
+    args = [
+        str(VENV_BIN / "dramatiq"),
+        "actors",
+        "tests.crash_actors",
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+    ]
     run_id = claim_run(postgres_url)
 
     with supervised(args, env, tmp_path / "workers.log") as exits:

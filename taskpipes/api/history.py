@@ -21,6 +21,7 @@ from db.models import Repository, RollupBucket, RollupState
 from pipelines.buckets import BUCKET, HISTORY_BUCKETS, Bucket, coarsen, floor_to
 from pipelines.rollup import STATE_ID
 from taskpipes.api.deps import SessionDep
+from taskpipes.api.schemas import NotFound
 
 router = APIRouter()
 
@@ -48,10 +49,6 @@ class HistoryResponse(BaseModel):
     bucket: BucketName
     as_of: datetime | None
     points: list[HistoryPoint]
-
-
-class NotFound(BaseModel):
-    detail: str
 
 
 @router.get(

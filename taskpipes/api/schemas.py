@@ -24,3 +24,9 @@ class TopRepo(BaseModel):
 class TopResponse(BaseModel):
     as_of: datetime | None
     repos: list[TopRepo]
+
+
+class NotFound(BaseModel):
+    """The body of a 404: what was looked for and not found."""
+
+    detail: str

@@ -1,0 +1,106 @@
+"""GET /api/runs (the run history) and GET /readyz (is the data fresh?)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from db.models import Run
+from pipelines.status import pipeline_status
+from taskpipes.api.deps import SessionDep
+from taskpipes.status import run_rows
+
+router = APIRouter()
+
+
+class RunOut(BaseModel):
+    id: int
+    pipeline: str
+    tick: datetime
+    status: str
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+class RunsResponse(BaseModel):
+    as_of: datetime
+    runs: list[RunOut]
+
+
+class ReadyResponse(BaseModel):
+    status: str
+    as_of: datetime
+    # One entry per check: "database" and each scheduled pipeline.
+    checks: dict[str, str]
+
+
+@router.get("/api/runs", response_model=RunsResponse)
+def list_runs(
+    session: SessionDep,
+    pipeline: Annotated[str | None, Query(max_length=50)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> RunsResponse:
+    """The run history, newest tick first (indexed on pipeline, status, tick)."""
+    query = select(Run).order_by(Run.tick.desc(), Run.id.desc()).limit(limit)
+    if pipeline is not None:
+        query = query.where(Run.pipeline == pipeline)
+    rows = session.scalars(query).all()
+    return RunsResponse(
+        as_of=datetime.now(UTC),
+        runs=[
+            RunOut(
+                id=r.id,
+                pipeline=r.pipeline,
+                tick=r.tick,
+                status=r.status,
+                attempts=r.attempts,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                error=r.error,
+            )
+            for r in rows
+        ],
+    )
+
+
+@router.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
+def readyz(session: SessionDep) -> JSONResponse:
+    """200 when the database answers and every scheduled pipeline is fresh, else 503."""
+    now = datetime.now(UTC)
+    checks = {}
+    try:
+        session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        checks.update(_freshness(session, now))
+    except SQLAlchemyError as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    ready = all(value == "ok" or value.startswith("fresh") for value in checks.values())
+    body = ReadyResponse(status="ready" if ready else "not ready", as_of=now, checks=checks)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
+
+
+def _freshness(session: SessionDep, now: datetime) -> dict[str, str]:
+    from actors.registry import scheduled_pipelines
+
+    checks = {}
+    for entry in scheduled_pipelines():
+        success, _, _ = run_rows(session, entry.name)
+        status = pipeline_status(
+            entry.name, "", entry.schedule.period, success, None, [], None, None, now
+        )
+        if status.last_success is None:
+            checks[entry.name] = "stale: never succeeded"
+        else:
+            state = "fresh" if status.fresh else "stale"
+            checks[entry.name] = (
+                f"{state}: last success tick {status.last_success.tick.isoformat()}"
+            )
+    return checks
