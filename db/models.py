@@ -297,3 +297,19 @@ class StargazerPage(Base):
     seq: Mapped[int] = mapped_column(Integer)
     rows: Mapped[int | None] = mapped_column(Integer)
     stored_at: Mapped[datetime | None]
+
+
+class Sparkline(Base):
+    """A ranked repository's last 7 days of 1h stars drawn as SVG polyline points: what
+    the web page's top 100 would otherwise read from 67,200 bucket rows per request.
+    Replaced whole by each rollup, after trending."""
+
+    __tablename__ = "sparklines"
+
+    repo_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    as_of: Mapped[datetime]
+    # pipelines.sparklines.SPAN of 1h points, web.charts.sparkline_points' format.
+    points: Mapped[str] = mapped_column(Text)
+    point_count: Mapped[int] = mapped_column(Integer)
+    first_stars: Mapped[int] = mapped_column(Integer)
+    last_stars: Mapped[int] = mapped_column(Integer)

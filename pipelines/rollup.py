@@ -1,4 +1,4 @@
-"""The rollup pipeline: 15-minute buckets, then the trending tables, every 15 minutes.
+"""The rollup pipeline: 15-minute buckets, then trending, then sparklines, every 15 minutes.
 
 Incremental: a run reads only the snapshots stored since the previous run (by stored_at,
 indexed) and recomputes the buckets they touch, plus each repository's next stored bucket,
@@ -33,6 +33,7 @@ from pipelines.buckets import (
 )
 from pipelines.errors import PermanentError
 from pipelines.schedule import Schedule
+from pipelines.sparklines import refresh_sparklines
 from pipelines.trending import refresh_trending
 from taskpipes import metrics
 
@@ -228,4 +229,15 @@ def trending_stage(run_id: int, now: datetime) -> int:
     with begin() as session:
         written = refresh(session, run_tick_of(session, run_id, now))
     metrics.rows_written("trending", written)
+    return written
+
+
+def sparklines_stage(run_id: int, now: datetime) -> int:
+    """Redraw the web page's sparklines as of the newest rollup (its own stage: it reads
+    7 days of buckets, which the trending stage's lookups never do)."""
+    with begin() as session:
+        run_tick_of(session, run_id, now)
+        as_of = lock_state(session).as_of
+        written = 0 if as_of is None else refresh_sparklines(session, as_of)
+    metrics.rows_written("sparklines", written)
     return written

@@ -46,7 +46,8 @@ def store_snapshots(session: Session, snapshots: Sequence[TickSnapshot], now: da
         Snapshot.__table__,
         _snapshot_rows(ordered, now),
         key=("repo_id", "tick"),
-        update=("rank", "stars", "forks", "open_issues"),
+        # stored_at moves with a re-store, so the incremental rollup sees corrected values.
+        update=("rank", "stars", "forks", "open_issues", "stored_at"),
     )
 
 

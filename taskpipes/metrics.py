@@ -15,7 +15,7 @@ keeping them in memory. Whoever serves `/metrics` then merges the directory:
 - the scheduler and the API serve `metrics_text()` on their own `/metrics`.
 
 The directory must be set before the process starts and wiped at start
-(`wipe_multiprocess_dir`): nothing else removes the files, so counters from a previous run
+(`wipe_stale_files`, called as each process starts): nothing else removes the files, so counters from a previous run
 would carry over. Without the variable (tests, a one-off `taskpipes run`) the default
 in-process `REGISTRY` is used.
 """
@@ -168,14 +168,6 @@ def metrics_text() -> bytes:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
     return generate_latest(REGISTRY)
-
-
-def wipe_multiprocess_dir(path: str | os.PathLike[str]) -> None:
-    """Remove the `*.db` files left by a previous run; create the directory if missing."""
-    directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
-    for db_file in directory.glob("*.db"):
-        db_file.unlink(missing_ok=True)
 
 
 def wipe_stale_files(path: str | os.PathLike[str]) -> None:

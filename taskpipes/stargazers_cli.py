@@ -114,10 +114,11 @@ class StarProgress:
         if progress is None or not progress.planned:
             return
         if self.bar is None:
-            self.bar = tqdm(total=progress.planned, unit="page", dynamic_ncols=True)
-        self.bar.update(progress.done - self.bar.n)
+            # disable=None: no bar when stderr is not a terminal (logs, CI).
+            self.bar = tqdm(total=progress.planned, unit="page", disable=None, mininterval=0.5)
         rows_per_s = progress.rows / max(time.monotonic() - self.started, 1e-9)
-        self.bar.set_postfix_str(f"{rows_per_s:,.0f} rows/s", refresh=True)
+        self.bar.set_postfix_str(f"{rows_per_s:,.0f} rows/s", refresh=False)
+        self.bar.update(progress.done - self.bar.n)
 
     def __enter__(self) -> StarProgress:
         return self

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pika.exceptions import AMQPError
 from sqlalchemy import select
@@ -17,6 +18,9 @@ from db.session import begin
 from pipelines.status import PipelineStatus, QueueDepth, RunRow, pipeline_status
 from taskpipes import rabbit
 from taskpipes.settings import get_settings
+
+if TYPE_CHECKING:
+    from actors.registry import PipelineEntry
 
 # Statuses of a run that has not finished yet.
 IN_PROGRESS = ("queued", "running")
@@ -76,6 +80,27 @@ def _newest(session: Session, pipeline: str, statuses: tuple[str, ...]) -> RunRo
         .limit(1)
     ).first()
     return None if run is None else _row(run)
+
+
+def freshness(
+    session: Session, entries: Iterable[PipelineEntry], now: datetime
+) -> dict[str, PipelineStatus]:
+    """Each pipeline's status at `now` from its newest success alone: the freshness rule of
+    /readyz and of the web page's stale banner (pipelines.status.FRESH_PERIODS)."""
+    return {
+        entry.name: pipeline_status(
+            entry.name,
+            entry.tick_actor.queue_name,
+            entry.schedule.period,
+            _newest(session, entry.name, ("succeeded",)),
+            None,
+            [],
+            None,
+            None,
+            now,
+        )
+        for entry in entries
+    }
 
 
 def run_rows(session: Session, pipeline: str) -> tuple[RunRow | None, RunRow | None, list[RunRow]]:

@@ -299,6 +299,7 @@ m.github_request("search", 200)
 m.github_ratelimit("search", 29, 1_700_000_060.0)
 m.queue_depth("github_top", "dead", 2)
 m.api_request("/healthz", 200, 0.002)
+m.tick_scheduled("github_top_tick")
 sys.stdout.buffer.write(m.metrics_text())
 """
 EXERCISED = {
@@ -310,6 +311,7 @@ EXERCISED = {
     "github_ratelimit",
     "queue_depth",
     "api_request",
+    "tick_scheduled",
 }
 METRIC_NAMES = [
     "taskpipes_pipeline_runs_total",
@@ -334,7 +336,7 @@ def test_exercise_covers_every_public_function() -> None:
         if not name.startswith("_") and function.__module__ == metrics.__name__
     }
 
-    assert public - {"metrics_text", "wipe_multiprocess_dir"} == EXERCISED
+    assert public - {"metrics_text", "wipe_stale_files", "serve_metrics"} == EXERCISED
 
 
 def test_multiprocess_metrics_pass_promtool(promtool: str, tmp_path: Path) -> None:
@@ -355,14 +357,15 @@ def test_multiprocess_metrics_pass_promtool(promtool: str, tmp_path: Path) -> No
     assert_ok(run(promtool, "check", "metrics", stdin=text))
 
 
-def test_wipe_multiprocess_dir_removes_only_db_files(tmp_path: Path) -> None:
-    (tmp_path / "counter_123.db").write_bytes(b"x")
+def test_wipe_stale_files_removes_only_dead_processes_files(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / f"counter_{dead.stdout.strip()}.db").write_bytes(b"x")
+    (tmp_path / f"counter_{os.getpid()}.db").write_bytes(b"x")
     (tmp_path / "keep.txt").write_text("x")
 
-    metrics.wipe_multiprocess_dir(tmp_path)
-    metrics.wipe_multiprocess_dir(tmp_path / "new")
+    metrics.wipe_stale_files(tmp_path)
 
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.txt", "new"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"counter_{os.getpid()}.db", "keep.txt"]
 
 
 def test_metrics_text_without_multiprocess_uses_default_registry(

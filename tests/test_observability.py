@@ -349,7 +349,7 @@ def test_alert_rules_evaluate_against_live_data(scenario: Scenario) -> None:
     assert {name: health for name, (health, _) in states.items()} == dict.fromkeys(states, "ok")
     assert len(states) == 7
     for name in ("SchedulerDown", "WorkersDown", "PipelineStale", "GitHubRateLimitLow"):
-        assert states[name][1] == "inactive", name
+        assert states[name][1] == "inactive", (name, api_get(scenario.prometheus, "targets"), api_get(scenario.prometheus, "rules"))
 
 
 # --- promtool ------------------------------------------------------------------------

@@ -341,6 +341,7 @@ def test_killed_midway_a_rerun_completes_without_duplicates(
     clock_at_stars(simulator, REPO, 1500)
     env = {k: v for k, v in os.environ.items() if k != "BROKER_URL"}
     command = [sys.executable, "-m", "taskpipes.cli", "run", "stargazers", "--repo", REPO]
+    command += ["--api-rate", "100000000"]
     child = subprocess.Popen(
         [*command, "--at", TICK.isoformat(), "--rate", "500"],
         env=env,

@@ -12,9 +12,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.models import Run
-from pipelines.status import pipeline_status
 from taskpipes.api.deps import SessionDep
-from taskpipes.status import run_rows
+from taskpipes.status import freshness
 
 router = APIRouter()
 
@@ -91,16 +90,10 @@ def _freshness(session: SessionDep, now: datetime) -> dict[str, str]:
     from actors.registry import scheduled_pipelines
 
     checks = {}
-    for entry in scheduled_pipelines():
-        success, _, _ = run_rows(session, entry.name)
-        status = pipeline_status(
-            entry.name, "", entry.schedule.period, success, None, [], None, None, now
-        )
+    for name, status in freshness(session, scheduled_pipelines(), now).items():
         if status.last_success is None:
-            checks[entry.name] = "stale: never succeeded"
+            checks[name] = "stale: never succeeded"
         else:
             state = "fresh" if status.fresh else "stale"
-            checks[entry.name] = (
-                f"{state}: last success tick {status.last_success.tick.isoformat()}"
-            )
+            checks[name] = f"{state}: last success tick {status.last_success.tick.isoformat()}"
     return checks

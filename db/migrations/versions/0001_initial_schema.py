@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 18:23:31.024821
+Create Date: 2026-11-26 18:39:01.532976
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import db.models
+
 
 revision = '0001'
 down_revision = None
@@ -98,6 +99,15 @@ def upgrade() -> None:
     with op.batch_alter_table('snapshots', schema=None) as batch_op:
         batch_op.create_index('ix_snapshots_stored_at', ['stored_at'], unique=False)
 
+    op.create_table('sparklines',
+    sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('as_of', db.models.UTCDateTime(), nullable=False),
+    sa.Column('points', sa.Text(), nullable=False),
+    sa.Column('point_count', sa.Integer(), nullable=False),
+    sa.Column('first_stars', sa.Integer(), nullable=False),
+    sa.Column('last_stars', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('repo_id', name=op.f('pk_sparklines'))
+    )
     op.create_table('star_days',
     sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('day', db.models.UTCDateTime(), nullable=False),
@@ -226,6 +236,7 @@ def downgrade() -> None:
     op.drop_table('stargazer_cursors')
     op.drop_table('star_events')
     op.drop_table('star_days')
+    op.drop_table('sparklines')
     with op.batch_alter_table('snapshots', schema=None) as batch_op:
         batch_op.drop_index('ix_snapshots_stored_at')
 

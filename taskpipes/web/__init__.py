@@ -1,0 +1,1 @@
+"""The web pages people read: server-rendered HTML over the precomputed tables."""

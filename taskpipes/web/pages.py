@@ -1,0 +1,153 @@
+"""GET / (the top 100 and trending) and GET /repos/{owner}/{name}: HTML for people.
+
+Both pages are rendered on the server from the precomputed tables (taskpipes.web.reads)
+and carry a weak ETag derived from the data's version (the served ranking's tick, the
+rollup state, the freshness verdict): a matching If-None-Match is answered 304 before
+anything is rendered. Cache-Control lets a page be reused until the next github_top tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from periodiq import CronSpec
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from actors.registry import get_pipeline
+from pipelines.schedule import floor_tick
+from pipelines.status import PipelineStatus
+from pipelines.trending import WINDOWS
+from taskpipes.api.deps import read_connection
+from taskpipes.api.history import find_repository
+from taskpipes.api.trending import Window, trending_response
+from taskpipes.status import freshness
+from taskpipes.web import reads, views
+from taskpipes.web.charts import age_text, entity_tag, moment_text, seconds_until, tag_matches
+
+router = APIRouter(include_in_schema=False)
+
+# The pipelines whose tables the pages show: their freshness is the page's.
+SHOWN_PIPELINES = ("github_top", "rollup")
+# Trending rows shown per window.
+TRENDING_ROWS = 25
+
+
+@cache
+def templates() -> Environment:
+    env = Environment(
+        loader=PackageLoader("taskpipes.web", "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["count"] = lambda n: "" if n is None else f"{n:,}"
+    env.filters["signed"] = lambda n: "n/a" if n is None else f"{n:+,}"
+    env.filters["when"] = lambda moment: "never" if moment is None else moment_text(moment)
+    return env
+
+
+@contextmanager
+def page_reads() -> Iterator[tuple[Session, Connection]]:
+    with read_connection() as connection, Session(bind=connection) as session:
+        yield session, connection
+
+
+def data_freshness(session: Session, now: datetime) -> list[PipelineStatus]:
+    entries = [get_pipeline(name) for name in SHOWN_PIPELINES]
+    return list(freshness(session, entries, now).values())
+
+
+def cache_headers(tag: str, now: datetime) -> dict[str, str]:
+    """Reusable until the next github_top tick: the earliest the page can change."""
+    spec, period = _github_top_cadence()
+    next_tick = floor_tick(spec, now) + period
+    return {"ETag": tag, "Cache-Control": f"public, max-age={seconds_until(now, next_tick)}"}
+
+
+@cache
+def _github_top_cadence() -> tuple[CronSpec, timedelta]:
+    """Parsed once: the schedule is fixed for the life of the process."""
+    schedule = get_pipeline("github_top").schedule
+    return schedule.spec, schedule.period
+
+
+def not_modified(request: Request, headers: dict[str, str]) -> Response | None:
+    if tag_matches(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    return None
+
+
+def render(name: str, headers: dict[str, str], status_code: int = 200, **context: Any) -> Response:
+    html = templates().get_template(name).render(**context)
+    return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+def stale_of(statuses: list[PipelineStatus]) -> tuple[str, ...]:
+    return tuple(status.pipeline for status in statuses if not status.fresh)
+
+
+@router.get("/", response_class=HTMLResponse)
+def top_page(request: Request, window: Window = "24h") -> Response:
+    now = datetime.now(UTC)
+    with page_reads() as (session, connection):
+        version = reads.read_version(connection)
+        statuses = data_freshness(session, now)
+        headers = cache_headers(entity_tag("top", window, version, stale_of(statuses)), now)
+        unchanged = not_modified(request, headers)
+        if unchanged is not None:
+            return unchanged
+        rows = reads.top_rows(connection)
+        trending = trending_response(connection, window, TRENDING_ROWS)
+    return render(
+        "top.html",
+        headers,
+        now=now,
+        version=version,
+        statuses=statuses,
+        age=None if version.ranking_tick is None else age_text(version.ranking_tick, now),
+        rows=rows,
+        trending=trending,
+        windows=list(WINDOWS),
+    )
+
+
+@router.get("/repos/{owner}/{name}", response_class=HTMLResponse)
+def repo_page(request: Request, owner: str, name: str) -> Response:
+    now = datetime.now(UTC)
+    with page_reads() as (session, connection):
+        repo = find_repository(session, f"{owner}/{name}")
+        version = reads.read_version(connection)
+        statuses = data_freshness(session, now)
+        cursor = None if repo is None else reads.stargazer_cursor(connection, repo.id)
+        tag = entity_tag(
+            "repo",
+            f"{owner}/{name}",
+            None if repo is None else (repo.id, repo.full_name, repo.last_seen),
+            None if cursor is None else cursor.updated_at,
+            version,
+            stale_of(statuses),
+        )
+        headers = cache_headers(tag, now)
+        unchanged = not_modified(request, headers)
+        if unchanged is not None:
+            return unchanged
+        page = None if repo is None else views.repo_page(
+            session, connection, repo, cursor, version.rollup_as_of
+        )
+    common = {
+        "now": now,
+        "version": version,
+        "statuses": statuses,
+        "age": None if version.ranking_tick is None else age_text(version.ranking_tick, now),
+    }
+    if page is None:
+        return render("missing.html", headers, 404, full_name=f"{owner}/{name}", **common)
+    return render("repo.html", headers, page=page, **common)

@@ -1,0 +1,198 @@
+"""What the web pages read: bounded indexed lookups, never a scan of a history.
+
+Each read costs the same whatever the length of the history: the top 100 is three small
+tables joined (latest_ranking, trending, sparklines); a repository's charts sample at most
+a fixed number of moments, each answered by one index probe ("the latest row before t" on
+the (repo_id, bucket_start) key, on the snapshots' (tick, ...) key, or a star_days key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, Subquery, and_, func, literal, select, union_all
+from sqlalchemy.orm import aliased
+
+from db.models import (
+    LatestRanking,
+    RollupBucket,
+    RollupState,
+    Snapshot,
+    Sparkline,
+    StarDay,
+    StargazerCursor,
+    TrendingEntry,
+    UTCDateTime,
+)
+from pipelines.rollup import STATE_ID
+from taskpipes.web.charts import Close, evenly
+
+
+@dataclass(frozen=True)
+class Version:
+    """What the pages' data is a function of: the served ranking's tick and the rollup state."""
+
+    ranking_tick: datetime | None
+    rollup_as_of: datetime | None
+    watermark: datetime | None
+
+
+@dataclass(frozen=True)
+class TopRow:
+    rank: int
+    repo_id: int
+    full_name: str
+    stars: int
+    language: str | None
+    gained_24h: int | None
+    gained_7d: int | None
+    sparkline: str | None
+    sparkline_points: int
+    sparkline_first: int | None
+    sparkline_last: int | None
+
+
+def read_version(connection: Connection) -> Version:
+    ranking_tick = connection.scalar(select(LatestRanking.tick).where(LatestRanking.rank == 1))
+    state = connection.execute(
+        select(RollupState.as_of, RollupState.stored_watermark).where(RollupState.id == STATE_ID)
+    ).first()
+    return Version(ranking_tick, *(state if state is not None else (None, None)))
+
+
+def _gain(span: str) -> type[TrendingEntry]:
+    return aliased(TrendingEntry, name=f"gain_{span.lower()}")
+
+
+_DAY, _WEEK = _gain("24h"), _gain("7d")
+# Built once: composing the statement costs about as much as running it.
+TOP_QUERY = (
+    select(
+        LatestRanking.rank,
+        LatestRanking.repo_id,
+        LatestRanking.full_name,
+        LatestRanking.stars,
+        LatestRanking.language,
+        _DAY.stars_gained,
+        _WEEK.stars_gained,
+        Sparkline.points,
+        func.coalesce(Sparkline.point_count, 0),
+        Sparkline.first_stars,
+        Sparkline.last_stars,
+    )
+    .outerjoin(_DAY, and_(_DAY.span == "24h", _DAY.repo_id == LatestRanking.repo_id))
+    .outerjoin(_WEEK, and_(_WEEK.span == "7d", _WEEK.repo_id == LatestRanking.repo_id))
+    .outerjoin(Sparkline, Sparkline.repo_id == LatestRanking.repo_id)
+    .order_by(LatestRanking.rank)
+)
+
+
+def top_rows(connection: Connection) -> list[TopRow]:
+    return [TopRow(*row) for row in connection.execute(TOP_QUERY)]
+
+
+def ranking_of(connection: Connection, repo_id: int) -> tuple[int, int] | None:
+    """(rank, stars) of the repository in the served ranking, if it is in it."""
+    row = connection.execute(
+        select(LatestRanking.rank, LatestRanking.stars).where(LatestRanking.repo_id == repo_id)
+    ).first()
+    return None if row is None else (row.rank, row.stars)
+
+
+def spaced(start: datetime, end: datetime, most: int) -> list[datetime]:
+    """At most `most` moments from `start` to `end`, evenly spread to the minute."""
+    minutes = max(0, int((end - start) / timedelta(minutes=1)))
+    return [start + timedelta(minutes=m) for m in evenly(0, minutes, most)][:-1] + [end]
+
+
+def _moments(moments: Sequence[datetime]) -> Subquery:
+    arms = [select(literal(m, UTCDateTime()).label("at")) for m in moments]
+    return (union_all(*arms) if len(arms) > 1 else arms[0]).subquery("moments")
+
+
+def bucket_closes(
+    connection: Connection, repo_id: int, moments: Sequence[datetime]
+) -> list[Close | None]:
+    """For each moment, the repository's latest 15-minute bucket starting before it: one
+    index probe per moment, in one statement."""
+    if not moments:
+        return []
+    at = _moments(moments)
+    inner = aliased(RollupBucket)
+    latest = (
+        select(func.max(inner.bucket_start))
+        .where(inner.repo_id == repo_id, inner.bucket_start < at.c.at)
+        .correlate(at)
+        .scalar_subquery()
+    )
+    rows = connection.execute(
+        select(RollupBucket.bucket_start, RollupBucket.stars)
+        .where(
+            RollupBucket.repo_id == repo_id,
+            RollupBucket.bucket_start.in_(select(latest).select_from(at)),
+        )
+        .order_by(RollupBucket.bucket_start)
+    ).all()
+    return [_latest_before([Close(*row) for row in rows], moment) for moment in moments]
+
+
+def _latest_before(closes: list[Close], moment: datetime) -> Close | None:
+    before = [close for close in closes if close.start < moment]
+    return before[-1] if before else None
+
+
+def ranks_at(
+    connection: Connection, repo_id: int, moments: Sequence[datetime]
+) -> list[tuple[datetime, int]]:
+    """(tick, rank) at the latest snapshot tick at or before each moment, for the moments
+    whose snapshot holds the repository: two index probes per moment, in one statement."""
+    if not moments:
+        return []
+    at = _moments(moments)
+    inner = aliased(Snapshot)
+    tick = (
+        select(func.max(inner.tick)).where(inner.tick <= at.c.at).correlate(at).scalar_subquery()
+    )
+    rows = connection.execute(
+        select(Snapshot.tick, Snapshot.rank)
+        .where(Snapshot.repo_id == repo_id, Snapshot.tick.in_(select(tick).select_from(at)))
+        .order_by(Snapshot.tick)
+    )
+    return [(row.tick, row.rank) for row in rows]
+
+
+def first_bucket(connection: Connection, repo_id: int) -> datetime | None:
+    return connection.scalar(
+        select(RollupBucket.bucket_start)
+        .where(RollupBucket.repo_id == repo_id)
+        .order_by(RollupBucket.bucket_start)
+        .limit(1)
+    )
+
+
+def stargazer_cursor(connection: Connection, repo_id: int) -> StargazerCursor | None:
+    row = connection.execute(
+        select(StargazerCursor.__table__).where(StargazerCursor.repo_id == repo_id)
+    ).first()
+    return None if row is None else StargazerCursor(**row._mapping)
+
+
+def star_days(
+    connection: Connection, repo_id: int, until: datetime, most: int
+) -> list[tuple[datetime, int]]:
+    """At most `most` of the repository's daily star counts before `until`, evenly spread
+    from its first day: two key lookups for the ends, then one per sampled day."""
+    own = StarDay.repo_id == repo_id
+    first = connection.scalar(select(StarDay.day).where(own).order_by(StarDay.day).limit(1))
+    last = connection.scalar(
+        select(StarDay.day).where(own, StarDay.day < until).order_by(StarDay.day.desc()).limit(1)
+    )
+    if first is None or last is None:
+        return []
+    days = [first + timedelta(days=d) for d in evenly(0, (last - first).days, most)]
+    rows = connection.execute(
+        select(StarDay.day, StarDay.stars).where(own, StarDay.day.in_(days)).order_by(StarDay.day)
+    )
+    return [(row.day, row.stars) for row in rows]
