@@ -36,6 +36,10 @@ bench: install
 		echo "== $$script"; $(BIN)/python $$script || exit 1; \
 	done
 
+# The web pages at 375 and 1280 px, from a browser test over real pipeline runs, into docs/.
+screenshots: install
+	SCREENSHOTS_DIR=docs $(BIN)/pytest -q tests/test_web.py -k "browser and sqlite"
+
 lint: install
 	$(BIN)/ruff check .
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dramatiq
 from periodiq import cron
 
-from actors.stage import STAGE_TIME_LIMIT_MS, complete_run, hand_off, redeliver_later, run_stage
+from actors.stage import complete_run, hand_off, redeliver_later, run_stage, stage_options
 from actors.ticks import effective_schedule, start_tick
 from pipelines import github_top as pipeline
-from pipelines.errors import PermanentError, RateLimited, SuspectSnapshot
+from pipelines.errors import RateLimited, SuspectSnapshot
 from pipelines.github import GitHubClient
 from pipelines.runs import utcnow
 from taskpipes.settings import get_settings
@@ -18,14 +18,7 @@ SCHEDULE = effective_schedule(pipeline.PIPELINE, pipeline.SCHEDULE)
 # Transient failures (5xx, timeouts) back off from 2 s to 5 min with jitter, 6 tries in all;
 # a whole run then fits well inside one 10-minute period. Tests shrink the first backoff
 # (TASKPIPES_RETRY_MIN_BACKOFF_MS) so a failing message dead-letters in seconds.
-RETRY_OPTIONS = {
-    "queue_name": QUEUE,
-    "max_retries": 5,
-    "min_backoff": get_settings().retry_min_backoff_ms,
-    "max_backoff": 300_000,
-    "time_limit": STAGE_TIME_LIMIT_MS,
-    "throws": (PermanentError,),
-}
+RETRY_OPTIONS = stage_options(QUEUE, 5, get_settings().retry_min_backoff_ms, 300_000)
 # Suspect answers are fetched again after this many seconds, doubling each time.
 SUSPECT_REFETCH_S = 5
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import dramatiq
 from periodiq import cron
 
-from actors.stage import STAGE_TIME_LIMIT_MS, run_stage
+from actors.stage import run_stage, stage_options
 from actors.ticks import effective_schedule, start_tick
 from db.models import Run
 from db.session import begin
@@ -17,13 +17,7 @@ from taskpipes.settings import get_settings
 
 QUEUE = "maintenance"
 SCHEDULE = effective_schedule(pipeline.PIPELINE, pipeline.SCHEDULE)
-RETRY_OPTIONS = {
-    "queue_name": QUEUE,
-    "max_retries": 3,
-    "min_backoff": 10_000,
-    "max_backoff": 300_000,
-    "time_limit": STAGE_TIME_LIMIT_MS,  # below RabbitMQ's 30-minute consumer_timeout
-}
+RETRY_OPTIONS = stage_options(QUEUE, 3, 10_000, 300_000)
 
 
 @dramatiq.actor(periodic=cron(SCHEDULE.cron), schedule=SCHEDULE, **RETRY_OPTIONS)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import dramatiq
 from periodiq import cron
 
-from actors.stage import STAGE_TIME_LIMIT_MS, run_stage
+from actors.stage import run_stage, stage_options
 from actors.ticks import effective_schedule, start_tick
 from pipelines import rollup as pipeline
-from pipelines.errors import PermanentError
 from pipelines.runs import utcnow
 
 QUEUE = "rollup"
@@ -16,14 +15,7 @@ SCHEDULE = effective_schedule(pipeline.PIPELINE, pipeline.SCHEDULE)
 # Database work only: a failure is a lost connection or a lock timeout, worth a few quick
 # retries. STAGE_TIME_LIMIT_MS keeps each stage far below RabbitMQ's 30-minute
 # consumer_timeout, past which the message would be delivered twice.
-RETRY_OPTIONS = {
-    "queue_name": QUEUE,
-    "max_retries": 5,
-    "min_backoff": 1_000,
-    "max_backoff": 120_000,
-    "time_limit": STAGE_TIME_LIMIT_MS,
-    "throws": (PermanentError,),
-}
+RETRY_OPTIONS = stage_options(QUEUE, 5, 1_000, 120_000)
 
 
 @dramatiq.actor(periodic=cron(SCHEDULE.cron), schedule=SCHEDULE, **RETRY_OPTIONS)

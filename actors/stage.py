@@ -110,3 +110,23 @@ def redeliver_later(run_id: int, delay_s: float) -> None:
     message = CurrentMessage.get_current_message()
     actor = dramatiq.get_broker().get_actor(message.actor_name)
     hand_off(actor, run_id, delay_s)
+
+
+def stage_options(
+    queue: str,
+    max_retries: int,
+    min_backoff_ms: int,
+    max_backoff_ms: int,
+    time_limit_ms: int = STAGE_TIME_LIMIT_MS,
+) -> dict[str, object]:
+    """Every actor's options, written out: Dramatiq's defaults (20 retries, up to 7 days of
+    backoff) would outlive RabbitMQ's consumer_timeout and the data's usefulness.
+    A PermanentError is never retried."""
+    return {
+        "queue_name": queue,
+        "max_retries": max_retries,
+        "min_backoff": min_backoff_ms,
+        "max_backoff": max_backoff_ms,
+        "time_limit": time_limit_ms,
+        "throws": (PermanentError,),
+    }

@@ -5,6 +5,11 @@ rolled up once more after the history: `GET /api/trending?window=7d` over HTTP o
 (uvicorn in a subprocess via `taskpipes serve`, one keep-alive connection) against the
 SQL query that computes stars_gained(7d) from the snapshot history, timed without HTTP.
 Each measured target is one `measure_*` function returning its latencies.
+
+The web pages are measured on the same server and history: `GET /` (the top 100 with
+sparklines and 24h/7d gains, trending 24h) and `GET /repos/{owner}/{name}` (star history,
+15m/1h/1d history, rank over time), each rendered in full on every request, plus `GET /`
+answered 304 from its ETag. The sparklines rollup stage is timed once over the year too.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.history import END, TICK, build_history, naive, store_tick  # noqa: E402
 from bench.pg import scratch_database  # noqa: E402
+from pipelines.aggregate import refresh_latest_ranking  # noqa: E402
 from pipelines.buckets import BUCKET  # noqa: E402
 from pipelines.rollup import roll_up_tick  # noqa: E402
+from pipelines.sparklines import refresh_sparklines  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # Requests per HTTP target, after WARMUP unmeasured ones.
@@ -38,6 +45,13 @@ WARMUP = 300
 # Live queries: each scans the history, so a few are enough for a median.
 LIVE_RUNS = 7
 LIMIT = 25
+# Requests per web page: each renders ~100 kB of HTML, so fewer are enough for a p99.
+PAGE_REQUESTS = 1000
+PAGE_WARMUP = 100
+# The repository whose page is measured (bench/history.py names them owner<r>/repo<r>).
+PAGE_REPO = "owner0/repo0"
+# Times the sparklines stage is run over the year of history.
+SPARKLINE_RUNS = 5
 # Seconds to wait for the API subprocess to answer /healthz.
 STARTUP_S = 30
 
@@ -116,22 +130,58 @@ def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the API did not answer /healthz in time")
 
 
-def time_http(base: str, path: str) -> tuple[list[float], object]:
-    """Latencies of REQUESTS GETs of `path` on one keep-alive connection, and the last body."""
+def time_http(
+    base: str,
+    path: str,
+    requests_n: int = REQUESTS,
+    warmup: int = WARMUP,
+    headers: dict[str, str] | None = None,
+) -> tuple[list[float], requests.Response]:
+    """Latencies of `requests_n` GETs of `path` on one keep-alive connection, and the last
+    answer."""
     with requests.Session() as http:
-        for _ in range(WARMUP):
-            http.get(f"{base}{path}").raise_for_status()
+        for _ in range(warmup):
+            http.get(f"{base}{path}", headers=headers).raise_for_status()
         timings = []
-        for _ in range(REQUESTS):
+        for _ in range(requests_n):
             started = time.perf_counter()
-            answer = http.get(f"{base}{path}")
+            answer = http.get(f"{base}{path}", headers=headers)
             timings.append(time.perf_counter() - started)
             answer.raise_for_status()
-    return timings, answer.json()
+    return timings, answer
 
 
 def measure_trending_precomputed(base: str) -> tuple[list[float], object]:
-    return time_http(base, f"/api/trending?window=7d&limit={LIMIT}")
+    timings, answer = time_http(base, f"/api/trending?window=7d&limit={LIMIT}")
+    return timings, answer.json()
+
+
+def measure_page(base: str, path: str) -> list[float]:
+    """A web page rendered in full each time (no If-None-Match): the honest cost."""
+    timings, answer = time_http(base, path, PAGE_REQUESTS, PAGE_WARMUP)
+    if "<svg" not in answer.text:
+        raise AssertionError(f"{path} drew no chart")
+    return timings
+
+
+def measure_page_not_modified(base: str) -> list[float]:
+    tag = requests.get(f"{base}/", timeout=10).headers["ETag"]
+    timings, answer = time_http(base, "/", PAGE_REQUESTS, PAGE_WARMUP, {"If-None-Match": tag})
+    if answer.status_code != 304:
+        raise AssertionError(f"If-None-Match got {answer.status_code}, not 304")
+    return timings
+
+
+def measure_sparklines_stage(engine: Engine, as_of: datetime) -> list[float]:
+    """The rollup's sparklines stage over the year: it reads 7 days of buckets, whatever
+    the length of the history."""
+    timings = []
+    for _ in range(SPARKLINE_RUNS):
+        with Session(engine) as session, session.begin():
+            started = time.perf_counter()
+            refresh_sparklines(session, as_of)
+            timings.append(time.perf_counter() - started)
+    return timings
 
 
 def measure_trending_live(engine: Engine, as_of: datetime) -> tuple[list[float], list[tuple]]:
@@ -153,7 +203,9 @@ def roll_up_next(engine: Engine) -> datetime:
         store_tick(engine, tick)
         tick += TICK
     with Session(engine) as session, session.begin():
+        refresh_latest_ranking(session, tick - TICK)
         roll_up_tick(session, as_of)
+        refresh_sparklines(session, as_of)
     return as_of
 
 
@@ -163,11 +215,21 @@ def main() -> None:
         as_of = roll_up_next(engine)
         with api_subprocess(url) as base:
             fast, body = measure_trending_precomputed(base)
+            top_page = measure_page(base, "/")
+            repo_page = measure_page(base, f"/repos/{PAGE_REPO}")
+            not_modified = measure_page_not_modified(base)
         slow, live_rows = measure_trending_live(engine, as_of)
+        sparklines = measure_sparklines_stage(engine, as_of)
         engine.dispose()
     served = [(r["id"], r["full_name"], r["stars"], r["stars_gained"]) for r in body["repos"]]  # type: ignore[index]
     if served != live_rows:
         raise AssertionError("the precomputed and the live ranking differ")
+    page_p50, _ = report("page: GET / (top 100 + trending)", top_page)
+    repo_p50, _ = report(f"page: GET /repos/{PAGE_REPO}", repo_page)
+    report("page: GET / with If-None-Match (304)", not_modified)
+    report("rollup stage: sparklines over the year", sparklines)
+    for page, p50 in (("GET /", page_p50), ("GET /repos/...", repo_p50)):
+        print(f"web page {page} p50 goal < 10 ms: {'met' if p50 < 0.010 else 'MISSED'}")
     fast_p50, _ = report("precomputed: GET /api/trending?window=7d", fast)
     slow_p50, _ = report("live: stars_gained(7d) SQL over the history", slow)
     ratio = slow_p50 / fast_p50

@@ -44,23 +44,7 @@ def record_queued(session: Session, pipeline: str, tick: datetime, message_id: s
 
     A finished run is re-opened for the new message; a queued or running one is left alone.
     """
-    upsert(
-        session,
-        Run.__table__,
-        [
-            {
-                "pipeline": pipeline,
-                "tick": tick,
-                "status": "queued",
-                "attempts": 0,
-                "message_id": message_id,
-                "enqueued_at": utcnow(),
-            }
-        ],
-        key=("pipeline", "tick"),
-        update=(),
-    )
-    run = _run(session, pipeline, tick, lock=True)
+    run = _queued_run(session, pipeline, tick, message_id)
     if run.status in REOPENABLE:
         _reopen(session, run, message_id)
     return run.id
@@ -70,23 +54,7 @@ def claim(
     session: Session, pipeline: str, tick: datetime, message_id: str, explicit: bool
 ) -> Claim:
     """Take the tick for this message, or say why another delivery already has it."""
-    upsert(
-        session,
-        Run.__table__,
-        [
-            {
-                "pipeline": pipeline,
-                "tick": tick,
-                "status": "queued",
-                "attempts": 0,
-                "message_id": message_id,
-                "enqueued_at": utcnow(),
-            }
-        ],
-        key=("pipeline", "tick"),
-        update=(),
-    )
-    run = _run(session, pipeline, tick, lock=True)
+    run = _queued_run(session, pipeline, tick, message_id)
     if run.message_id != message_id:
         if not (explicit and run.status in REOPENABLE):
             return Claim(None, f"tick already taken by message {run.message_id} ({run.status})")
@@ -101,6 +69,23 @@ def claim(
     run.finished_at = None
     run.error = None
     return Claim(run.id, "claimed")
+
+
+def _queued_run(session: Session, pipeline: str, tick: datetime, message_id: str) -> Run:
+    """The tick's run, created as queued for `message_id` if absent, locked for this transaction.
+
+    Insert-if-absent then lock: concurrent claimers of one tick serialise on its row.
+    """
+    row = {
+        "pipeline": pipeline,
+        "tick": tick,
+        "status": "queued",
+        "attempts": 0,
+        "message_id": message_id,
+        "enqueued_at": utcnow(),
+    }
+    upsert(session, Run.__table__, [row], key=("pipeline", "tick"), update=())
+    return _run(session, pipeline, tick, lock=True)
 
 
 def _reopen(session: Session, run: Run, message_id: str) -> None:

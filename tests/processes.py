@@ -33,6 +33,7 @@ def service_env(tmp_path: Path, **values: str) -> dict[str, str]:
             "dramatiq_prom_db": str(metrics_dir),
             "dramatiq_prom_host": "127.0.0.1",
             "dramatiq_prom_port": str(free_port()),
+            "TASKPIPES_METRICS_HOST": "127.0.0.1",
             "TASKPIPES_METRICS_PORT": str(free_port()),
             "PYTHONUNBUFFERED": "1",
         }

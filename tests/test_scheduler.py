@@ -89,7 +89,7 @@ def test_two_schedulers_two_workers_one_run_per_tick(
         stage_attempts = conn.execute(
             select(StageRun.stage, func.max(StageRun.attempts))
             .join(Run, Run.id == StageRun.run_id)
-            .where(Run.tick.in_(ticks))
+            .where(Run.pipeline == "github_top", Run.tick.in_(ticks))
             .group_by(StageRun.stage)
         ).all()
     assert dict(stage_attempts) == {"fetch": 1, "normalize": 1, "store": 1, "aggregate": 1}

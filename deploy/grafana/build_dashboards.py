@@ -3,8 +3,9 @@
 The committed JSON in dashboards/ is what Grafana provisions; this script is its source,
 and tests/test_deploy.py checks that the two agree. Every query returns data even before
 a counter has moved: rates and counts fall back to 0 (`or on() vector(0)`), quantiles and
-gauges to NaN (no value yet, drawn as a gap), freshness to +Inf (never succeeded = stale).
-`on()` matters: a plain `or vector(0)` would add a label-less 0 next to grouped series.
+gauges to NaN (no value yet, drawn as a gap), freshness to +Inf per pipeline (never
+succeeded = stale). `on()` matters: a plain `or vector(0)` would add a label-less 0 next to
+grouped series.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ DATASOURCE = {"type": "prometheus", "uid": "taskpipes-prometheus"}
 DASHBOARD_DIR = Path(__file__).parent / "dashboards"
 ZERO = " or on() vector(0)"
 NOTHING_YET = " or on() vector(NaN)"
-NEVER = " or on() vector(Inf)"
 QUANTILES = (0.5, 0.95, 0.99)
 # Schedule periods in seconds; freshness turns orange after one, red after two (the alert).
 PERIODS = {"github_top": 600, "rollup": 900, "maintenance": 86400}
@@ -79,7 +79,18 @@ def quantiles(
     ]
 
 
-def freshness(selector: str, width: int) -> dict:
+def never_succeeded(pipelines: list[str]) -> str:
+    """+Inf labelled with each pipeline: one without a success yet still shows, as stale.
+
+    `or` keeps a pipeline's real value and adds the +Inf only where its series is missing;
+    a single label-less fallback would vanish as soon as any other pipeline succeeded.
+    """
+    return "".join(
+        f' or label_replace(vector(Inf), "pipeline", "{name}", "", "")' for name in pipelines
+    )
+
+
+def freshness(selector: str, pipelines: list[str], width: int) -> dict:
     overrides = [
         {
             "matcher": {"id": "byName", "options": pipeline},
@@ -95,7 +106,8 @@ def freshness(selector: str, width: int) -> dict:
         [
             (
                 "time() - max by (pipeline) "
-                f"(taskpipes_pipeline_last_success_timestamp_seconds{selector})" + NEVER,
+                f"(taskpipes_pipeline_last_success_timestamp_seconds{selector})"
+                + never_succeeded(pipelines),
                 "{{pipeline}}",
             )
         ],
@@ -220,7 +232,7 @@ def dramatiq_messages(selector: str) -> dict:
 def overview() -> dict:
     api = "taskpipes_api_request_duration_seconds"
     panels = [
-        freshness("", 12),
+        freshness("", list(PERIODS), 12),
         panel(
             "stat",
             "Dead letters",
@@ -349,7 +361,7 @@ def pipeline() -> dict:
     selector = '{pipeline="$pipeline"}'
     queue = '{queue="$pipeline"}'
     panels = [
-        freshness(selector, 6),
+        freshness(selector, ["$pipeline"], 6),
         runs_by_status(selector) | {"_width": 18},
         failure_ratio('pipeline="$pipeline"'),
         tick_lag(selector),

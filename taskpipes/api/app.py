@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from taskpipes.api import history, observe, runs, stars, top, trending
 from taskpipes.api.observe import time_request
 from taskpipes.api.schemas import Health
+from taskpipes.web import pages
 
 
 def create_app() -> FastAPI:
@@ -26,6 +27,6 @@ def create_app() -> FastAPI:
             {"detail": f"database unavailable: {type(exc).__name__}"}, status_code=503
         )
 
-    for module in (top, trending, history, stars, runs, observe):
+    for module in (top, trending, history, stars, runs, observe, pages):
         app.include_router(module.router)
     return app

@@ -112,7 +112,7 @@ def top_page(request: Request, window: Window = "24h") -> Response:
         now=now,
         version=version,
         statuses=statuses,
-        age=None if version.ranking_tick is None else age_text(version.ranking_tick, now),
+        age=_age(version, now),
         rows=rows,
         trending=trending,
         windows=list(WINDOWS),
@@ -123,14 +123,16 @@ def top_page(request: Request, window: Window = "24h") -> Response:
 def repo_page(request: Request, owner: str, name: str) -> Response:
     now = datetime.now(UTC)
     with page_reads() as (session, connection):
-        repo = find_repository(session, f"{owner}/{name}")
         version = reads.read_version(connection)
         statuses = data_freshness(session, now)
-        cursor = None if repo is None else reads.stargazer_cursor(connection, repo.id)
+        common = {"now": now, "version": version, "statuses": statuses, "age": _age(version, now)}
+        repo = find_repository(session, f"{owner}/{name}")
+        if repo is None:
+            return render("missing.html", {}, 404, full_name=f"{owner}/{name}", **common)
+        cursor = reads.stargazer_cursor(connection, repo.id)
         tag = entity_tag(
             "repo",
-            f"{owner}/{name}",
-            None if repo is None else (repo.id, repo.full_name, repo.last_seen),
+            (repo.id, repo.full_name, repo.last_seen),
             None if cursor is None else cursor.updated_at,
             version,
             stale_of(statuses),
@@ -139,15 +141,9 @@ def repo_page(request: Request, owner: str, name: str) -> Response:
         unchanged = not_modified(request, headers)
         if unchanged is not None:
             return unchanged
-        page = None if repo is None else views.repo_page(
-            session, connection, repo, cursor, version.rollup_as_of
-        )
-    common = {
-        "now": now,
-        "version": version,
-        "statuses": statuses,
-        "age": None if version.ranking_tick is None else age_text(version.ranking_tick, now),
-    }
-    if page is None:
-        return render("missing.html", headers, 404, full_name=f"{owner}/{name}", **common)
+        page = views.repo_page(session, connection, repo, cursor, version.rollup_as_of)
     return render("repo.html", headers, page=page, **common)
+
+
+def _age(version: reads.Version, now: datetime) -> str | None:
+    return None if version.ranking_tick is None else age_text(version.ranking_tick, now)

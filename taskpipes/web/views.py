@@ -70,13 +70,13 @@ def histories_of(
     session: Session, connection: Connection, repo: Repository, as_of: datetime, name: str
 ) -> History:
     size, since = HISTORY_BUCKETS[name], as_of - HISTORY_SPANS[name]
-    if size == HISTORY_BUCKETS["1d"]:
-        points = daily_points(connection, repo.id, since, as_of)
-    else:
+    if size == BUCKET:
         points = [
             Point(p.start, p.stars, p.stars_gained)
             for p in read_points(session, repo.id, size, since, as_of)
         ]
+    else:
+        points = coarse_points(connection, repo.id, size, since, as_of)
     label = {"15m": "24 hours", "1h": "7 days", "1d": "30 days"}[name]
     chart = line_chart(
         f"{repo.full_name}: stars per {name} bucket over the last {label}",
@@ -85,12 +85,12 @@ def histories_of(
     return History(name, label, points, chart)
 
 
-def daily_points(
-    connection: Connection, repo_id: int, since: datetime, as_of: datetime
+def coarse_points(
+    connection: Connection, repo_id: int, size: timedelta, since: datetime, as_of: datetime
 ) -> list[Point]:
-    """The 1d history points starting in [since, as_of) from one probe per day boundary
-    (reading the 15-minute rows of 30 days would be 2,880 of them)."""
-    size = HISTORY_BUCKETS["1d"]
+    """The 1h or 1d history points starting in [since, as_of) from one index probe per
+    bucket boundary: 169 for 7 days of hours, where the 15-minute rows are 672 (and 2,880
+    for 30 days)."""
     start = floor_to(since, size)
     start += size if start < since else timedelta()
     bounds = []

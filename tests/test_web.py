@@ -1,0 +1,203 @@
+"""The web pages in a real browser (headless Chromium via Playwright) and over plain HTTP,
+against tables filled by real pipeline runs: github_top ticks against the simulator, a
+rollup, and a stargazers run for one repository.
+
+Screenshots at 375 px and 1280 px go to artifacts/ (gitignored), or to the directory in
+SCREENSHOTS_DIR (`make screenshots` sets it to docs/).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import html5lib
+import pytest
+import requests
+from sqlalchemy import select
+
+from actors.registry import get_pipeline
+from db.models import Run
+from db.session import begin
+from taskpipes.githubsim import Simulator
+from taskpipes.runner import run_tick
+from tests.tools import ensure_debian_package
+
+ROOT = Path(__file__).resolve().parent.parent
+_NOW = datetime.now(UTC)
+# The newest github_top tick (every 10 minutes): fresh for the page's banner.
+T0 = _NOW.replace(minute=_NOW.minute - _NOW.minute % 10, second=0, microsecond=0)
+# Every 6 hours for 8 days, hourly for the last day, then the last two 10-minute ticks:
+# enough history for every trending window and a sparkline with a shape.
+TICKS = sorted(
+    {T0 - timedelta(hours=6 * i) for i in range(1, 33)}
+    | {T0 - timedelta(hours=i) for i in range(24)}
+    | {T0 - timedelta(minutes=10)}
+)
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+WIDTHS = (375, 1280)
+# Moving github_top's run ticks back this much makes its data stale; off the 10-minute grid
+# so that no moved tick meets another run's (pipeline, tick) key.
+AGED = timedelta(minutes=61)
+FAST_STARGAZERS = {"rate": 1_000_000, "api_rate": 100_000_000}
+
+
+def get(base: str, path: str, **kwargs: object) -> requests.Response:
+    return requests.get(f"{base}{path}", timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+def fill(simulator: Simulator) -> str:
+    """History the way production makes it; returns the repository with stargazers."""
+    for tick in TICKS:
+        simulator.set_clock(tick)
+        assert run_tick(get_pipeline("github_top"), tick, 60).status == "succeeded"
+    assert run_tick(get_pipeline("rollup"), T0, 120).status == "succeeded"
+    first = simulator.top(T0)[0]["full_name"]
+    outcome = run_tick(get_pipeline("stargazers"), T0, 300, {"repo": first, **FAST_STARGAZERS})
+    assert outcome.status == "succeeded", outcome.error
+    return first
+
+
+@pytest.fixture
+def filled(app_env, database_url: str, simulator: Simulator, api_server: str) -> tuple[str, str]:
+    """(base URL, the repository with stargazers) over freshly filled tables."""
+    app_env(database_url)
+    return api_server, fill(simulator)
+
+
+@pytest.fixture
+def filled_sqlite(
+    app_env, sqlite_url: str, simulator: Simulator, api_server: str
+) -> tuple[str, str]:
+    """`filled` on SQLite only: the browser test already reads every table on both."""
+    app_env(sqlite_url)
+    return api_server, fill(simulator)
+
+
+def shift_github_top_runs(by: timedelta) -> None:
+    with begin() as session:
+        for run in session.scalars(select(Run).where(Run.pipeline == "github_top")):
+            run.tick += by
+
+
+def screenshot_dir() -> Path:
+    directory = ROOT / os.environ.get("SCREENSHOTS_DIR", "artifacts")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    executable = ensure_debian_package("chromium", "chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_the_pages_in_a_browser(filled: tuple[str, str], chromium) -> None:
+    base, starred = filled
+    top = get(base, "/api/top").json()["repos"]
+    first = top[0]["full_name"]
+    history = get(base, f"/api/repos/{first}/history", params={"bucket": "1h"}).json()
+    errors: list[str] = []
+
+    for width in WIDTHS:
+        page = chromium.new_page(viewport={"width": width, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+        # The top page: the first row is /api/top's, its sparkline has a point per 1h point
+        page.goto(f"{base}/")
+        row = page.locator("#top tbody tr").first
+        assert row.locator("th.name a").inner_text() == first
+        assert row.locator("td.stars").inner_text() == f"{top[0]['stars']:,}"
+        points = row.locator("svg.spark polyline").get_attribute("points")
+        assert points is not None and len(points.split()) == len(history["points"]) > 24
+        assert page.locator("svg.spark title").count() == page.locator("svg.spark").count() > 90
+        assert page.locator("#stale-banner").count() == 0
+        page.screenshot(path=str(screenshot_dir() / f"top-{width}.png"))
+
+        # The trending tabs are plain links
+        page.get_by_role("link", name="7d", exact=True).click()
+        assert page.locator('.tabs a[aria-current="page"]').inner_text() == "7d"
+        trending = get(base, "/api/trending", params={"window": "7d"}).json()["repos"]
+        assert (
+            page.locator("#trending-table tbody th a").first.inner_text()
+            == (trending[0]["full_name"])
+        )
+
+        # The repository page: star history from both sources, each history, the rank
+        page.goto(f"{base}/repos/{starred}")
+        assert page.locator("#star-history-title").count() == 1
+        assert page.locator("figure.chart").first.locator("polyline").count() == 2
+        for bucket in ("15m", "1h", "1d"):
+            since = {"15m": timedelta(hours=24), "1h": timedelta(days=7), "1d": timedelta(days=30)}
+            as_of = datetime.fromisoformat(history["as_of"])
+            api = get(
+                base,
+                f"/api/repos/{starred}/history",
+                params={"bucket": bucket, "since": (as_of - since[bucket]).isoformat()},
+            ).json()["points"]
+            rows = page.locator(f"#table-{bucket} tbody tr")
+            assert rows.count() == len(api) > 0
+            assert rows.first.locator("td").first.text_content() == f"{api[-1]['stars']:,}"
+        assert page.locator("#rank-title").count() == 1
+        for svg in page.locator("svg").all():
+            assert svg.get_attribute("aria-label") or svg.get_attribute("aria-labelledby")
+        page.screenshot(path=str(screenshot_dir() / f"repo-{width}.png"))
+        page.close()
+
+    # The stale banner follows /readyz's rule: on when github_top's success is old, off again
+    page = chromium.new_page()
+    page.goto(f"{base}/")
+    shift_github_top_runs(-AGED)
+    page.reload()
+    assert page.locator("#stale-banner").is_visible()
+    assert "github_top" in page.locator("#stale-banner").inner_text()
+    shift_github_top_runs(AGED)
+    page.reload()
+    assert page.locator("#stale-banner").count() == 0
+    page.close()
+    assert errors == []
+
+
+def test_cache_headers_and_not_modified(filled_sqlite: tuple[str, str]) -> None:
+    base, starred = filled_sqlite
+    for path in ("/", "/?window=1h", f"/repos/{starred}"):
+        answer = get(base, path)
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/html")
+        max_age = int(re.fullmatch(r"public, max-age=(\d+)", answer.headers["cache-control"])[1])
+        assert 1 <= max_age <= 600
+        tag = answer.headers["etag"]
+
+        again = get(base, path, headers={"If-None-Match": tag})
+        assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", tag)
+
+        # A new verdict on freshness is a new version of the page
+        shift_github_top_runs(-AGED)
+        stale = get(base, path, headers={"If-None-Match": tag})
+        shift_github_top_runs(AGED)
+        assert stale.status_code == 200 and stale.headers["etag"] != tag
+    assert get(base, "/?window=2h").status_code == 422
+    missing = get(base, "/repos/nobody/nothing")
+    assert missing.status_code == 404 and "nobody/nothing" in missing.text
+
+
+def test_the_pages_are_valid_html(filled_sqlite: tuple[str, str]) -> None:
+    base, starred = filled_sqlite
+    for path in ("/", "/?window=7d", f"/repos/{starred}", "/repos/nobody/nothing"):
+        text = get(base, path).text
+        html5lib.HTMLParser(strict=True).parse(text)  # raises on the first parse error
+        ids = re.findall(r'\sid="([^"]+)"', text)
+        assert len(ids) == len(set(ids)), f"duplicate ids on {path}"
+        assert not re.search(r"(src|href)=\"(https?:)?//(?!github\.com/)", text), path
