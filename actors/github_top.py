@@ -71,7 +71,7 @@ def refetch_suspect(run_id: int, exc: SuspectSnapshot) -> None:
         complete_run(run_id, "failed", error)
         return
     pipeline.refetch(run_id)
-    hand_off(github_top_fetch, run_id, SUSPECT_REFETCH_S * 2 ** (fetched - 1))
+    hand_off(github_top_fetch, run_id, delay_s=SUSPECT_REFETCH_S * 2 ** (fetched - 1))
 
 
 @dramatiq.actor(**RETRY_OPTIONS)

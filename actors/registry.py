@@ -18,6 +18,11 @@ class PipelineEntry:
     # Only pipelines that compute from stored data can run a past tick faithfully.
     computes_past: bool
 
+    @property
+    def scheduled(self) -> bool:
+        """periodiq sends its ticks; an on-demand pipeline's tick actor has no `periodic`."""
+        return "periodic" in self.tick_actor.options
+
 
 PIPELINES: dict[str, PipelineEntry] = {
     "github_top": PipelineEntry(
@@ -44,4 +49,4 @@ def get_pipeline(name: str) -> PipelineEntry:
 
 def scheduled_pipelines() -> list[PipelineEntry]:
     """The pipelines periodiq sends ticks for (on-demand ones have no `periodic` option)."""
-    return [entry for entry in PIPELINES.values() if "periodic" in entry.tick_actor.options]
+    return [entry for entry in PIPELINES.values() if entry.scheduled]

@@ -28,10 +28,11 @@ MAX_DELAY_S = 20 * 60
 STAGE_TIME_LIMIT_MS = 10 * 60 * 1000
 
 
-def hand_off(actor: dramatiq.Actor, run_id: int, delay_s: float | None = None) -> None:
-    """Send the next stage its run id; the run id also rides as a message option."""
-    delay = None if delay_s is None else int(min(delay_s, MAX_DELAY_S) * 1000)
-    actor.send_with_options(args=(run_id,), delay=delay, **{runs.RUN_OPTION: run_id})
+def hand_off(actor: dramatiq.Actor, run_id: int, *args: int, delay_s: float | None = None) -> None:
+    """Send a stage its run id (and any further ids); the run id also rides as a message
+    option. Delays are capped at MAX_DELAY_S: a longer wait is walked in steps."""
+    delay = int(min(delay_s, MAX_DELAY_S) * 1000) if delay_s else None
+    actor.send_with_options(args=(run_id, *args), delay=delay, **{runs.RUN_OPTION: run_id})
 
 
 def run_stage(
@@ -109,7 +110,7 @@ def redeliver_later(run_id: int, delay_s: float) -> None:
     """Send the current message again after `delay_s` without spending a retry."""
     message = CurrentMessage.get_current_message()
     actor = dramatiq.get_broker().get_actor(message.actor_name)
-    hand_off(actor, run_id, delay_s)
+    hand_off(actor, run_id, delay_s=delay_s)
 
 
 def stage_options(

@@ -14,12 +14,12 @@ from contextlib import contextmanager
 
 import dramatiq
 
-from actors.stage import MAX_DELAY_S, STAGE_TIME_LIMIT_MS, complete_run, is_final, run_stage
+from actors.stage import complete_run, hand_off, is_final, run_stage, stage_options
 from actors.ticks import start_tick
 from db.session import begin
 from pipelines import runs, spread
 from pipelines import stargazers as pipeline
-from pipelines.errors import PermanentError, RateLimited
+from pipelines.errors import RateLimited
 from pipelines.github import GitHubClient
 from pipelines.runs import utcnow
 from taskpipes import metrics
@@ -29,23 +29,12 @@ QUEUE = "stargazers"
 SCHEDULE = pipeline.SCHEDULE
 # Transient failures back off from 2 s to 5 min, 6 tries in all. Time limits stay far
 # below RabbitMQ's 30-minute consumer_timeout: a page or a wave takes seconds.
-RETRY_OPTIONS = {
-    "queue_name": QUEUE,
-    "max_retries": 5,
-    "min_backoff": 2_000,
-    "max_backoff": 300_000,
-    "throws": (PermanentError,),
-}
 SHORT_TIME_LIMIT_MS = 2 * 60 * 1000
+SHORT_OPTIONS = stage_options(QUEUE, 5, 2_000, 300_000, SHORT_TIME_LIMIT_MS)
+PLAN_OPTIONS = stage_options(QUEUE, 5, 2_000, 300_000)
 
 
-def send(actor: dramatiq.Actor, run_id: int, *args: int, delay_s: float = 0.0) -> None:
-    """`actors.stage.hand_off` for messages with more arguments than the run id."""
-    delay = int(min(delay_s, MAX_DELAY_S) * 1000) or None
-    actor.send_with_options(args=(run_id, *args), delay=delay, **{runs.RUN_OPTION: run_id})
-
-
-@dramatiq.actor(**RETRY_OPTIONS, time_limit=SHORT_TIME_LIMIT_MS)
+@dramatiq.actor(**SHORT_OPTIONS)
 def stargazers_tick(
     tick: str | None = None,
     explicit: bool = False,
@@ -68,7 +57,7 @@ def stargazers_tick(
     )
 
 
-@dramatiq.actor(**RETRY_OPTIONS, time_limit=STAGE_TIME_LIMIT_MS)
+@dramatiq.actor(**PLAN_OPTIONS)
 def stargazers_plan(run_id: int) -> None:
     with github_client() as client:
         run_stage(
@@ -80,7 +69,7 @@ def stargazers_plan(run_id: int) -> None:
         )
 
 
-@dramatiq.actor(**RETRY_OPTIONS, time_limit=SHORT_TIME_LIMIT_MS)
+@dramatiq.actor(**SHORT_OPTIONS)
 def stargazers_wave(run_id: int, wave: int = 0) -> None:
     """Send the next wave of pages, then schedule the wave after it."""
     with begin() as session:
@@ -89,19 +78,19 @@ def stargazers_wave(run_id: int, wave: int = 0) -> None:
             return  # a duplicate delivery, or the run is over
         if taken.wait_s:
             # Too early: a wait longer than MAX_DELAY_S is walked in steps.
-            send(stargazers_wave, run_id, wave, delay_s=taken.wait_s)
+            hand_off(stargazers_wave, run_id, wave, delay_s=taken.wait_s)
             return
         # Sent before the commit: a crash now re-sends this wave, and a page stores once.
         delays = spread.wave_delays(len(taken.pages), taken.gap_s)
         for (repo_id, page), delay in zip(taken.pages, delays, strict=True):
-            send(stargazers_page, run_id, repo_id, page, delay_s=delay)
+            hand_off(stargazers_page, run_id, repo_id, page, delay_s=delay)
         if taken.more:
-            send(stargazers_wave, run_id, wave + 1, delay_s=len(taken.pages) * taken.gap_s)
+            hand_off(stargazers_wave, run_id, wave + 1, delay_s=len(taken.pages) * taken.gap_s)
     if not taken.more:
         close_if_done(run_id)
 
 
-@dramatiq.actor(**RETRY_OPTIONS, time_limit=SHORT_TIME_LIMIT_MS)
+@dramatiq.actor(**SHORT_OPTIONS)
 def stargazers_page(run_id: int, repo_id: int, page: int) -> None:
     job = pipeline.page_job(run_id, repo_id, page)
     if job is None or job.run_status != "running":
@@ -115,7 +104,7 @@ def stargazers_page(run_id: int, repo_id: int, page: int) -> None:
                 pipeline.store_page(session, run_id, repo_id, page, stars, utcnow())
         except RateLimited as exc:
             # Wait exactly as long as GitHub asked, without spending a retry.
-            send(stargazers_page, run_id, repo_id, page, delay_s=exc.wait_seconds)
+            hand_off(stargazers_page, run_id, repo_id, page, delay_s=exc.wait_seconds)
             return
         except Exception as exc:
             page_failed(run_id, job, exc, time.monotonic() - started)

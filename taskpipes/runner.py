@@ -83,7 +83,7 @@ def outcome_of(run_id: int, already_done: bool = False) -> Outcome:
 def tick_of(entry: PipelineEntry, at: datetime) -> datetime:
     """The tick `at` falls in. A pipeline whose tick actor is not periodic runs on demand,
     and its tick is the minute asked for, whatever its nominal schedule."""
-    if entry.tick_actor.options.get("periodic") is None:
+    if not entry.scheduled:
         return floor_minute(at)
     return floor_tick(entry.schedule.spec, at)
 
