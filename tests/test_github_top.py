@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import dramatiq
@@ -10,10 +11,12 @@ from sqlalchemy import func, select
 
 import actors
 from actors.registry import get_pipeline
-from db.models import LatestRanking, RawResponse, Repository, Run, Snapshot
+from db.models import LatestRanking, RawResponse, Repository, Run, Snapshot, StageRun
 from db.session import begin
+from taskpipes import metrics
 from taskpipes.githubsim import Simulator
 from taskpipes.runner import Outcome, run_tick
+from taskpipes.settings import get_settings
 from tests.app import snapshot_count
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
@@ -202,3 +205,41 @@ def test_a_failed_hand_off_is_retried_and_the_run_completes_once(
     with begin() as session:
         assert session.scalar(select(func.count()).select_from(RawResponse)) == 1
         assert session.get_one(Run, outcome.run_id).attempts == 1
+
+
+def test_a_stalled_answer_times_out_and_is_retried(app_env, sqlite_url, simulator) -> None:
+    app_env(sqlite_url, TASKPIPES_GITHUB_TIMEOUT="1")
+    simulator.add_fault("search", "stall", seconds=3)
+
+    outcome = run_at(simulator, T0)
+
+    assert outcome.status == "succeeded", outcome.error
+    assert "fetch: TransientError: GitHub search: ReadTimeout" in (outcome.error or "")
+    with begin() as session:
+        attempts = session.scalar(
+            select(StageRun.attempts).where(
+                StageRun.run_id == outcome.run_id, StageRun.stage == "fetch"
+            )
+        )
+    assert attempts == 2
+
+
+def test_the_token_is_sent_but_never_shown(app_env, sqlite_url, simulator, caplog) -> None:
+    token = "ghp_TASKPIPESSECRET0123456789abcdef"
+    app_env(sqlite_url, GITHUB_TOKEN=token)
+    caplog.set_level(logging.DEBUG)
+    simulator.add_fault("search", "server_error")
+    simulator.add_fault("search", "malformed_json")
+
+    outcome = run_at(simulator, T0)
+
+    assert outcome.status == "failed"
+    assert simulator.requests()["last"]["search"]["authorization"] is True
+    with begin() as session:
+        errors = [r.error for r in session.scalars(select(Run))]
+        errors += [s.error for s in session.scalars(select(StageRun))]
+    shown = "\n".join(
+        [caplog.text, metrics.metrics_text().decode(), repr(get_settings()), *map(str, errors)]
+    )
+    assert "not valid JSON" in shown
+    assert token not in shown

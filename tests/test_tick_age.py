@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 
 import actors
 from actors.github_top import SCHEDULE, github_top_tick
-from db.models import Run
+from db import migrate
+from db.models import Run, Snapshot
 from db.session import begin
 from pipelines.schedule import floor_tick
 from taskpipes.runner import ensure_workers
 from tests.app import snapshot_count, wait_for_run
+from tests.processes import metric_sum, scrape, service_env, workers
+from tests.queues import declare, publish, wait_until
+from tests.tcpproxy import TcpProxy
 from tests.test_github_top import FailFirstSend
 
 
@@ -49,3 +54,47 @@ def test_a_first_delivery_older_than_its_period_is_dropped(app_env, sqlite_url, 
 
     with begin() as session:
         assert session.scalar(select(func.count()).select_from(Run)) == 0
+
+
+def test_a_periodic_retry_past_30s_runs_with_rabbitmq_and_workers(
+    tmp_path: Path, postgres_url: str, rabbitmq: str, simulator
+) -> None:
+    # Given workers whose database is down, and a scheduler's tick sent 40 s ago
+    migrate.upgrade(postgres_url)
+    env = service_env(tmp_path, DATABASE_URL=postgres_url, BROKER_URL=rabbitmq,
+                      GITHUB_API_URL=simulator.url, TASKPIPES_RETRY_MIN_BACKOFF_MS="500")  # fmt: skip
+    scheduled_at = datetime.now(UTC) - timedelta(seconds=40)
+    tick = floor_tick(SCHEDULE.spec, scheduled_at)
+    simulator.set_clock(tick)
+    engine = create_engine(postgres_url)
+    with TcpProxy(5432) as proxy:
+        proxy.stop()
+        worker_env = {**env, "DATABASE_URL": proxy.proxied(postgres_url)}
+        with workers(worker_env, tmp_path / "workers.log"):
+            message = github_top_tick.message_with_options(scheduled_at=scheduled_at.isoformat())
+            declare(rabbitmq, message.queue_name)
+            publish(rabbitmq, message.queue_name, message)
+
+            # When its first attempt fails and the database comes back before the retry
+            def failed_once() -> bool:
+                try:
+                    text = scrape(int(env["dramatiq_prom_port"]))
+                except OSError:
+                    return False  # the exporter is still starting
+                return (
+                    metric_sum(text, "dramatiq_message_errors_total", actor_name="github_top_tick")
+                    >= 1
+                )
+
+            wait_until(failed_once, 60, "the tick's first attempt to fail")
+            proxy.start()
+
+            # Then the retry, well past periodiq's 30 s, runs and the run succeeds
+            def status() -> str | None:
+                with engine.connect() as conn:
+                    return conn.scalar(select(Run.status).where(Run.pipeline == "github_top"))
+
+            wait_until(lambda: status() == "succeeded", 90, "the retried run")
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).where(Snapshot.tick == tick)) == 100
+    engine.dispose()
