@@ -7,16 +7,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.buckets import BUCKET, Bucket, coarsen
+from pipelines.buckets import BUCKET, Bucket, Close, Point, coarsen, points_between
 from taskpipes.web.charts import (
-    Close,
     Frame,
-    Point,
     entity_tag,
     evenly,
     line_chart,
     points_attr,
-    points_between,
     scaled,
     seconds_until,
     sparkline_points,

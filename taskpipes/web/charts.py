@@ -119,40 +119,6 @@ def evenly(first: int, last: int, most: int) -> list[int]:
 
 
 @dataclass(frozen=True)
-class Close:
-    """A repository's latest 15-minute bucket before some moment."""
-
-    start: datetime
-    stars: int
-
-
-@dataclass(frozen=True)
-class Point:
-    """One history point: the bucket starting at `start`, as the history API defines it."""
-
-    start: datetime
-    stars: int
-    stars_gained: int | None
-
-
-def points_between(bounds: Sequence[datetime], closes: Sequence[Close | None]) -> list[Point]:
-    """History points [bounds[i], bounds[i+1]) from the latest bucket before each bound.
-
-    A point exists when the latest bucket before its end starts inside it; its gain is
-    against the latest bucket before its start (None without one): pipelines.buckets.coarsen
-    read from len(bounds) index probes instead of every bucket in between.
-    """
-    points = []
-    for i in range(len(bounds) - 1):
-        before, close = closes[i], closes[i + 1]
-        if close is None or close.start < bounds[i]:
-            continue
-        gained = None if before is None else close.stars - before.stars
-        points.append(Point(bounds[i], close.stars, gained))
-    return points
-
-
-@dataclass(frozen=True)
 class Line:
     label: str
     # The CSS class that styles it (colour, dashes): each line looks different.

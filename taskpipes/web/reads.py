@@ -8,12 +8,11 @@ the (repo_id, bucket_start) key, on the snapshots' (tick, ...) key, or a star_da
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Subquery, and_, func, literal, select, text, union_all
+from sqlalchemy import Connection, and_, func, select
 from sqlalchemy.orm import aliased
 
 from db.models import (
@@ -25,10 +24,10 @@ from db.models import (
     StarDay,
     StargazerCursor,
     TrendingEntry,
-    UTCDateTime,
 )
 from pipelines.rollup import STATE_ID
-from taskpipes.web.charts import Close, evenly
+from taskpipes.api.history import moments_table
+from taskpipes.web.charts import evenly
 
 
 @dataclass(frozen=True)
@@ -108,48 +107,6 @@ def spaced(start: datetime, end: datetime, most: int) -> list[datetime]:
     return [start + timedelta(minutes=m) for m in evenly(0, minutes, most)][:-1] + [end]
 
 
-def _moments(connection: Connection, moments: Sequence[datetime]) -> Subquery:
-    """The moments as a one-column table `at`. PostgreSQL gets one array parameter: a
-    UNION ALL of 120 SELECTs costs it milliseconds to plan; SQLite plans that in microseconds.
-    """
-    if connection.dialect.name == "postgresql":
-        naive = [m.astimezone(UTC).replace(tzinfo=None) for m in moments]
-        unnest = text("SELECT unnest(CAST(:moments AS timestamp[])) AS at")
-        return unnest.bindparams(moments=naive).columns(at=UTCDateTime()).subquery("moments")
-    arms = [select(literal(m, UTCDateTime()).label("at")) for m in moments]
-    return (union_all(*arms) if len(arms) > 1 else arms[0]).subquery("moments")
-
-
-def bucket_closes(
-    connection: Connection, repo_id: int, moments: Sequence[datetime]
-) -> list[Close | None]:
-    """For each moment, the repository's latest 15-minute bucket starting before it: one
-    index probe per moment, in one statement."""
-    if not moments:
-        return []
-    at = _moments(connection, moments)
-    inner = aliased(RollupBucket)
-    latest = (
-        select(func.max(inner.bucket_start))
-        .where(inner.repo_id == repo_id, inner.bucket_start < at.c.at)
-        .correlate(at)
-        .scalar_subquery()
-    )
-    rows = connection.execute(
-        select(RollupBucket.bucket_start, RollupBucket.stars)
-        .where(
-            RollupBucket.repo_id == repo_id,
-            RollupBucket.bucket_start.in_(select(latest).select_from(at)),
-        )
-        .order_by(RollupBucket.bucket_start)
-    ).all()
-    closes = [Close(*row) for row in rows]
-    starts = [close.start for close in closes]
-    # The latest close starting before each moment: the one left of its insertion point.
-    found = (bisect_left(starts, moment) for moment in moments)
-    return [closes[i - 1] if i else None for i in found]
-
-
 def ranks_at(
     connection: Connection, repo_id: int, moments: Sequence[datetime]
 ) -> list[tuple[datetime, int]]:
@@ -157,7 +114,7 @@ def ranks_at(
     whose snapshot holds the repository: two index probes per moment, in one statement."""
     if not moments:
         return []
-    at = _moments(connection, moments)
+    at = moments_table(connection, moments)
     inner = aliased(Snapshot)
     tick = select(func.max(inner.tick)).where(inner.tick <= at.c.at).correlate(at).scalar_subquery()
     rows = connection.execute(

@@ -9,16 +9,16 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from db.models import Repository, StargazerCursor
-from pipelines.buckets import BUCKET, HISTORY_BUCKETS, floor_to
+from pipelines.buckets import BUCKET, HISTORY_BUCKETS, Point
 from pipelines.star_history import day_of
-from taskpipes.api.history import read_points
+from taskpipes.api.history import bucket_closes, read_points
 from taskpipes.web import reads
-from taskpipes.web.charts import Chart, Point, line_chart, points_between
+from taskpipes.web.charts import Chart, line_chart
 
 # Each history table covers this long before as_of (15m: ~96 points, 1h: ~168, 1d: ~30).
 HISTORY_SPANS = {"15m": timedelta(hours=24), "1h": timedelta(days=7), "1d": timedelta(days=30)}
 # The most moments a long chart samples (one index probe each).
-CHART_SAMPLES = 120
+CHART_SAMPLES = 60
 
 
 @dataclass(frozen=True)
@@ -70,35 +70,13 @@ def histories_of(
     session: Session, connection: Connection, repo: Repository, as_of: datetime, name: str
 ) -> History:
     size, since = HISTORY_BUCKETS[name], as_of - HISTORY_SPANS[name]
-    if size == BUCKET:
-        points = [
-            Point(p.start, p.stars, p.stars_gained)
-            for p in read_points(session, repo.id, size, since, as_of)
-        ]
-    else:
-        points = coarse_points(connection, repo.id, size, since, as_of)
+    points = read_points(connection, repo.id, size, since, as_of)
     label = {"15m": "24 hours", "1h": "7 days", "1d": "30 days"}[name]
     chart = line_chart(
         f"{repo.full_name}: stars per {name} bucket over the last {label}",
         [("stars", "line-ours", [(p.start, p.stars) for p in points])],
     )
     return History(name, label, points, chart)
-
-
-def coarse_points(
-    connection: Connection, repo_id: int, size: timedelta, since: datetime, as_of: datetime
-) -> list[Point]:
-    """The 1h or 1d history points starting in [since, as_of) from one index probe per
-    bucket boundary: 169 for 7 days of hours, where the 15-minute rows are 672 (and 2,880
-    for 30 days)."""
-    start = floor_to(since, size)
-    start += size if start < since else timedelta()
-    bounds = []
-    while start < as_of:
-        bounds.append(start)
-        start += size
-    bounds.append(as_of)
-    return points_between(bounds, reads.bucket_closes(connection, repo_id, bounds))
 
 
 def star_chart(
@@ -124,7 +102,7 @@ def star_chart(
     ours: list[tuple[datetime, int]] = []
     if ours_from is not None and as_of is not None and ours_from < as_of:
         moments = reads.spaced(ours_from + BUCKET, as_of, CHART_SAMPLES)
-        closes = reads.bucket_closes(connection, repo.id, moments)
+        closes = bucket_closes(connection, repo.id, moments)
         ours = [(close.start, close.stars) for close in closes if close is not None]
     return line_chart(
         f"Star history of {repo.full_name}",
