@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SIM_PORT ?= 8765
+# 0: any free port; the simulator prints the one it got.
+SIM_PORT ?= 0
 PYTEST_ARGS ?=
 
 .PHONY: install run test faults bench lint screenshots clean
@@ -19,10 +20,11 @@ install: $(BIN)/.installed
 # GitHub simulator, then the top-10 table.
 run: install
 	@$(BIN)/taskpipes github-sim --port $(SIM_PORT) --search-limit 100000 > .github-sim.log 2>&1 & \
-	sim=$$!; trap "kill $$sim" EXIT; \
-	for i in $$(seq 50); do grep -q listening .github-sim.log 2>/dev/null && break; sleep 0.1; done; \
-	$(BIN)/taskpipes db upgrade && \
-	GITHUB_API_URL=http://127.0.0.1:$(SIM_PORT) $(BIN)/taskpipes demo
+	sim=$$!; trap "kill $$sim 2>/dev/null" EXIT; \
+	for i in $$(seq 100); do grep -q listening .github-sim.log 2>/dev/null && break; sleep 0.1; done; \
+	url=$$(sed -n 's/^github-sim listening on //p' .github-sim.log); \
+	test -n "$$url" || { cat .github-sim.log; echo "the GitHub simulator did not start"; exit 1; }; \
+	$(BIN)/taskpipes db upgrade && GITHUB_API_URL=$$url $(BIN)/taskpipes demo
 
 test: install
 	$(BIN)/pytest -q $(PYTEST_ARGS)
