@@ -1,4 +1,4 @@
-"""rollup actors: tick -> buckets -> trending -> sparklines, on their own queue."""
+"""rollup actors: tick -> buckets -> trending -> pages, on their own queue."""
 
 from __future__ import annotations
 
@@ -41,16 +41,16 @@ def rollup_trending(run_id: int) -> None:
         "trending",
         run_id,
         lambda: pipeline.trending_stage(run_id, utcnow()),
-        rollup_sparklines,
+        rollup_pages,
     )
 
 
 @dramatiq.actor(**RETRY_OPTIONS)
-def rollup_sparklines(run_id: int) -> None:
+def rollup_pages(run_id: int) -> None:
     run_stage(
         pipeline.PIPELINE,
-        "sparklines",
+        "pages",
         run_id,
-        lambda: pipeline.sparklines_stage(run_id, utcnow()),
+        lambda: pipeline.pages_stage(run_id, utcnow()),
         None,
     )

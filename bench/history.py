@@ -16,11 +16,10 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from db import migrate
-from db.models import RollupBucket, Snapshot
+from db.models import STATE_ID, RollupBucket, Snapshot
 from db.session import make_engine
 from pipelines.buckets import StarCount, full_rollup
 from pipelines.records import RepoSnapshot
-from pipelines.rollup import STATE_ID
 from pipelines.store import store_snapshot
 
 REPOS = 100

@@ -196,6 +196,10 @@ class TrendingEntry(Base):
     as_of: Mapped[datetime]
 
 
+# The id of rollup_state's only row.
+STATE_ID = 1
+
+
 class RollupState(Base):
     """The rollup's single row: the newest tick rolled up and how far stored_at was read."""
 
@@ -313,3 +317,16 @@ class Sparkline(Base):
     point_count: Mapped[int] = mapped_column(Integer)
     first_stars: Mapped[int] = mapped_column(Integer)
     last_stars: Mapped[int] = mapped_column(Integer)
+
+
+class RepoChart(Base):
+    """A ranked repository's page data (history points, rank and star samples) as of the
+    newest rollup: what its web page would otherwise read with ~300 index probes per
+    request. Written by the rollup with the very function the page uses live
+    (taskpipes.web.views.chart_data) for repositories outside the ranking."""
+
+    __tablename__ = "repo_charts"
+
+    repo_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    as_of: Mapped[datetime]
+    data: Mapped[Any] = mapped_column(JSON)

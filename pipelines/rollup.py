@@ -1,4 +1,4 @@
-"""The rollup pipeline: 15-minute buckets, then trending, then sparklines, every 15 minutes.
+"""The rollup pipeline: 15-minute buckets, then trending, then the pages' data, every 15 minutes.
 
 Incremental: a run reads only the snapshots stored since the previous run (by stored_at,
 indexed) and recomputes the buckets they touch, plus each repository's next stored bucket,
@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from db.models import Repository, RollupBucket, RollupState, Run, Snapshot
+from db.models import STATE_ID, Repository, RollupBucket, RollupState, Run, Snapshot
 from db.session import begin
 from db.upsert import upsert
 from pipelines.buckets import (
@@ -32,6 +32,7 @@ from pipelines.buckets import (
     stretches,
 )
 from pipelines.errors import PermanentError
+from pipelines.repo_charts import refresh_repo_charts
 from pipelines.schedule import Schedule
 from pipelines.sparklines import refresh_sparklines
 from pipelines.trending import refresh_trending
@@ -48,8 +49,6 @@ COMMIT_LAG = timedelta(minutes=10)
 MAX_STRETCH_BUCKETS = 7 * 96
 # A tick this far ahead of the clock is a typo, and would pin as_of in the future.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
-# The rollup state is a single row.
-STATE_ID = 1
 
 
 def lock_state(session: Session) -> RollupState:
@@ -232,12 +231,17 @@ def trending_stage(run_id: int, now: datetime) -> int:
     return written
 
 
-def sparklines_stage(run_id: int, now: datetime) -> int:
-    """Redraw the web page's sparklines as of the newest rollup (its own stage: it reads
-    7 days of buckets, which the trending stage's lookups never do)."""
+def pages_stage(run_id: int, now: datetime) -> int:
+    """Refresh what the web pages read as of the newest rollup: the top page's sparklines
+    and the ranked repositories' page data (its own stage: it reads days of buckets, which
+    the trending stage's lookups never do)."""
     with begin() as session:
         run_tick_of(session, run_id, now)
         as_of = lock_state(session).as_of
-        written = 0 if as_of is None else refresh_sparklines(session, as_of)
-    metrics.rows_written("sparklines", written)
-    return written
+        if as_of is None:
+            return 0
+        sparklines = refresh_sparklines(session, as_of)
+        charts = refresh_repo_charts(session, as_of)
+    metrics.rows_written("sparklines", sparklines)
+    metrics.rows_written("repo_charts", charts)
+    return sparklines + charts

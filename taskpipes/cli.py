@@ -47,11 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stargazers_cli.add_options(run)
 
-    backfill = sub.add_parser("backfill", help="run every tick in a range (pipelines that compute the past)")
+    backfill = sub.add_parser(
+        "backfill", help="run every tick in a range (pipelines that compute the past)"
+    )
     backfill.add_argument("pipeline")
-    backfill.add_argument("--from", dest="start", type=_at, required=True, help="first tick, ISO 8601")
+    backfill.add_argument(
+        "--from", dest="start", type=_at, required=True, help="first tick, ISO 8601"
+    )
     backfill.add_argument("--to", dest="end", type=_at, required=True, help="last tick, ISO 8601")
-    backfill.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
+    backfill.add_argument(
+        "--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)"
+    )
 
     sim = sub.add_parser("github-sim", help="serve the GitHub API simulator on loopback")
     sim.add_argument("--host", default="127.0.0.1")
@@ -136,7 +142,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         print(f"taskpipes backfill: {exc.args[0]}", file=sys.stderr)
         return EXIT_USAGE
     counts = Counter(o.status for o in outcomes)
-    print(f"{args.pipeline}: {len(outcomes)} ticks: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    print(
+        f"{args.pipeline}: {len(outcomes)} ticks: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    )
     for outcome in outcomes:
         if outcome.status != "succeeded":
             print(format_outcome(outcome))
@@ -187,7 +196,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from taskpipes import metrics
-    from taskpipes.api import create_app
+    from taskpipes.api.app import create_app
     from taskpipes.settings import get_settings
 
     if get_settings().metrics_dir:

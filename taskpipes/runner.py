@@ -71,12 +71,20 @@ def outcome_of(run_id: int, already_done: bool = False) -> Outcome:
     with begin() as session:
         run = session.get_one(Run, run_id)
         stages = session.execute(
-            select(StageRun.stage, StageRun.status, StageRun.duration_seconds, StageRun.rows_written)
+            select(
+                StageRun.stage, StageRun.status, StageRun.duration_seconds, StageRun.rows_written
+            )
             .where(StageRun.run_id == run_id)
             .order_by(StageRun.id)
         )
         return Outcome(
-            run.id, run.pipeline, run.tick, run.status, run.error, [tuple(s) for s in stages], already_done
+            run.id,
+            run.pipeline,
+            run.tick,
+            run.status,
+            run.error,
+            [tuple(s) for s in stages],
+            already_done,
         )
 
 
@@ -107,7 +115,9 @@ def run_tick(
     return wait_for(run_id, timeout_s, on_poll)
 
 
-def backfill(entry: PipelineEntry, start: datetime, end: datetime, timeout_s: float) -> list[Outcome]:
+def backfill(
+    entry: PipelineEntry, start: datetime, end: datetime, timeout_s: float
+) -> list[Outcome]:
     """Run every tick of `entry` in [start, end], showing progress; returns their outcomes.
 
     Ticks that already succeeded are left as they are, so a backfill can be repeated.

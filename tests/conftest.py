@@ -79,7 +79,7 @@ def app_env(monkeypatch: pytest.MonkeyPatch, simulator: Simulator):  # type: ign
 def api_server() -> Iterator[str]:
     """The read API on a free loopback port, served by uvicorn in a thread; yields its base
     URL. It reads whatever database the settings name when a request comes in (app_env)."""
-    from taskpipes.api import create_app
+    from taskpipes.api.app import create_app
     from taskpipes.api.server import serve_in_thread
 
     with serve_in_thread(create_app()) as url:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from actors.registry import get_pipeline
 from db.models import Run
 from db.session import begin
-from taskpipes.api import create_app
+from taskpipes.api.app import create_app
 from taskpipes.api.server import serve_in_thread
 from taskpipes.githubsim import Simulator
 from taskpipes.runner import run_tick

@@ -191,7 +191,7 @@ def test_github_top_then_rollup_then_trending_end_to_end(
 
     # Then the API ranks the top list of 12:50 by its gain since 11:50
     assert outcome.status == "succeeded", outcome.error
-    assert [stage for stage, *_ in outcome.stages] == ["buckets", "trending", "sparklines"]
+    assert [stage for stage, *_ in outcome.stages] == ["buckets", "trending", "pages"]
     before = {i["id"]: i["stargazers_count"] for i in simulator.top(first)}
     now = simulator.top(ticks[-1])
     expected = sorted(

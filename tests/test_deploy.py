@@ -358,14 +358,19 @@ def test_multiprocess_metrics_pass_promtool(promtool: str, tmp_path: Path) -> No
 
 
 def test_wipe_stale_files_removes_only_dead_processes_files(tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     (tmp_path / f"counter_{dead.stdout.strip()}.db").write_bytes(b"x")
     (tmp_path / f"counter_{os.getpid()}.db").write_bytes(b"x")
     (tmp_path / "keep.txt").write_text("x")
 
     metrics.wipe_stale_files(tmp_path)
 
-    assert sorted(path.name for path in tmp_path.iterdir()) == [f"counter_{os.getpid()}.db", "keep.txt"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        f"counter_{os.getpid()}.db",
+        "keep.txt",
+    ]
 
 
 def test_metrics_text_without_multiprocess_uses_default_registry(

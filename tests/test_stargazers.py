@@ -34,7 +34,7 @@ from db.session import begin
 from pipelines import spread
 from pipelines.errors import InvalidPayload
 from pipelines.star_history import Stargazer, daily_cumulative, every, parse_stargazers
-from taskpipes.api import create_app
+from taskpipes.api.app import create_app
 from taskpipes.cli import main as cli_main
 from taskpipes.githubsim import Simulator
 from taskpipes.runner import Outcome, run_tick

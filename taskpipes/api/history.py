@@ -19,9 +19,8 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Subquery, func, literal, select, text, union_all
 from sqlalchemy.orm import Session, aliased
 
-from db.models import Repository, RollupBucket, RollupState, UTCDateTime
+from db.models import STATE_ID, Repository, RollupBucket, RollupState, UTCDateTime
 from pipelines.buckets import BUCKET, HISTORY_BUCKETS, Close, Point, floor_to, points_between
-from pipelines.rollup import STATE_ID
 from taskpipes.api.deps import SessionDep
 from taskpipes.api.schemas import NotFound
 

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import Connection, bindparam, select
 
-from db.models import Repository, RollupState, TrendingEntry
-from pipelines.rollup import STATE_ID
+from db.models import STATE_ID, Repository, RollupState, TrendingEntry
 from taskpipes.api.deps import read_connection
 
 router = APIRouter()

@@ -141,7 +141,9 @@ def repo_page(request: Request, owner: str, name: str) -> Response:
         unchanged = not_modified(request, headers)
         if unchanged is not None:
             return unchanged
-        page = views.repo_page(session, connection, repo, cursor, version.rollup_as_of)
+        stored = reads.repo_chart(connection, repo.id)
+        precomputed = None if stored is None else views.ChartData.from_json(stored)
+        page = views.repo_page(connection, repo, cursor, version.rollup_as_of, precomputed)
     return render("repo.html", headers, page=page, **common)
 
 

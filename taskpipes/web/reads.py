@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 from sqlalchemy.orm import aliased
 
 from db.models import (
+    STATE_ID,
     LatestRanking,
+    RepoChart,
     RollupBucket,
     RollupState,
     Snapshot,
@@ -25,7 +28,6 @@ from db.models import (
     StargazerCursor,
     TrendingEntry,
 )
-from pipelines.rollup import STATE_ID
 from taskpipes.api.history import moments_table
 from taskpipes.web.charts import evenly
 
@@ -158,3 +160,8 @@ def star_days(
         select(StarDay.day, StarDay.stars).where(own, StarDay.day.in_(days)).order_by(StarDay.day)
     )
     return [(row.day, row.stars) for row in rows]
+
+
+def repo_chart(connection: Connection, repo_id: int) -> dict[str, Any] | None:
+    """The rollup's precomputed page data of a ranked repository (one key lookup)."""
+    return connection.scalar(select(RepoChart.data).where(RepoChart.repo_id == repo_id))

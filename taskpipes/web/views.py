@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from db.models import Repository, StargazerCursor
 from pipelines.buckets import BUCKET, HISTORY_BUCKETS, Point
@@ -39,38 +39,93 @@ class RepoPage:
     rank_chart: Chart | None
 
 
+@dataclass(frozen=True)
+class ChartData:
+    """What a repository page reads from the history. Computed per request for a
+    repository outside the ranking; precomputed by the rollup, with chart_data itself,
+    for the ranked ones (pipelines.repo_charts)."""
+
+    as_of: datetime | None
+    histories: dict[str, list[Point]]
+    ranks: list[tuple[datetime, int]]
+    # Our own star samples from the repository's first bucket to as_of.
+    ours: list[tuple[datetime, int]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "as_of": _iso(self.as_of),
+            "histories": {
+                name: [[p.start.isoformat(), p.stars, p.stars_gained] for p in points]
+                for name, points in self.histories.items()
+            },
+            "ranks": [[t.isoformat(), rank] for t, rank in self.ranks],
+            "ours": [[t.isoformat(), stars] for t, stars in self.ours],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChartData:
+        at = datetime.fromisoformat
+        return cls(
+            as_of=None if data["as_of"] is None else at(data["as_of"]),
+            histories={
+                name: [Point(at(start), stars, gained) for start, stars, gained in points]
+                for name, points in data["histories"].items()
+            },
+            ranks=[(at(t), rank) for t, rank in data["ranks"]],
+            ours=[(at(t), stars) for t, stars in data["ours"]],
+        )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def chart_data(connection: Connection, repo: Repository, as_of: datetime | None) -> ChartData:
+    """Every history read of a repository page: bounded index probes and range scans."""
+    histories = {}
+    ours: list[tuple[datetime, int]] = []
+    if as_of is not None:
+        histories = {
+            name: read_points(connection, repo.id, HISTORY_BUCKETS[name], as_of - span, as_of)
+            for name, span in HISTORY_SPANS.items()
+        }
+        first = reads.first_bucket(connection, repo.id)
+        if first is not None and first < as_of:
+            moments = reads.spaced(first + BUCKET, as_of, CHART_SAMPLES)
+            closes = bucket_closes(connection, repo.id, moments)
+            ours = sorted({(close.start, close.stars) for close in closes if close is not None})
+    ranks = reads.ranks_at(
+        connection, repo.id, reads.spaced(repo.first_seen, repo.last_seen, CHART_SAMPLES)
+    )
+    return ChartData(as_of, histories, ranks, ours)
+
+
 def repo_page(
-    session: Session,
     connection: Connection,
     repo: Repository,
     cursor: StargazerCursor | None,
     as_of: datetime | None,
+    precomputed: ChartData | None,
 ) -> RepoPage:
-    histories = [] if as_of is None else [histories_of(session, connection, repo, as_of, name)
-                                           for name in HISTORY_SPANS]  # fmt: skip
-    ranks = reads.ranks_at(
-        connection, repo.id, reads.spaced(repo.first_seen, repo.last_seen, CHART_SAMPLES)
-    )
+    """The page from the rollup's precomputed data when it is as of `as_of`, else live."""
+    fresh = precomputed is not None and precomputed.as_of == as_of
+    data = precomputed if fresh else chart_data(connection, repo, as_of)  # type: ignore[assignment]
     return RepoPage(
         repo=repo,
         ranking=reads.ranking_of(connection, repo.id),
         cursor=cursor,
-        star_chart=star_chart(connection, repo, cursor, as_of),
-        histories=histories,
+        star_chart=star_chart(connection, repo, cursor, data.ours),
+        histories=[history_of(repo, name, points) for name, points in data.histories.items()],
         rank_chart=line_chart(
             f"Rank of {repo.full_name} in the top 100 over time",
-            [("rank", "line-rank", ranks)],
+            [("rank", "line-rank", data.ranks)],
             inverted=True,
             unit="rank",
         ),
     )
 
 
-def histories_of(
-    session: Session, connection: Connection, repo: Repository, as_of: datetime, name: str
-) -> History:
-    size, since = HISTORY_BUCKETS[name], as_of - HISTORY_SPANS[name]
-    points = read_points(connection, repo.id, size, since, as_of)
+def history_of(repo: Repository, name: str, points: list[Point]) -> History:
     label = {"15m": "24 hours", "1h": "7 days", "1d": "30 days"}[name]
     chart = line_chart(
         f"{repo.full_name}: stars per {name} bucket over the last {label}",
@@ -83,11 +138,10 @@ def star_chart(
     connection: Connection,
     repo: Repository,
     cursor: StargazerCursor | None,
-    as_of: datetime | None,
+    ours: list[tuple[datetime, int]],
 ) -> Chart | None:
     """The stargazer history where it is exact, then our own snapshots from there on."""
     stargazed: list[tuple[datetime, int]] = []
-    ours_from = reads.first_bucket(connection, repo.id)
     if cursor is not None:
         # A capped list is exact before the day of its last listed star; a complete one
         # up to the run (its last day is complete then).
@@ -97,17 +151,12 @@ def star_chart(
             (start + timedelta(days=1), count)
             for start, count in reads.star_days(connection, repo.id, until, CHART_SAMPLES)
         ]
-        if ours_from is not None and stargazed:
-            ours_from = max(ours_from, stargazed[-1][0])
-    ours: list[tuple[datetime, int]] = []
-    if ours_from is not None and as_of is not None and ours_from < as_of:
-        moments = reads.spaced(ours_from + BUCKET, as_of, CHART_SAMPLES)
-        closes = bucket_closes(connection, repo.id, moments)
-        ours = [(close.start, close.stars) for close in closes if close is not None]
+    if stargazed:
+        ours = [(t, stars) for t, stars in ours if t >= stargazed[-1][0]]
     return line_chart(
         f"Star history of {repo.full_name}",
         [
             ("from GitHub's stargazer list", "line-stargazers", stargazed),
-            ("from our snapshots", "line-ours", sorted(set(ours))),
+            ("from our snapshots", "line-ours", ours),
         ],
     )

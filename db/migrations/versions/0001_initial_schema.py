@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 18:39:01.532976
+Create Date: 2026-11-26 19:31:47.693682
 """
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ def upgrade() -> None:
     sa.Column('deliveries', sa.Integer(), nullable=False),
     sa.Column('first_delivered_at', db.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('message_id', 'retries', name=op.f('pk_message_deliveries'))
+    )
+    op.create_table('repo_charts',
+    sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('as_of', db.models.UTCDateTime(), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('repo_id', name=op.f('pk_repo_charts'))
     )
     op.create_table('repositories',
     sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
@@ -251,6 +257,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_repositories_full_name'))
 
     op.drop_table('repositories')
+    op.drop_table('repo_charts')
     op.drop_table('message_deliveries')
     op.drop_table('latest_ranking')
     # ### end Alembic commands ###
