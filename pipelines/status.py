@@ -45,11 +45,12 @@ class RunRow:
 class PipelineStatus:
     pipeline: str
     queue: str
-    period: timedelta
+    # None for an on-demand pipeline: it has no schedule, so no freshness either.
+    period: timedelta | None
     last_success: RunRow | None
     # Seconds from the last success's tick to now; None when it never succeeded.
     success_age_s: float | None
-    fresh: bool
+    fresh: bool | None
     last_failure: RunRow | None
     in_progress: tuple[RunRow, ...]
     depths: QueueDepth | None
@@ -60,7 +61,7 @@ class PipelineStatus:
 def pipeline_status(
     pipeline: str,
     queue: str,
-    period: timedelta,
+    period: timedelta | None,
     last_success: RunRow | None,
     last_failure: RunRow | None,
     in_progress: list[RunRow],
@@ -75,7 +76,9 @@ def pipeline_status(
         period=period,
         last_success=last_success,
         success_age_s=age,
-        fresh=age is not None and age < FRESH_PERIODS * period.total_seconds(),
+        fresh=None
+        if period is None
+        else age is not None and age < FRESH_PERIODS * period.total_seconds(),
         last_failure=last_failure,
         in_progress=tuple(sorted(in_progress, key=lambda run: run.tick)),
         depths=depths,
@@ -113,7 +116,7 @@ def status_json(status: PipelineStatus) -> dict[str, Any]:
     return {
         "pipeline": status.pipeline,
         "queue": status.queue,
-        "period_seconds": status.period.total_seconds(),
+        "period_seconds": None if status.period is None else status.period.total_seconds(),
         "fresh": status.fresh,
         "last_success": success,
         "last_failure": _run_json(status.last_failure),
@@ -141,16 +144,20 @@ def human_duration(seconds: float) -> str:
 
 
 def status_lines(status: PipelineStatus) -> list[str]:
-    every = human_duration(status.period.total_seconds())
-    lines = [f"{status.pipeline} (every {every}, queue {status.queue})"]
+    every = (
+        "on demand"
+        if status.period is None
+        else f"every {human_duration(status.period.total_seconds())}"
+    )
+    lines = [f"{status.pipeline} ({every}, queue {status.queue})"]
     success, failure = status.last_success, status.last_failure
+    freshness = {True: " (fresh)", False: " (stale)", None: ""}[status.fresh]
     if success is None or status.success_age_s is None:
-        lines.append("  last success: never (stale)")
+        lines.append(f"  last success: never{freshness}")
     else:
-        freshness = "fresh" if status.fresh else "stale"
         lines.append(
             f"  last success: tick {success.tick.isoformat()}, "
-            f"{human_duration(status.success_age_s)} ago ({freshness})"
+            f"{human_duration(status.success_age_s)} ago{freshness}"
         )
     if failure is not None:
         tick = failure.tick.isoformat()

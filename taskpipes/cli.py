@@ -10,6 +10,8 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from taskpipes import stargazers_cli
 from taskpipes.settings import ConfigError
 
@@ -91,6 +93,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"taskpipes: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SQLAlchemyError as exc:
+        print(f"taskpipes: database error: {database_problem(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def database_problem(exc: SQLAlchemyError) -> str:
+    """The driver's own first line, without SQL or parameters; a missing table says why."""
+    original = getattr(exc, "orig", None) or exc
+    first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
+    if "no such table" in first or "does not exist" in first and "relation" in first:
+        first += " (the schema is missing: run `taskpipes db upgrade`)"
+    return first
 
 
 def cmd_db(args: argparse.Namespace) -> int:

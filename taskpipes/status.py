@@ -44,7 +44,7 @@ def gather(now: datetime) -> list[PipelineStatus]:
                 pipeline_status(
                     entry.name,
                     queue,
-                    entry.schedule.period,
+                    entry.schedule.period if entry.scheduled else None,
                     success,
                     failure,
                     in_progress,

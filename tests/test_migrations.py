@@ -45,3 +45,13 @@ def test_a_broken_database_url_is_a_clear_error(tmp_path: Path) -> None:
         "DATABASE_URL must be sqlite:///FILE or postgresql+psycopg://..., got scheme 'mysql'"
         in result.stderr
     )
+
+
+def test_a_missing_schema_is_a_clear_error(tmp_path: Path) -> None:
+    env = service_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
+
+    result = taskpipes(["status"], env)
+
+    assert result.returncode == 1
+    assert "the schema is missing: run `taskpipes db upgrade`" in result.stderr
+    assert "Traceback" not in result.stderr
