@@ -15,6 +15,7 @@ from dramatiq.common import dq_name
 from periodiq import cron
 from pika.exceptions import AMQPError
 
+from actors.stage import stage_options
 from pipelines.status import QueueDepth
 from taskpipes import metrics, rabbit
 from taskpipes.settings import get_settings
@@ -25,13 +26,9 @@ QUEUE = "default"
 # A reading is replaced by the next one a minute later, so a failed one is not retried
 # (and never dead-letters: broker errors are logged instead). 30 s is far below RabbitMQ's
 # 30-minute consumer_timeout and leaves the next minute's reading room to start.
-OPTIONS = {
-    "queue_name": QUEUE,
-    "max_retries": 0,
-    "min_backoff": 1_000,
-    "max_backoff": 1_000,
-    "time_limit": 30_000,
-}
+OPTIONS = stage_options(
+    QUEUE, max_retries=0, min_backoff_ms=1_000, max_backoff_ms=1_000, time_limit_ms=30_000
+)
 
 
 @dramatiq.actor(periodic=cron("* * * * *"), **OPTIONS)

@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 from periodiq import PeriodiqMiddleware
 from sqlalchemy import delete, update
@@ -32,7 +33,7 @@ class TickAge(PeriodiqMiddleware):
 
     actor_options = {"periodic", "schedule"}
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         actor = broker.get_actor(message.actor_name)
         schedule: Schedule | None = actor.options.get("schedule")
         scheduled_at = message.options.get("scheduled_at")
@@ -59,7 +60,7 @@ class CrashGuard(Middleware):
     def __init__(self, max_crashes: int) -> None:
         self.max_crashes = max_crashes
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         retries = message.options.get("retries", 0)
         with begin() as session:
             upsert(
@@ -87,7 +88,7 @@ class CrashGuard(Middleware):
         if deliveries > self.max_crashes:
             self._bury(message, deliveries - 1)
 
-    def _bury(self, message: dramatiq.Message, crashes: int) -> None:
+    def _bury(self, message: MessageProxy, crashes: int) -> None:
         reason = f"{message.actor_name} killed its worker {crashes} times; moved to dead letters"
         logger.error("message %s: %s", message.message_id, reason)
         run_id = message.options.get(runs.RUN_OPTION)
@@ -105,11 +106,11 @@ class CrashGuard(Middleware):
     def after_process_message(self, broker, message, *, result=None, exception=None):  # type: ignore[no-untyped-def]
         self._forget(message)
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         self._forget(message)
 
     @staticmethod
-    def _forget(message: dramatiq.Message) -> None:
+    def _forget(message: MessageProxy) -> None:
         # After-hooks run in reverse order, before Retries counts this attempt.
         retries = message.options.get("retries", 0)
         try:

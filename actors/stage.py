@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
@@ -32,7 +33,8 @@ def hand_off(actor: dramatiq.Actor, run_id: int, *args: int, delay_s: float | No
     """Send a stage its run id (and any further ids); the run id also rides as a message
     option. Delays are capped at MAX_DELAY_S: a longer wait is walked in steps."""
     delay = int(min(delay_s, MAX_DELAY_S) * 1000) if delay_s else None
-    actor.send_with_options(args=(run_id, *args), delay=delay, **{runs.RUN_OPTION: run_id})
+    options: dict[str, Any] = {runs.RUN_OPTION: run_id}
+    actor.send_with_options(args=(run_id, *args), delay=delay, **options)
 
 
 def run_stage(
@@ -109,6 +111,7 @@ def complete_run(run_id: int, status: str, error: str | None = None) -> None:
 def redeliver_later(run_id: int, delay_s: float) -> None:
     """Send the current message again after `delay_s` without spending a retry."""
     message = CurrentMessage.get_current_message()
+    assert message is not None, "redeliver_later runs inside an actor"
     actor = dramatiq.get_broker().get_actor(message.actor_name)
     hand_off(actor, run_id, delay_s=delay_s)
 
@@ -119,7 +122,7 @@ def stage_options(
     min_backoff_ms: int,
     max_backoff_ms: int,
     time_limit_ms: int = STAGE_TIME_LIMIT_MS,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Every actor's options, written out: Dramatiq's defaults (20 retries, up to 7 days of
     backoff) would outlive RabbitMQ's consumer_timeout and the data's usefulness.
     A PermanentError is never retried."""

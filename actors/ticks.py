@@ -61,6 +61,7 @@ def start_tick(
     """
     at = current_tick(schedule, tick)
     message = CurrentMessage.get_current_message()
+    assert message is not None, "start_tick runs inside an actor"
     with begin() as session:
         claim = runs.claim(session, pipeline, at, message.message_id, explicit)
         if claim.run_id is not None and prepare is not None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from taskpipes.settings import get_settings
@@ -47,6 +48,11 @@ def get_engine() -> Engine:
 @cache
 def session_factory() -> sessionmaker[Session]:
     return sessionmaker(get_engine(), expire_on_commit=False)
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (the count lives on the cursor result)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def begin() -> Session:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import FromClause, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ def dedupe(rows: Iterable[Row], key: Sequence[str]) -> list[Row]:
 
 def upsert(
     session: Session,
-    table: Table,
+    table: FromClause,
     rows: Iterable[Row],
     key: Sequence[str],
     update: Sequence[str] | None = None,
@@ -38,6 +38,7 @@ def upsert(
 
     An empty `update` means "insert if absent". Returns the number of rows given.
     """
+    target = cast(Table, table)  # a model's __table__ is typed as a plain FromClause
     batch = dedupe(rows, key)
     if not batch:
         return 0
@@ -45,9 +46,9 @@ def upsert(
     update_cols = [c for c in columns if c not in key] if update is None else list(update)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql" and len(batch) >= COPY_THRESHOLD:
-        _copy_merge(session, table, batch, columns, key, update_cols)
+        _copy_merge(session, target, batch, columns, key, update_cols)
     else:
-        session.execute(_statement(dialect, table, key, update_cols), batch)
+        session.execute(_statement(dialect, target, key, update_cols), batch)
     return len(batch)
 
 
@@ -78,6 +79,7 @@ def _copy_merge(
     else:
         action = "DO NOTHING"
     raw = session.connection().connection.driver_connection
+    assert raw is not None, "a checked-out connection has its driver connection"
     with raw.cursor() as cur:
         cur.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} "

@@ -8,6 +8,7 @@ from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
 from db.models import MessageDelivery, RawResponse, Run
+from db.session import affected_rows
 from pipelines.schedule import Schedule
 
 PIPELINE = "maintenance"
@@ -23,18 +24,24 @@ BIG_TABLES = ("snapshots", "raw_responses", "runs", "stage_runs")
 
 def prune(session: Session, now: datetime, raw_retention: timedelta) -> dict[str, int]:
     """Delete raw answers, finished runs and delivery counters past their retention."""
-    removed_raw = session.execute(
-        delete(RawResponse).where(RawResponse.fetched_at < now - raw_retention)
-    ).rowcount
-    removed_runs = session.execute(
-        delete(Run).where(
-            Run.tick < now - RUN_RETENTION,
-            Run.status.in_(("succeeded", "failed", "dead", "skipped")),
+    removed_raw = affected_rows(
+        session.execute(delete(RawResponse).where(RawResponse.fetched_at < now - raw_retention))
+    )
+    removed_runs = affected_rows(
+        session.execute(
+            delete(Run).where(
+                Run.tick < now - RUN_RETENTION,
+                Run.status.in_(("succeeded", "failed", "dead", "skipped")),
+            )
         )
-    ).rowcount
-    removed_deliveries = session.execute(
-        delete(MessageDelivery).where(MessageDelivery.first_delivered_at < now - DELIVERY_RETENTION)
-    ).rowcount
+    )
+    removed_deliveries = affected_rows(
+        session.execute(
+            delete(MessageDelivery).where(
+                MessageDelivery.first_delivered_at < now - DELIVERY_RETENTION
+            )
+        )
+    )
     return {
         "raw_responses": removed_raw,
         "runs": removed_runs,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from pipelines.errors import InvalidPayload, SuspectSnapshot
 from pipelines.records import RepoSnapshot
@@ -67,7 +67,7 @@ def _record(item: Any, index: int) -> RepoSnapshot:
     )
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -26,7 +26,7 @@ from db.models import (
     StargazerPlan,
     StargazerRun,
 )
-from db.session import begin
+from db.session import affected_rows, begin
 from db.upsert import upsert
 from pipelines import runs, spread
 from pipelines.errors import InvalidPayload, PermanentError
@@ -199,7 +199,8 @@ def take_wave(session: Session, run_id: int, wave: int, now: datetime) -> Wave |
     number moved on. The next wave may start one gap after this wave's last page.
     """
     state = session.get(StargazerRun, run_id, with_for_update=True)
-    if state is None or state.wave != wave or runs.get_run(session, run_id).status != "running":
+    run = runs.get_run(session, run_id)
+    if state is None or state.wave != wave or run is None or run.status != "running":
         return None
     gap, sent, planned = state.gap_seconds, state.sent_pages, state.planned_pages
     if state.next_wave_at is not None and now < state.next_wave_at:
@@ -268,16 +269,18 @@ def store_page(
     each sees every earlier one, so exactly one of them sees its repository complete.
     """
     insert_star_events(session, repo_id, stars, now)
-    first = session.execute(
-        update(StargazerPage)
-        .where(
-            StargazerPage.run_id == run_id,
-            StargazerPage.repo_id == repo_id,
-            StargazerPage.page == page,
-            StargazerPage.stored_at.is_(None),
+    first = affected_rows(
+        session.execute(
+            update(StargazerPage)
+            .where(
+                StargazerPage.run_id == run_id,
+                StargazerPage.repo_id == repo_id,
+                StargazerPage.page == page,
+                StargazerPage.stored_at.is_(None),
+            )
+            .values(rows=len(stars), stored_at=now)
         )
-        .values(rows=len(stars), stored_at=now)
-    ).rowcount
+    )
     if not first:
         return False
     session.execute(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -97,7 +98,7 @@ def upsert_repositories(session: Session, snapshots: Sequence[TickSnapshot]) -> 
     )
 
 
-def _seen_later(session: Session, rows: list[dict[str, object]]) -> set[int]:
+def _seen_later(session: Session, rows: list[dict[str, Any]]) -> set[int]:
     """Ids whose stored last_seen is after the batch's own newest tick for them."""
     if not rows:
         return set()

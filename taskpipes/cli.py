@@ -213,8 +213,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from taskpipes.api.app import create_app
     from taskpipes.settings import get_settings
 
-    if get_settings().metrics_dir:
-        metrics.wipe_stale_files(get_settings().metrics_dir)
+    directory = get_settings().metrics_dir
+    if directory:
+        metrics.wipe_stale_files(directory)
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -27,6 +27,7 @@ import threading
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -50,7 +51,7 @@ API_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 
 
 @cache
-def _registry() -> dict[str, object]:
+def _registry() -> dict[str, Any]:
     return {
         "runs": Counter(
             "taskpipes_pipeline_runs", "Finished pipeline runs by status", ["pipeline", "status"]

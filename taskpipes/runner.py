@@ -83,7 +83,7 @@ def outcome_of(run_id: int, already_done: bool = False) -> Outcome:
             run.tick,
             run.status,
             run.error,
-            [tuple(s) for s in stages],
+            [(stage, status, seconds, rows) for stage, status, seconds, rows in stages],
             already_done,
         )
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
 from urllib.parse import parse_qsl, urlsplit
 
 from taskpipes.githubsim.control import PREFIX, answer_control
@@ -43,7 +45,9 @@ class SimHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         query = parse_qsl(parts.query, keep_blank_values=True)
-        return Request(self.command, parts.path, query, self.headers, body)
+        # HTTPMessage: a Mapping with case-insensitive lookups, as Request expects.
+        headers = cast(Mapping[str, str], self.headers)
+        return Request(self.command, parts.path, query, headers, body)
 
     def dispatch(self) -> None:
         request = self.read_request()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from taskpipes.githubsim.catalog import ranked
 from taskpipes.githubsim.items import search_item
@@ -38,7 +38,7 @@ class Simulator:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{cast(str, host)}:{port}"
 
     def set_clock(self, at: datetime, advance: bool = False) -> None:
         self.state.clock.set(at, advance=advance)

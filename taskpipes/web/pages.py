@@ -125,7 +125,12 @@ def repo_page(request: Request, owner: str, name: str) -> Response:
     with page_reads() as (session, connection):
         version = reads.read_version(connection)
         statuses = data_freshness(session, now)
-        common = {"now": now, "version": version, "statuses": statuses, "age": _age(version, now)}
+        common: dict[str, Any] = {
+            "now": now,
+            "version": version,
+            "statuses": statuses,
+            "age": _age(version, now),
+        }
         repo = find_repository(session, f"{owner}/{name}")
         if repo is None:
             return render("missing.html", {}, 404, full_name=f"{owner}/{name}", **common)

@@ -108,8 +108,10 @@ def repo_page(
     precomputed: ChartData | None,
 ) -> RepoPage:
     """The page from the rollup's precomputed data when it is as of `as_of`, else live."""
-    fresh = precomputed is not None and precomputed.as_of == as_of
-    data = precomputed if fresh else chart_data(connection, repo, as_of)  # type: ignore[assignment]
+    if precomputed is not None and precomputed.as_of == as_of:
+        data = precomputed
+    else:
+        data = chart_data(connection, repo, as_of)
     return RepoPage(
         repo=repo,
         ranking=reads.ranking_of(connection, repo.id),
