@@ -35,9 +35,8 @@ from bench.history import END, TICK, build_history, naive, store_tick  # noqa: E
 from bench.pg import scratch_database  # noqa: E402
 from pipelines.aggregate import refresh_latest_ranking  # noqa: E402
 from pipelines.buckets import BUCKET  # noqa: E402
-from pipelines.repo_charts import refresh_repo_charts  # noqa: E402
+from pipelines.repo_charts import refresh_page_data  # noqa: E402
 from pipelines.rollup import roll_up_tick  # noqa: E402
-from pipelines.sparklines import refresh_sparklines  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # Requests per HTTP target, after WARMUP unmeasured ones.
@@ -180,8 +179,7 @@ def measure_pages_stage(engine: Engine, as_of: datetime) -> list[float]:
     for _ in range(SPARKLINE_RUNS):
         with Session(engine) as session, session.begin():
             started = time.perf_counter()
-            refresh_sparklines(session, as_of)
-            refresh_repo_charts(session, as_of)
+            refresh_page_data(session, as_of)
             timings.append(time.perf_counter() - started)
     return timings
 
@@ -207,8 +205,7 @@ def roll_up_next(engine: Engine) -> datetime:
     with Session(engine) as session, session.begin():
         refresh_latest_ranking(session, tick - TICK)
         roll_up_tick(session, as_of)
-        refresh_sparklines(session, as_of)
-        refresh_repo_charts(session, as_of)
+        refresh_page_data(session, as_of)
     return as_of
 
 

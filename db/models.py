@@ -312,7 +312,7 @@ class Sparkline(Base):
 
     repo_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     as_of: Mapped[datetime]
-    # pipelines.sparklines.SPAN of 1h points, web.charts.sparkline_points' format.
+    # The 1h points of the last 7 days (the page data's 1h history), web.charts.sparkline_points' format.
     points: Mapped[str] = mapped_column(Text)
     point_count: Mapped[int] = mapped_column(Integer)
     first_stars: Mapped[int] = mapped_column(Integer)

@@ -32,9 +32,8 @@ from pipelines.buckets import (
     stretches,
 )
 from pipelines.errors import PermanentError
-from pipelines.repo_charts import refresh_repo_charts
+from pipelines.repo_charts import refresh_page_data
 from pipelines.schedule import Schedule
-from pipelines.sparklines import refresh_sparklines
 from pipelines.trending import refresh_trending
 from taskpipes import metrics
 
@@ -240,8 +239,7 @@ def pages_stage(run_id: int, now: datetime) -> int:
         as_of = lock_state(session).as_of
         if as_of is None:
             return 0
-        sparklines = refresh_sparklines(session, as_of)
-        charts = refresh_repo_charts(session, as_of)
-    metrics.rows_written("sparklines", sparklines)
+        charts, sparklines = refresh_page_data(session, as_of)
     metrics.rows_written("repo_charts", charts)
-    return sparklines + charts
+    metrics.rows_written("sparklines", sparklines)
+    return charts + sparklines
