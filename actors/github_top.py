@@ -9,7 +9,7 @@ from actors.stage import complete_run, hand_off, redeliver_later, run_stage, sta
 from actors.ticks import effective_schedule, start_tick
 from pipelines import github_top as pipeline
 from pipelines.errors import RateLimited, SuspectSnapshot
-from pipelines.github import GitHubClient
+from pipelines.github import github_client
 from pipelines.runs import utcnow
 from taskpipes.settings import get_settings
 
@@ -30,22 +30,19 @@ def github_top_tick(tick: str | None = None, explicit: bool = False) -> None:
 
 @dramatiq.actor(**RETRY_OPTIONS)
 def github_top_fetch(run_id: int) -> None:
-    settings = get_settings()
-    client = GitHubClient(settings.github_api_url, settings.github_token, settings.github_timeout)
     try:
-        run_stage(
-            pipeline.PIPELINE,
-            "fetch",
-            run_id,
-            lambda: pipeline.fetch(run_id, client, utcnow()),
-            github_top_normalize,
-            deferrable=(RateLimited,),
-        )
+        with github_client() as client:
+            run_stage(
+                pipeline.PIPELINE,
+                "fetch",
+                run_id,
+                lambda: pipeline.fetch(run_id, client, utcnow()),
+                github_top_normalize,
+                deferrable=(RateLimited,),
+            )
     except RateLimited as exc:
         # Wait exactly as long as GitHub asked, without spending a retry.
         redeliver_later(run_id, exc.wait_seconds)
-    finally:
-        client.close()
 
 
 @dramatiq.actor(**RETRY_OPTIONS)

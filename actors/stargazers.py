@@ -9,8 +9,6 @@ page is stored (a counter in our own database: there is no Redis for group callb
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import dramatiq
 
@@ -20,7 +18,7 @@ from db.session import begin
 from pipelines import runs, spread
 from pipelines import stargazers as pipeline
 from pipelines.errors import RateLimited
-from pipelines.github import GitHubClient
+from pipelines.github import github_client
 from pipelines.runs import utcnow
 from taskpipes import metrics
 from taskpipes.settings import get_settings
@@ -134,13 +132,3 @@ def close_if_done(run_id: int) -> None:
             return
         pipeline.finish_pages_stage(session, run_id, progress.rows, utcnow())
     complete_run(run_id, "succeeded")
-
-
-@contextmanager
-def github_client() -> Iterator[GitHubClient]:
-    settings = get_settings()
-    client = GitHubClient(settings.github_api_url, settings.github_token, settings.github_timeout)
-    try:
-        yield client
-    finally:
-        client.close()

@@ -7,6 +7,8 @@ PermanentError subclasses for the rest. The token is sent, never logged or echoe
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +17,7 @@ import requests
 
 from pipelines.errors import GitHubRequestError, MalformedResponse, RateLimited, TransientError
 from taskpipes import metrics
+from taskpipes.settings import get_settings
 
 USER_AGENT = "taskpipes/0.1 (+https://github.com/taskpipes)"
 API_VERSION = "2022-11-28"
@@ -130,3 +133,14 @@ def _message(response: requests.Response) -> str:
         return str(response.json().get("message", ""))[:200]
     except (ValueError, AttributeError):
         return response.text[:200]
+
+
+@contextmanager
+def github_client() -> Iterator[GitHubClient]:
+    """A client on the configured API and token, closed afterwards: one per message."""
+    settings = get_settings()
+    client = GitHubClient(settings.github_api_url, settings.github_token, settings.github_timeout)
+    try:
+        yield client
+    finally:
+        client.close()

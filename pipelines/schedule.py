@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from periodiq import CronSpec
 
@@ -36,11 +37,13 @@ class Schedule:
             )
         parse_cron(self.cron)
 
-    @property
+    # Cached: a schedule is read on every readiness check and tick; a daily one's period
+    # takes a couple of milliseconds to find.
+    @cached_property
     def spec(self) -> CronSpec:
         return parse_cron(self.cron)
 
-    @property
+    @cached_property
     def period(self) -> timedelta:
         """The gap between two ticks (the shortest one, for irregular schedules)."""
         ticks = list(

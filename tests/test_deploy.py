@@ -19,12 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-try:  # tests/ is a plain directory today; keep working if it becomes a package.
-    from tools import ToolUnavailable, ensure_debian_package
-except ImportError:
-    from tests.tools import ToolUnavailable, ensure_debian_package
-
 from taskpipes import metrics
+from tests.services import unavailable
+from tests.tools import require_debian_package
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -32,23 +29,13 @@ COMPOSE = DEPLOY / "compose.yaml"
 PROMETHEUS = DEPLOY / "prometheus"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
 DATASOURCE_UID = "taskpipes-prometheus"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 # Environment keys whose values are secrets and must come from deploy/.env.
 SECRET_KEY = re.compile(r"PASS|TOKEN|SECRET", re.IGNORECASE)
 
 
-def unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    try:
-        return ensure_debian_package("promtool", "prometheus")
-    except ToolUnavailable as error:
-        unavailable(str(error))
+    return require_debian_package("promtool", "prometheus")
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,7 @@ from tests.processes import (
 )
 from tests.queues import count, wait_until
 from tests.test_deploy import PROMETHEUS, assert_ok, dashboards, panels, run
-from tests.tools import ToolUnavailable, ensure_debian_package
+from tests.tools import require_debian_package
 
 # Setting up the scenario waits for wall-clock minute ticks: over pytest's default 300 s.
 pytestmark = pytest.mark.timeout(600)
@@ -82,13 +82,7 @@ class Scenario:
 
 @pytest.fixture(scope="module")
 def tools() -> dict[str, str]:
-    try:
-        return {
-            name: ensure_debian_package(name, "prometheus") for name in ("prometheus", "promtool")
-        }
-    except ToolUnavailable as error:
-        services.unavailable(str(error))
-        raise
+    return {name: require_debian_package(name, "prometheus") for name in ("prometheus", "promtool")}
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from db.models import Run
 from db.session import begin
 from taskpipes.githubsim import Simulator
 from taskpipes.runner import run_tick
-from tests.tools import ensure_debian_package
+from tests.tools import require_debian_package
 
 ROOT = Path(__file__).resolve().parent.parent
 _NOW = datetime.now(UTC)
@@ -96,7 +96,7 @@ def screenshot_dir() -> Path:
 def chromium() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
-    executable = ensure_debian_package("chromium", "chromium")
+    executable = require_debian_package("chromium", "chromium")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser

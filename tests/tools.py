@@ -44,3 +44,14 @@ def _apt_get_command() -> list[str]:
 
 def _run(command: list[str], env: dict[str, str]) -> int:
     return subprocess.run(command, env=env, capture_output=True, timeout=600).returncode
+
+
+def require_debian_package(binary: str, package: str) -> str:
+    """`ensure_debian_package`, or the test is unavailable: a skip locally, a failure in CI."""
+    from tests.services import unavailable
+
+    try:
+        return ensure_debian_package(binary, package)
+    except ToolUnavailable as error:
+        unavailable(str(error))
+        raise
