@@ -12,6 +12,7 @@ from periodiq import PeriodiqMiddleware
 from sqlalchemy import delete, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from actors.stage import complete_run
 from db.models import MessageDelivery
 from db.session import begin
 from db.upsert import upsert
@@ -93,12 +94,7 @@ class CrashGuard(Middleware):
         logger.error("message %s: %s", message.message_id, reason)
         run_id = message.options.get(runs.RUN_OPTION)
         if run_id is not None:
-            with begin() as session:
-                run = runs.finish_run(session, int(run_id), "dead", error=reason)
-            if run is not None:
-                metrics.run_finished(
-                    run.pipeline, "dead", run.tick.timestamp(), datetime.now(UTC).timestamp()
-                )
+            complete_run(int(run_id), "dead", reason)
         self._forget(message)
         message.fail()
         raise SkipMessage()

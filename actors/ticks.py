@@ -92,7 +92,9 @@ def enqueue_tick(
         if existing is not None and existing.status == "succeeded":
             return existing.id, True
         run_id = runs.record_queued(session, pipeline, tick, message.message_id)
-        ours = session.get_one(Run, run_id).message_id == message.message_id
-    if ours:
-        tick_actor.broker.enqueue(message)
+        if session.get_one(Run, run_id).message_id == message.message_id:
+            # Sent before the record commits: a failed send rolls the record back, so no
+            # run waits as queued for a message that never left (catch-up or a re-run sends
+            # it again). A worker that gets the message first waits on the row lock.
+            tick_actor.broker.enqueue(message)
     return run_id, False

@@ -9,7 +9,9 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
+import dramatiq
 from sqlalchemy.exc import SQLAlchemyError
 
 from taskpipes import stargazers_cli
@@ -88,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # pika logs every failed connection attempt, and in-process worker threads every
+        # failed attempt, each with a traceback: the summary and the error lines below say
+        # what went wrong, and -v shows the rest.
+        for noisy in ("pika", "dramatiq"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
@@ -96,6 +104,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SQLAlchemyError as exc:
         print(f"taskpipes: database error: {database_problem(exc)}", file=sys.stderr)
         return EXIT_FAILED
+    except dramatiq.errors.ConnectionError as exc:
+        print(f"taskpipes: broker error: {broker_problem(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def broker_problem(exc: Exception) -> str:
+    """Where the broker was looked for and the failure's class: no password, no pika dump."""
+    from taskpipes.settings import get_settings
+
+    url = urlsplit(get_settings().broker_url or "")
+    cause = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
+    return f"cannot reach RabbitMQ at {url.hostname}:{url.port or 5672} ({type(cause).__name__})"
 
 
 def database_problem(exc: SQLAlchemyError) -> str:
@@ -167,6 +187,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def format_outcome(outcome: object) -> str:
+    from pipelines.runs import FINISHED
     from taskpipes.runner import Outcome
 
     assert isinstance(outcome, Outcome)
@@ -177,6 +198,8 @@ def format_outcome(outcome: object) -> str:
         lines.append(f"  {stage:<10} {status:<10} {took:>9}  {rows} rows")
     if outcome.error and outcome.status != "succeeded":
         lines.append(f"  error: {outcome.error}")
+    if outcome.status not in FINISHED:
+        lines.append("  not finished when the wait ended: the workers go on (`taskpipes status`)")
     return "\n".join(lines)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from actors.registry import PipelineEntry
+from actors.stage import complete_run
 from actors.ticks import enqueue_tick
 from db.models import Run, StageRun
 from db.session import begin
@@ -112,7 +114,9 @@ def run_tick(
     run_id, done = enqueue_tick(entry.name, entry.tick_actor, tick, options)
     if done:
         return outcome_of(run_id, already_done=True)
-    return wait_for(run_id, timeout_s, on_poll)
+    with abandoned_on_exit([run_id], timeout_s):
+        outcome = wait_for(run_id, timeout_s, on_poll)
+    return outcome if outcome.status in runs.FINISHED else outcome_of(run_id)
 
 
 def backfill(
@@ -131,7 +135,10 @@ def backfill(
     ensure_workers(entry.tick_actor.broker)
     run_ids = [enqueue_tick(entry.name, entry.tick_actor, tick)[0] for tick in ticks]
     deadline = time.monotonic() + timeout_s
-    with tqdm(total=len(run_ids), desc=f"backfill {entry.name}", unit="tick") as progress:
+    with (
+        abandoned_on_exit(run_ids, timeout_s),
+        tqdm(total=len(run_ids), desc=f"backfill {entry.name}", unit="tick") as progress,
+    ):
         pending = set(run_ids)
         while pending and time.monotonic() < deadline:
             finished = finished_among(pending)
@@ -140,6 +147,28 @@ def backfill(
             if pending:
                 time.sleep(POLL_INTERVAL_S)
     return [outcome_of(run_id) for run_id in run_ids]
+
+
+@contextlib.contextmanager
+def abandoned_on_exit(run_ids: list[int], timeout_s: float) -> Iterator[None]:
+    """On leaving, record the runs still unfinished as failed when the workers are in-process.
+
+    Their messages die with this process, so a run left queued or running would wait for
+    nothing, and a re-run of its tick would wait for it. Recorded failed, the next run of
+    the tick reopens it. With RabbitMQ the messages outlive the wait, and the workers go on.
+    """
+    why = f"gave up waiting after {timeout_s:g} s"
+    try:
+        yield
+    except BaseException:  # Ctrl-C included: the workers stop all the same
+        why = "interrupted"
+        raise
+    finally:
+        if get_settings().in_process:
+            reason = f"{why}: the in-process workers stopped with the taskpipes process"
+            for run_id in set(run_ids) - finished_among(set(run_ids)):
+                last = outcome_of(run_id).error
+                complete_run(run_id, "failed", f"{reason}; last error: {last}" if last else reason)
 
 
 def finished_among(run_ids: set[int]) -> set[int]:

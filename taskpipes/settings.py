@@ -52,7 +52,8 @@ def _positive_number(env: Mapping[str, str], name: str, default: float, kind: ty
     try:
         value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+        expected = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {expected}, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {raw!r}")
     return value
