@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import socket
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import dramatiq
+import pika.exceptions
 from sqlalchemy.exc import SQLAlchemyError
 
 from taskpipes import stargazers_cli
@@ -104,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SQLAlchemyError as exc:
         print(f"taskpipes: database error: {database_problem(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    except dramatiq.errors.ConnectionError as exc:
+    # pika lets a failed name lookup through unwrapped (the database and HTTP clients wrap
+    # theirs).
+    except (dramatiq.errors.ConnectionError, pika.exceptions.AMQPError, socket.gaierror) as exc:
         print(f"taskpipes: broker error: {broker_problem(exc)}", file=sys.stderr)
         return EXIT_FAILED
 
@@ -114,8 +118,17 @@ def broker_problem(exc: Exception) -> str:
     from taskpipes.settings import get_settings
 
     url = urlsplit(get_settings().broker_url or "")
-    cause = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
-    return f"cannot reach RabbitMQ at {url.hostname}:{url.port or 5672} ({type(cause).__name__})"
+    cause: BaseException = exc
+    while True:  # pika wraps the socket's own error twice, the second time as .exception
+        inner = cause.args[0] if cause.args else getattr(cause, "exception", None)
+        if not isinstance(inner, BaseException):
+            break
+        cause = inner
+    detail = str(cause).strip()
+    if url.password:
+        detail = detail.replace(url.password, "***")
+    where = f"cannot reach RabbitMQ at {url.hostname}:{url.port or 5672}"
+    return f"{where}: {type(cause).__name__}" + (f": {detail}" if detail else "")
 
 
 def database_problem(exc: SQLAlchemyError) -> str:

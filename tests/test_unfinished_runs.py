@@ -39,6 +39,9 @@ def test_an_unreachable_broker_is_one_line_and_leaves_no_run_behind(
     assert "Traceback" not in refused.stderr and "brokerpassword" not in refused.stderr
     # The record of the run went back with the failed send: nothing waits for a lost message.
     assert runs_and_snapshots(sqlite_url) == ([], 0)
+    listed = taskpipes(["dlq", "list"], {**env, "BROKER_URL": closed})
+    assert listed.returncode == 1 and listed.stderr.count("\n") == 1, listed.stderr
+    assert "Connection refused" in listed.stderr and "brokerpassword" not in listed.stderr
 
     again = taskpipes([*RUN_T0, "--timeout", "90"], env)
 
