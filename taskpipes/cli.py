@@ -37,6 +37,16 @@ def _at(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:  # NaN included
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskpipes", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -49,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("pipeline")
     run.add_argument("--at", type=_at, help="the logical tick, ISO 8601 (default: now)")
     run.add_argument(
-        "--timeout", type=float, help="seconds to wait (default 600; stargazers: until done)"
+        "--timeout", type=_seconds, help="seconds to wait (default 600; stargazers: until done)"
     )
     stargazers_cli.add_options(run)
 
@@ -62,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument("--to", dest="end", type=_at, required=True, help="last tick, ISO 8601")
     backfill.add_argument(
-        "--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)"
+        "--timeout", type=_seconds, default=3600.0, help="seconds to wait (default 3600)"
     )
 
     sim = sub.add_parser("github-sim", help="serve the GitHub API simulator on loopback")
@@ -73,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="replay a simulated day of github_top ticks (simulator)")
     demo.add_argument("--day", type=_at, help=f"the day to replay (default {DEFAULT_DAY})")
-    demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait per tick")
+    demo.add_argument("--timeout", type=_seconds, default=120.0, help="seconds to wait per tick")
 
     serve = sub.add_parser("serve", help="serve the read API")
     serve.add_argument("--host", default="127.0.0.1")

@@ -81,3 +81,11 @@ def test_a_bad_at_is_a_usage_error(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "invalid time 'yesterday': expected ISO 8601" in result.stderr
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "soon"])
+def test_a_bad_timeout_is_a_usage_error(tmp_path: Path, timeout: str) -> None:
+    result = taskpipes(["run", "github_top", "--timeout", timeout], service_env(tmp_path))
+
+    assert result.returncode == 2
+    assert "argument --timeout: expected" in result.stderr and timeout in result.stderr
