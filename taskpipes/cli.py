@@ -147,6 +147,12 @@ def database_problem(exc: SQLAlchemyError) -> str:
     first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
     if "no such table" in first or "does not exist" in first and "relation" in first:
         first += " (the schema is missing: run `taskpipes db upgrade`)"
+    elif "unable to open database file" in first:
+        from taskpipes.settings import get_settings
+
+        # SQLite does not say which file: the URL's path is the one it could not open.
+        path = get_settings().database_url.removeprefix("sqlite:///")
+        first += f" {path!r} (does its directory exist, and may we write there?)"
     return first
 
 

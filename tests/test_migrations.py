@@ -55,3 +55,14 @@ def test_a_missing_schema_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "the schema is missing: run `taskpipes db upgrade`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_unopenable_sqlite_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-directory" / "taskpipes.db"
+    env = service_env(tmp_path, DATABASE_URL=f"sqlite:///{missing}")
+
+    result = taskpipes(["db", "upgrade"], env)
+
+    assert result.returncode == 1
+    assert f"unable to open database file '{missing}'" in result.stderr
+    assert "Traceback" not in result.stderr
