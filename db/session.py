@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from taskpipes.settings import get_settings
@@ -58,3 +59,16 @@ def affected_rows(result: Result[Any]) -> int:
 def begin() -> Session:
     """`with begin() as session:` runs one transaction, committed on success."""
     return session_factory().begin()  # type: ignore[return-value]
+
+
+def describe_error(exc: SQLAlchemyError) -> str:
+    """The driver's own first line, without SQL or parameters; a missing table says why."""
+    original = getattr(exc, "orig", None) or exc
+    first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
+    if "no such table" in first or "does not exist" in first and "relation" in first:
+        first += " (the schema is missing: run `taskpipes db upgrade`)"
+    elif "unable to open database file" in first:
+        # SQLite does not say which file: the URL's path is the one it could not open.
+        path = get_settings().database_url.removeprefix("sqlite:///")
+        first += f" {path!r} (does its directory exist, and may we write there?)"
+    return first

@@ -16,6 +16,7 @@ import dramatiq
 import pika.exceptions
 from sqlalchemy.exc import SQLAlchemyError
 
+from db.session import describe_error
 from taskpipes import stargazers_cli
 from taskpipes.settings import ConfigError
 
@@ -114,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"taskpipes: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SQLAlchemyError as exc:
-        print(f"taskpipes: database error: {database_problem(exc)}", file=sys.stderr)
+        print(f"taskpipes: database error: {describe_error(exc)}", file=sys.stderr)
         return EXIT_FAILED
     # pika lets a failed name lookup through unwrapped (the database and HTTP clients wrap
     # theirs).
@@ -139,21 +140,6 @@ def broker_problem(exc: Exception) -> str:
         detail = detail.replace(url.password, "***")
     where = f"cannot reach RabbitMQ at {url.hostname}:{url.port or 5672}"
     return f"{where}: {type(cause).__name__}" + (f": {detail}" if detail else "")
-
-
-def database_problem(exc: SQLAlchemyError) -> str:
-    """The driver's own first line, without SQL or parameters; a missing table says why."""
-    original = getattr(exc, "orig", None) or exc
-    first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
-    if "no such table" in first or "does not exist" in first and "relation" in first:
-        first += " (the schema is missing: run `taskpipes db upgrade`)"
-    elif "unable to open database file" in first:
-        from taskpipes.settings import get_settings
-
-        # SQLite does not say which file: the URL's path is the one it could not open.
-        path = get_settings().database_url.removeprefix("sqlite:///")
-        first += f" {path!r} (does its directory exist, and may we write there?)"
-    return first
 
 
 def cmd_db(args: argparse.Namespace) -> int:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import requests
 from sqlalchemy import create_engine, inspect
 
 from db import migrate
 from db.models import Base
-from tests.processes import service_env, taskpipes
+from tests.processes import VENV_BIN, free_port, process, service_env, taskpipes
+from tests.queues import wait_until
 
 
 def test_alembic_check_is_clean(database_url: str) -> None:
@@ -66,3 +68,27 @@ def test_an_unopenable_sqlite_file_is_named(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"unable to open database file '{missing}'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def test_the_api_without_a_schema_is_a_503_and_a_log_line_saying_why(tmp_path: Path) -> None:
+    env = service_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
+    port, log = free_port(), tmp_path / "api.log"
+    serve = [str(VENV_BIN / "taskpipes"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+    with process(serve, env, log):
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), 30, "the API")
+        answer = requests.get(f"http://127.0.0.1:{port}/api/top", timeout=5)
+
+    # The caller learns that the database is the trouble, the operator's log learns why
+    assert answer.status_code == 503
+    assert answer.json() == {"detail": "database unavailable: OperationalError"}
+    logged = log.read_text()
+    assert "/api/top: database unavailable: no such table: latest_ranking" in logged
+    assert "run `taskpipes db upgrade`" in logged and "Traceback" not in logged

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from db.session import describe_error
 from taskpipes.api import history, observe, runs, stars, top, trending
 from taskpipes.api.observe import time_request
 from taskpipes.api.schemas import Health
 from taskpipes.web import pages
+
+logger = logging.getLogger("taskpipes")
 
 
 def create_app() -> FastAPI:
@@ -23,6 +28,8 @@ def create_app() -> FastAPI:
     @app.exception_handler(SQLAlchemyError)
     def database_unavailable(request: Request, exc: SQLAlchemyError) -> JSONResponse:
         # A database outage is the server's trouble, not the caller's: 503, say so, no trace.
+        # The operator's log gets the driver's line; the caller only the error's class.
+        logger.error("%s: database unavailable: %s", request.url.path, describe_error(exc))
         return JSONResponse(
             {"detail": f"database unavailable: {type(exc).__name__}"}, status_code=503
         )
