@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import dramatiq
 import pika
@@ -12,6 +13,7 @@ from pika.exceptions import ChannelClosedByBroker
 
 # How often a waiting test looks again.
 POLL_S = 0.2
+T = TypeVar("T")
 
 
 def declare(url: str, queue: str) -> None:
@@ -69,10 +71,12 @@ def dead_message(actor: str, queue: str, **options: object) -> dramatiq.Message:
     )
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll `condition` until it holds; fail naming `what` after `timeout_s`."""
+def wait_until(condition: Callable[[], T], timeout_s: float, what: str) -> T:
+    """Poll `condition` until it returns something true, and return that; fail naming
+    `what` after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(POLL_S)
+    return value

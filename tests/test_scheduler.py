@@ -5,7 +5,6 @@ These tests follow wall-clock minutes (ticks are `* * * * *`), so each takes a f
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from db.models import Run, Snapshot, StageRun
 from pipelines.schedule import floor_minute
 from taskpipes.githubsim import Simulator
 from tests.processes import metric_sum, scheduler, scrape, service_env, workers
+from tests.queues import wait_until
 
 EVERY_MINUTE = "* * * * *"
 # Long enough for a few minute ticks, short enough that a bug fails rather than hangs.
@@ -27,16 +27,6 @@ def runs_by_tick(engine: Engine, pipeline: str) -> dict[datetime, str]:
     with engine.connect() as conn:
         rows = conn.execute(select(Run.tick, Run.status).where(Run.pipeline == pipeline))
         return {tick: status for tick, status in rows}
-
-
-def wait_until(predicate, what: str, deadline_s: float = DEADLINE_S):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_two_schedulers_two_workers_one_run_per_tick(
@@ -61,7 +51,7 @@ def test_two_schedulers_two_workers_one_run_per_tick(
             done = {t: s for t, s in runs_by_tick(engine, "github_top").items() if s == "succeeded"}
             return done if len(done) >= 3 else None
 
-        done = wait_until(three_ticks_done, "three github_top ticks")
+        done = wait_until(three_ticks_done, DEADLINE_S, "three github_top ticks")
         duplicates = sum(
             metric_sum(
                 scrape(int(env["dramatiq_prom_port"])),
@@ -117,11 +107,11 @@ def test_scheduler_downtime_is_caught_up_per_policy(
                 ]
                 return min(common) if common else None
 
-            t1 = wait_until(first_tick, "the first tick of both pipelines")
+            t1 = wait_until(first_tick, DEADLINE_S, "the first tick of both pipelines")
         # and the scheduler is down across the next two ticks
         missed = [t1 + timedelta(minutes=1), t1 + timedelta(minutes=2)]
         wait_until(
-            lambda: datetime.now(UTC) > missed[1] + timedelta(seconds=5), "two ticks to pass", 300
+            lambda: datetime.now(UTC) > missed[1] + timedelta(seconds=5), 300, "two ticks to pass"
         )
         assert missed[0] not in runs_by_tick(engine, "github_top")
 
@@ -132,7 +122,7 @@ def test_scheduler_downtime_is_caught_up_per_policy(
                 finished = ("succeeded", "skipped")
                 return all(top.get(t) in finished and rollup.get(t) in finished for t in missed)
 
-            wait_until(caught_up, "the missed ticks to be caught up")
+            wait_until(caught_up, DEADLINE_S, "the missed ticks to be caught up")
 
     # Then latest ran the newest missed tick and recorded the other as skipped; all ran both
     top, rollup = runs_by_tick(engine, "github_top"), runs_by_tick(engine, "rollup")
