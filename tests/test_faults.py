@@ -1,4 +1,5 @@
-"""Long fault scenarios (`make faults`): a worker or the broker dies in the middle of a run.
+"""Long fault scenarios (`make faults`): a worker, the broker or the database dies in the
+middle of a run.
 
 Each scenario checks the promise that matters: the run completes, exactly once, with
 exactly one snapshot of 100 rows.
@@ -21,6 +22,7 @@ from db.models import Run, Snapshot, StageRun
 from taskpipes.githubsim import Simulator
 from tests.processes import VENV_BIN, service_env, workers
 from tests.queues import wait_until
+from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.faults
 
@@ -108,3 +110,28 @@ def test_a_broker_restart_mid_run_loses_nothing(
         output, _ = waiter.communicate(timeout=240)
     assert waiter.returncode == 0, output
     assert_completed_once(engine)
+
+
+def test_a_database_outage_mid_fetch_loses_nothing(
+    setup, simulator: Simulator, postgres_url: str, tmp_path: Path
+) -> None:
+    env, engine = setup
+    simulator.add_fault("search", "stall", seconds=4)
+    log = tmp_path / "workers.log"
+    with TcpProxy(5432) as proxy:
+        # Given workers that reach PostgreSQL through a proxy that can cut them off
+        with workers({**env, "DATABASE_URL": proxy.proxied(postgres_url)}, log):
+            waiter = enqueue(env)
+            wait_until(lambda: stage_status(engine, "fetch") == "running", 60, "the fetch")
+            # When the database goes away while the fetch is in flight, so that recording
+            # its answer fails, and comes back after the workers saw it fail
+            proxy.stop()
+            wait_until(lambda: "OperationalError" in log.read_text(), 60, "a failed write")
+            proxy.start()
+            # Then a retry completes the run, exactly once
+            output, _ = waiter.communicate(timeout=240)
+    assert waiter.returncode == 0, output
+    assert_completed_once(engine)
+    with engine.connect() as conn:
+        fetches = conn.scalar(select(StageRun.attempts).where(StageRun.stage == "fetch"))
+    assert fetches is not None and fetches >= 2  # the outage cost the fetch an attempt
