@@ -165,12 +165,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyError as exc:
         print(f"taskpipes run: {exc.args[0]}", file=sys.stderr)
         return EXIT_USAGE
+    if args.pipeline != "stargazers" and stargazers_cli.given(args):
+        return stargazers_cli.refuse(args)
+    warn_if_no_workers(entry.tick_actor.queue_name)
     if args.pipeline == "stargazers":
         outcome = stargazers_cli.run(entry, args)
         if isinstance(outcome, int):
             return outcome  # --no-wait: enqueued only
-    elif stargazers_cli.given(args):
-        return stargazers_cli.refuse(args)
     else:
         timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
         outcome = run_tick(entry, args.at or datetime.now(UTC), timeout)
@@ -186,7 +187,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         print("taskpipes backfill: --to is before --from", file=sys.stderr)
         return EXIT_USAGE
     try:
-        outcomes = backfill(get_pipeline(args.pipeline), args.start, args.end, args.timeout)
+        entry = get_pipeline(args.pipeline)
+        if entry.computes_past:  # else backfill refuses, and workers do not matter
+            warn_if_no_workers(entry.tick_actor.queue_name)
+        outcomes = backfill(entry, args.start, args.end, args.timeout)
     except (KeyError, BackfillRefused) as exc:
         print(f"taskpipes backfill: {exc.args[0]}", file=sys.stderr)
         return EXIT_USAGE
@@ -199,6 +203,20 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         if outcome.status != "succeeded":
             print(format_outcome(outcome))
     return 0 if counts["succeeded"] == len(outcomes) else EXIT_FAILED
+
+
+def warn_if_no_workers(queue: str) -> None:
+    """Say so before waiting when nothing consumes the queue: the wait would be for nothing."""
+    from taskpipes import rabbit
+    from taskpipes.settings import get_settings
+
+    broker_url = get_settings().broker_url
+    if broker_url and rabbit.consumer_count(broker_url, queue) == 0:
+        print(
+            f"taskpipes: no worker consumes queue {queue!r} now: start `dramatiq actors` "
+            "(the message waits in RabbitMQ until one does)",
+            file=sys.stderr,
+        )
 
 
 def format_outcome(outcome: object) -> str:

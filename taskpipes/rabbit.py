@@ -40,19 +40,31 @@ def connect(broker_url: str) -> pika.BlockingConnection:
     return pika.BlockingConnection(pika.URLParameters(with_connection_params(broker_url)))
 
 
-def message_count(connection: pika.BlockingConnection, queue: str) -> int:
-    """Messages ready in `queue`; 0 when it does not exist."""
+def _counts(connection: pika.BlockingConnection, queue: str) -> tuple[int, int]:
+    """(messages ready, consumers) of `queue`; zeros when it does not exist."""
     # A failed passive declare closes its channel, so each count gets its own.
     channel = connection.channel()
     try:
-        return channel.queue_declare(queue, passive=True).method.message_count
+        method = channel.queue_declare(queue, passive=True).method
+        return method.message_count, method.consumer_count
     except ChannelClosedByBroker as exc:
         if exc.reply_code == NOT_FOUND:
-            return 0
+            return 0, 0
         raise
     finally:
         if channel.is_open:
             channel.close()
+
+
+def message_count(connection: pika.BlockingConnection, queue: str) -> int:
+    """Messages ready in `queue`; 0 when it does not exist."""
+    return _counts(connection, queue)[0]
+
+
+def consumer_count(broker_url: str, queue: str) -> int:
+    """Workers consuming `queue` now; 0 when it does not exist."""
+    with connect(broker_url) as connection:
+        return _counts(connection, queue)[1]
 
 
 def queue_depths(broker_url: str, queues: Iterable[str]) -> dict[str, QueueDepth]:

@@ -10,8 +10,10 @@ from sqlalchemy import create_engine, func, select, text
 
 from db import migrate
 from db.models import Repository, Snapshot
+from taskpipes import rabbit
 from taskpipes.githubsim import Simulator
 from tests.processes import service_env, taskpipes, workers
+from tests.queues import wait_until
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 
@@ -74,6 +76,33 @@ def test_a_malformed_answer_exits_non_zero_naming_the_problem(
     assert result.returncode == 1
     assert "failed" in result.stdout and "not valid JSON" in result.stdout
     assert counts(engine) == (0, 1)
+
+
+def test_without_workers_the_run_says_so_and_waits_in_rabbitmq(
+    tmp_path: Path, postgres_url: str, rabbitmq: str, simulator: Simulator
+) -> None:
+    migrate.upgrade(postgres_url)
+    simulator.set_clock(T0)
+    env = service_env(
+        tmp_path, DATABASE_URL=postgres_url, BROKER_URL=rabbitmq, GITHUB_API_URL=simulator.url
+    )
+    command = ["run", "github_top", "--at", T0.isoformat()]
+
+    # Given no worker consumes the queue, a run warns, waits its timeout and fails
+    alone = taskpipes([*command, "--timeout", "1"], env)
+
+    assert alone.returncode == 1
+    assert "no worker consumes queue 'github_top' now: start `dramatiq actors`" in alone.stderr
+    assert "github_top tick" in alone.stdout and ": queued" in alone.stdout
+    assert "the workers go on" in alone.stdout
+
+    # When a worker starts, the message that waited in RabbitMQ is the run it does
+    with workers(env, tmp_path / "workers.log"):
+        wait_until(lambda: rabbit.consumer_count(rabbitmq, "github_top") > 0, 60, "a consumer")
+        waited = taskpipes([*command, "--timeout", "90"], env)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert "no worker consumes" not in waited.stderr
+    assert counts(create_engine(postgres_url)) == (100, 1)
 
 
 def test_a_bad_at_is_a_usage_error(tmp_path: Path) -> None:
