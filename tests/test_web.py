@@ -189,9 +189,16 @@ def test_cache_headers_and_not_modified(filled_sqlite: tuple[str, str]) -> None:
         stale = get(base, path, headers={"If-None-Match": tag})
         shift_github_top_runs(AGED)
         assert stale.status_code == 200 and stale.headers["etag"] != tag
-    assert get(base, "/?window=2h").status_code == 422
-    missing = get(base, "/repos/nobody/nothing")
-    assert missing.status_code == 404 and "nobody/nothing" in missing.text
+    # A bad address is a page for a person, naming what was wrong, never the API's JSON
+    for path, status, named in (
+        ("/?window=2h", 422, "No trending window named 2h"),
+        ("/?window=%3Cb%3E", 422, "No trending window named &lt;b&gt;"),
+        ("/repos/nobody/nothing", 404, "No repository named nobody/nothing"),
+    ):
+        answer = get(base, path)
+        assert answer.status_code == status, path
+        assert answer.headers["content-type"].startswith("text/html"), path
+        assert named in answer.text and 'href="/"' in answer.text, path
 
 
 def nu_validator_errors(pages: list[Path]) -> list[dict[str, object]]:
@@ -211,7 +218,7 @@ def test_the_pages_are_valid_html(filled_sqlite: tuple[str, str], tmp_path: Path
     base, starred = filled_sqlite
     pages = []
     for number, path in enumerate(
-        ("/", "/?window=7d", f"/repos/{starred}", "/repos/nobody/nothing")
+        ("/", "/?window=7d", f"/repos/{starred}", "/repos/nobody/nothing", "/?window=2h")
     ):
         text = get(base, path).text
         ids = re.findall(r'\sid="([^"]+)"', text)

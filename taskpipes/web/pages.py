@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
@@ -95,28 +95,24 @@ def stale_of(statuses: list[PipelineStatus]) -> tuple[str, ...]:
 
 
 @router.get("/", response_class=HTMLResponse)
-def top_page(request: Request, window: Window = "24h") -> Response:
+def top_page(request: Request, window: str = "24h") -> Response:
     now = datetime.now(UTC)
     with page_reads() as (session, connection):
         version = reads.read_version(connection)
         statuses = data_freshness(session, now)
+        if window not in WINDOWS:
+            # A person followed a bad link: a page that says so, not the API's JSON.
+            message = f"Trending covers {', '.join(WINDOWS)}."
+            heading = f"No trending window named {window}"
+            return notice(422, heading, message, now, version, statuses)
         headers = cache_headers(entity_tag("top", window, version, stale_of(statuses)), now)
         unchanged = not_modified(request, headers)
         if unchanged is not None:
             return unchanged
         rows = reads.top_rows(connection)
-        trending = trending_response(connection, window, TRENDING_ROWS)
-    return render(
-        "top.html",
-        headers,
-        now=now,
-        version=version,
-        statuses=statuses,
-        age=_age(version, now),
-        rows=rows,
-        trending=trending,
-        windows=list(WINDOWS),
-    )
+        trending = trending_response(connection, cast(Window, window), TRENDING_ROWS)
+    frame = page_frame(now, version, statuses)
+    return render("top.html", headers, rows=rows, trending=trending, windows=list(WINDOWS), **frame)
 
 
 @router.get("/repos/{owner}/{name}", response_class=HTMLResponse)
@@ -125,15 +121,11 @@ def repo_page(request: Request, owner: str, name: str) -> Response:
     with page_reads() as (session, connection):
         version = reads.read_version(connection)
         statuses = data_freshness(session, now)
-        common: dict[str, Any] = {
-            "now": now,
-            "version": version,
-            "statuses": statuses,
-            "age": _age(version, now),
-        }
         repo = find_repository(session, f"{owner}/{name}")
         if repo is None:
-            return render("missing.html", {}, 404, full_name=f"{owner}/{name}", **common)
+            message = "We only know the repositories that have been in the top 100."
+            heading = f"No repository named {owner}/{name}"
+            return notice(404, heading, message, now, version, statuses)
         cursor = reads.stargazer_cursor(connection, repo.id)
         tag = entity_tag(
             "repo",
@@ -149,7 +141,27 @@ def repo_page(request: Request, owner: str, name: str) -> Response:
         stored = reads.repo_chart(connection, repo.id)
         precomputed = None if stored is None else views.ChartData.from_json(stored)
         page = views.repo_page(connection, repo, cursor, version.rollup_as_of, precomputed)
-    return render("repo.html", headers, page=page, **common)
+    return render("repo.html", headers, page=page, **page_frame(now, version, statuses))
+
+
+def page_frame(
+    now: datetime, version: reads.Version, statuses: list[PipelineStatus]
+) -> dict[str, Any]:
+    """What every page's frame shows: the data's age and the stale banner."""
+    return {"now": now, "version": version, "statuses": statuses, "age": _age(version, now)}
+
+
+def notice(
+    status_code: int,
+    heading: str,
+    message: str,
+    now: datetime,
+    version: reads.Version,
+    statuses: list[PipelineStatus],
+) -> Response:
+    """A page that tells a person what was wrong with the address, in the site's frame."""
+    frame = page_frame(now, version, statuses)
+    return render("notice.html", {}, status_code, heading=heading, message=message, **frame)
 
 
 def _age(version: reads.Version, now: datetime) -> str | None:
