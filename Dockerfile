@@ -9,9 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so a code change does not reinstall them: pyproject.toml alone is
-# enough for pip to resolve them. README* matches nothing harmlessly if absent.
-COPY pyproject.toml README* ./
+# The project and its four packages (the README is the package's long description).
+COPY pyproject.toml README.md ./
 COPY taskpipes ./taskpipes
 COPY actors ./actors
 COPY pipelines ./pipelines
