@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,47 @@ def run(*command: str, stdin: bytes | None = None) -> subprocess.CompletedProces
 
 def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
+
+
+# --- Image ---------------------------------------------------------------------------
+
+
+def test_the_image_context_builds_a_wheel_with_everything_the_code_loads(
+    tmp_path: Path,
+) -> None:
+    # Given only what the Dockerfile copies into the image
+    context = tmp_path / "context"
+    context.mkdir()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for sources in re.findall(r"^COPY (.+) \S+$", dockerfile, re.MULTILINE):
+        for source in sources.split():
+            if (ROOT / source).is_dir():
+                shutil.copytree(
+                    ROOT / source, context / source, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                shutil.copy(ROOT / source, context / source)
+
+    # When pip builds the project from it (offline: the test venv has the build backend)
+    built = tmp_path / "wheel"
+    wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    assert_ok(run(*wheel, "--quiet", "-w", str(built), str(context)))
+
+    # Then the wheel holds every package and every file the code opens at run time
+    [archive] = built.glob("taskpipes-*.whl")
+    names = set(zipfile.ZipFile(archive).namelist())
+    for package in ("actors", "pipelines", "db", "taskpipes"):
+        assert f"{package}/__init__.py" in names
+    needed = [
+        "db/migrations/script.py.mako",
+        "db/migrations/env.py",
+        "db/migrations/versions/0001_initial_schema.py",
+        "taskpipes/githubsim/github-top100-stars-2026-08.csv",
+        "taskpipes/web/templates/base.html",
+        "taskpipes/web/templates/notice.html",
+    ]
+    assert not [name for name in needed if name not in names]
+    assert any(name.endswith("entry_points.txt") for name in names)
 
 
 # --- Compose -------------------------------------------------------------------------
