@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import socket
 import sys
 from collections import Counter
@@ -111,6 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # The reader left (`| head`): not worth a traceback. Point stdout at /dev/null so
+        # that the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     except ConfigError as exc:
         print(f"taskpipes: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
