@@ -270,6 +270,21 @@ class StargazerRun(Base):
     next_wave_at: Mapped[datetime | None]
 
 
+class StargazerPacing(Base):
+    """When the next wave of *any* stargazers run may start.
+
+    GitHub's core budget and the database's insert budget belong to the deployment, not to
+    one run: runs going at once take turns wave by wave, so together they stay within the
+    budgets one run is paced for.
+    """
+
+    __tablename__ = "stargazer_pacing"
+
+    # One row, under a name, so that it can be created by an idempotent insert.
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    next_wave_at: Mapped[datetime]
+
+
 class StargazerPlan(Base):
     """One repository of one run: the star count its pages were planned from."""
 

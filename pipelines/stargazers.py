@@ -22,6 +22,7 @@ from db.models import (
     StarDay,
     StarEvent,
     StargazerCursor,
+    StargazerPacing,
     StargazerPage,
     StargazerPlan,
     StargazerRun,
@@ -196,28 +197,36 @@ def take_wave(session: Session, run_id: int, wave: int, now: datetime) -> Wave |
     """Claim wave number `wave` of a running run; None for a stale or duplicate message.
 
     The counter row is locked, so a duplicate delivery waits here, then finds the wave
-    number moved on. The next wave may start one gap after this wave's last page.
+    number moved on. The next wave may start one gap after this wave's last page, and no
+    wave of another run starts before then either (StargazerPacing).
     """
     state = session.get(StargazerRun, run_id, with_for_update=True)
     run = runs.get_run(session, run_id)
     if state is None or state.wave != wave or run is None or run.status != "running":
         return None
     gap, sent, planned = state.gap_seconds, state.sent_pages, state.planned_pages
-    if state.next_wave_at is not None and now < state.next_wave_at:
-        return Wave([], gap, True, wait_s=(state.next_wave_at - now).total_seconds())
+    shared = _shared_pacing(session, now)  # locked after the run's row, always in this order
+    start = max(state.next_wave_at or now, shared.next_wave_at)
+    if now < start:
+        return Wave([], gap, True, wait_s=(start - now).total_seconds())
     if wave == 0:
         runs.begin_stage(session, run_id, PAGES_STAGE)
     pages = _next_pages(session, run_id, sent, spread.wave_size(gap))
+    until = now + timedelta(seconds=len(pages) * gap)
+    shared.next_wave_at = until
     session.execute(
         update(StargazerRun)
         .where(StargazerRun.run_id == run_id)
-        .values(
-            sent_pages=sent + len(pages),
-            wave=wave + 1,
-            next_wave_at=now + timedelta(seconds=len(pages) * gap),
-        )
+        .values(sent_pages=sent + len(pages), wave=wave + 1, next_wave_at=until)
     )
     return Wave(pages, gap, sent + len(pages) < planned)
+
+
+def _shared_pacing(session: Session, now: datetime) -> StargazerPacing:
+    """The pacing row every run shares, created if absent, locked for this transaction."""
+    row = {"name": PIPELINE, "next_wave_at": now}
+    upsert(session, StargazerPacing.__table__, [row], key=("name",), update=())
+    return session.get_one(StargazerPacing, PIPELINE, with_for_update=True)
 
 
 def _next_pages(session: Session, run_id: int, first_seq: int, count: int) -> list[tuple[int, int]]:

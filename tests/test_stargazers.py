@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -314,6 +315,28 @@ def test_the_api_budget_paces_requests_and_a_429_is_waited_out(
     assert resent >= paced[0] + timedelta(seconds=0.7)
     # Pages 2-10 went one gap (0.2 s) apart: 8 gaps, 5 requests a second at most.
     assert 8 / (paced[-1] - paced[0]).total_seconds() <= 5 * 1.1
+
+
+def test_two_runs_at_once_share_one_api_budget(app_env, database_url, simulator) -> None:
+    # Given two runs of 10 pages each started together, each at --api-rate 18000/h (a
+    # request every 0.2 s): paced apart, together they would ask twice as often
+    app_env(database_url)
+    clock_at_stars(simulator, REPO, 1000)
+    ticks = (TICK, TICK + timedelta(minutes=1))
+    budget = {"repo": REPO, "rate": 1_000_000, "api_rate": 18_000}
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(lambda tick: run_stargazers(tick, **budget), ticks))
+
+    # Then both complete, and their pages together went out no faster than one budget
+    assert [o.status for o in outcomes] == ["succeeded", "succeeded"], outcomes
+    with begin() as session:
+        stored = sorted(session.scalars(select(StargazerPage.stored_at)))
+        planned = session.scalar(select(func.sum(StargazerRun.planned_pages)))
+    assert len(stored) == planned and planned > 10  # the second run fetched pages as well
+    gaps = len(stored) - 1
+    assert gaps / (stored[-1] - stored[0]).total_seconds() <= 5 * 1.1
+    assert stored_events() == simulator_events(simulator, REPO)
 
 
 def test_the_top_100_mode_reads_the_latest_ranking(app_env, sqlite_url, simulator) -> None:
