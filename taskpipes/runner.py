@@ -160,12 +160,15 @@ def abandoned_on_exit(run_ids: list[int], timeout_s: float) -> Iterator[None]:
     why = f"gave up waiting after {timeout_s:g} s"
     try:
         yield
-    except BaseException:  # Ctrl-C included: the workers stop all the same
+    except KeyboardInterrupt:
         why = "interrupted"
+        raise
+    except Exception as exc:
+        why = f"stopped waiting on {type(exc).__name__}"
         raise
     finally:
         if get_settings().in_process:
-            reason = f"{why}: the in-process workers stopped with the taskpipes process"
+            reason = f"{why}; in-process workers do not outlive the command, so the run is given up"
             for run_id in set(run_ids) - finished_among(set(run_ids)):
                 last = outcome_of(run_id).error
                 complete_run(run_id, "failed", f"{reason}; last error: {last}" if last else reason)
