@@ -18,9 +18,11 @@ RUN_T0 = ["run", "github_top", "--at", T0.isoformat()]
 
 
 def runs_and_snapshots(database_url: str) -> tuple[list[tuple[str, str | None]], int]:
-    with create_engine(database_url).connect() as conn:
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
         runs = [tuple(row) for row in conn.execute(select(Run.status, Run.error))]
         snapshots = conn.scalar(select(func.count()).select_from(Snapshot))
+    engine.dispose()
     return runs, snapshots or 0  # type: ignore[return-value]
 
 

@@ -100,18 +100,17 @@ def top_page(request: Request, window: str = "24h") -> Response:
     with page_reads() as (session, connection):
         version = reads.read_version(connection)
         statuses = data_freshness(session, now)
+        frame = page_frame(now, version, statuses)
         if window not in WINDOWS:
             # A person followed a bad link: a page that says so, not the API's JSON.
             message = f"Trending covers {', '.join(WINDOWS)}."
-            heading = f"No trending window named {window}"
-            return notice(422, heading, message, now, version, statuses)
+            return notice(422, f"No trending window named {window}", message, frame)
         headers = cache_headers(entity_tag("top", window, version, stale_of(statuses)), now)
         unchanged = not_modified(request, headers)
         if unchanged is not None:
             return unchanged
         rows = reads.top_rows(connection)
         trending = trending_response(connection, cast(Window, window), TRENDING_ROWS)
-    frame = page_frame(now, version, statuses)
     return render("top.html", headers, rows=rows, trending=trending, windows=list(WINDOWS), **frame)
 
 
@@ -121,11 +120,11 @@ def repo_page(request: Request, owner: str, name: str) -> Response:
     with page_reads() as (session, connection):
         version = reads.read_version(connection)
         statuses = data_freshness(session, now)
+        frame = page_frame(now, version, statuses)
         repo = find_repository(session, f"{owner}/{name}")
         if repo is None:
             message = "We only know the repositories that have been in the top 100."
-            heading = f"No repository named {owner}/{name}"
-            return notice(404, heading, message, now, version, statuses)
+            return notice(404, f"No repository named {owner}/{name}", message, frame)
         cursor = reads.stargazer_cursor(connection, repo.id)
         tag = entity_tag(
             "repo",
@@ -141,7 +140,7 @@ def repo_page(request: Request, owner: str, name: str) -> Response:
         stored = reads.repo_chart(connection, repo.id)
         precomputed = None if stored is None else views.ChartData.from_json(stored)
         page = views.repo_page(connection, repo, cursor, version.rollup_as_of, precomputed)
-    return render("repo.html", headers, page=page, **page_frame(now, version, statuses))
+    return render("repo.html", headers, page=page, **frame)
 
 
 def page_frame(
@@ -151,16 +150,8 @@ def page_frame(
     return {"now": now, "version": version, "statuses": statuses, "age": _age(version, now)}
 
 
-def notice(
-    status_code: int,
-    heading: str,
-    message: str,
-    now: datetime,
-    version: reads.Version,
-    statuses: list[PipelineStatus],
-) -> Response:
+def notice(status_code: int, heading: str, message: str, frame: dict[str, Any]) -> Response:
     """A page that tells a person what was wrong with the address, in the site's frame."""
-    frame = page_frame(now, version, statuses)
     return render("notice.html", {}, status_code, heading=heading, message=message, **frame)
 
 
