@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from taskpipes import metrics
+from taskpipes import deploy, metrics
 from tests.services import unavailable
 from tests.tools import require_debian_package
 
@@ -100,6 +100,8 @@ def test_the_image_context_builds_a_wheel_with_everything_the_code_loads(
         "taskpipes/githubsim/github-top100-stars-2026-08.csv",
         "taskpipes/web/templates/base.html",
         "taskpipes/web/templates/notice.html",
+        "taskpipes/deploy/fixed_rules.yml",
+        "taskpipes/deploy/fixed_rule_tests.yml",
     ]
     assert not [name for name in needed if name not in names]
     assert any(name.endswith("entry_points.txt") for name in names)
@@ -235,18 +237,42 @@ def panels(board: dict) -> list[dict]:
     return found
 
 
-def test_committed_dashboards_match_their_generator() -> None:
-    spec = importlib.util.spec_from_file_location(
-        "build_dashboards", DEPLOY / "grafana" / "build_dashboards.py"
-    )
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
+def test_committed_alerts_and_dashboards_are_what_the_declarations_generate() -> None:
+    # Given the deployment files generated from the declared pipelines
+    generated = deploy.generate(generate_script().cadences())
 
-    rendered = builder.render()
+    # Then every committed file holds exactly that text
+    for name, text in generated.items():
+        committed = (DEPLOY / name).read_text()
+        assert committed == text, f"run python deploy/generate.py (deploy/{name})"
+    assert set(generated) >= {
+        "prometheus/alerts.yml",
+        "prometheus/tests/alerts_test.yml",
+        "grafana/dashboards/overview.json",
+        "grafana/dashboards/pipeline.json",
+    }
 
-    for name, text in rendered.items():
-        committed = (DASHBOARDS / name).read_text()
-        assert committed == text, f"run python deploy/grafana/build_dashboards.py ({name})"
+
+def generate_script():  # type: ignore[no-untyped-def]
+    """deploy/generate.py, the application's side of the generator, as a module."""
+    spec = importlib.util.spec_from_file_location("generate", DEPLOY / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generate_check_names_a_stale_file(tmp_path: Path) -> None:
+    # Given a copy of the deployment files with one dashboard edited by hand
+    pipelines = generate_script().cadences()
+    deploy.write(tmp_path, pipelines)
+    edited = tmp_path / "grafana" / "dashboards" / "overview.json"
+    edited.write_text(edited.read_text().replace("Dead letters", "Dead letterz"))
+
+    # Then the check names it, and only it, and writing repairs it
+    assert deploy.outdated(tmp_path, pipelines) == ["grafana/dashboards/overview.json"]
+    assert deploy.main(tmp_path, pipelines, ["--check"]) == 1
+    assert deploy.write(tmp_path, pipelines) == ["grafana/dashboards/overview.json"]
+    assert deploy.main(tmp_path, pipelines, ["--check"]) == 0
 
 
 def test_dashboards_have_their_titles() -> None:

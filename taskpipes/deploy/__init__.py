@@ -1,0 +1,63 @@
+"""The deployment files generated from the pipeline declarations: Prometheus alert rules
+and their promtool cases, Grafana dashboards.
+
+The kit never imports the application: the application hands its pipelines in, as
+`Cadence`s (deploy/generate.py does, and tests/test_deploy.py checks that the committed
+files are what it generates).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from taskpipes.deploy import alerts, dashboards
+from taskpipes.deploy.cadence import Cadence
+
+__all__ = ["Cadence", "generate", "main", "outdated", "write"]
+
+
+def generate(pipelines: Sequence[Cadence]) -> dict[str, str]:
+    """Path under deploy/ -> the text that file must hold."""
+    files = {
+        "prometheus/alerts.yml": alerts.rules(pipelines),
+        "prometheus/tests/alerts_test.yml": alerts.rule_tests(pipelines),
+    }
+    for name, text in dashboards.render(pipelines).items():
+        files[f"grafana/dashboards/{name}"] = text
+    return files
+
+
+def outdated(deploy_dir: Path, pipelines: Sequence[Cadence]) -> list[str]:
+    """The generated files whose committed text differs from what the pipelines generate."""
+    return [
+        name
+        for name, text in generate(pipelines).items()
+        if not (deploy_dir / name).is_file() or (deploy_dir / name).read_text() != text
+    ]
+
+
+def write(deploy_dir: Path, pipelines: Sequence[Cadence]) -> list[str]:
+    """Write the files that changed; returns their paths under deploy/."""
+    changed = outdated(deploy_dir, pipelines)
+    for name, text in generate(pipelines).items():
+        if name in changed:
+            (deploy_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (deploy_dir / name).write_text(text)
+    return changed
+
+
+def main(deploy_dir: Path, pipelines: Sequence[Cadence], argv: Sequence[str]) -> int:
+    """`generate.py [--check]`: write the files, or (--check) exit 1 naming stale ones."""
+    if list(argv) == ["--check"]:
+        stale = outdated(deploy_dir, pipelines)
+        for name in stale:
+            print(f"deploy/{name} differs from the declarations: run deploy/generate.py")
+        return 1 if stale else 0
+    if argv:
+        print("usage: generate.py [--check]", file=sys.stderr)
+        return 2
+    for name in write(deploy_dir, pipelines):
+        print(f"wrote deploy/{name}")
+    return 0
