@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import dramatiq
 
-from actors import github_top, maintenance, rollup, stargazers
+from actors import github_top, language_stats, maintenance, rollup, stargazers
 from pipelines.schedule import Schedule
 
 
@@ -31,6 +31,9 @@ PIPELINES: dict[str, PipelineEntry] = {
     "rollup": PipelineEntry("rollup", rollup.rollup_tick, rollup.SCHEDULE, True),
     "maintenance": PipelineEntry(
         "maintenance", maintenance.maintenance_tick, maintenance.SCHEDULE, False
+    ),
+    "language_stats": PipelineEntry(
+        "language_stats", language_stats.language_stats_tick, language_stats.SCHEDULE, False
     ),
     "stargazers": PipelineEntry(
         "stargazers", stargazers.stargazers_tick, stargazers.SCHEDULE, False

@@ -345,3 +345,20 @@ class RepoChart(Base):
     repo_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     as_of: Mapped[datetime]
     data: Mapped[Any] = mapped_column(JSON)
+
+
+class LanguageStat(Base):
+    """One language over the tracked repositories (the top 100 of the newest snapshot at
+    the language_stats tick): replaced whole by each run, what /api/languages serves."""
+
+    __tablename__ = "language_stats"
+
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # Null for the repositories GitHub detects no language in (lists, docs).
+    language: Mapped[str | None] = mapped_column(String(100))
+    repositories: Mapped[int] = mapped_column(Integer)
+    stars: Mapped[int] = mapped_column(BigInteger)
+    # Null when none of the language's repositories has a snapshot that far back.
+    stars_gained_24h: Mapped[int | None] = mapped_column(BigInteger)
+    stars_gained_7d: Mapped[int | None] = mapped_column(BigInteger)
+    as_of: Mapped[datetime]

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from db.session import describe_error
-from taskpipes.api import history, observe, runs, stars, top, trending
+from taskpipes.api import history, languages, observe, runs, stars, top, trending
 from taskpipes.api.observe import time_request
 from taskpipes.api.schemas import Health
 from taskpipes.web import pages
@@ -34,6 +34,6 @@ def create_app() -> FastAPI:
             {"detail": f"database unavailable: {type(exc).__name__}"}, status_code=503
         )
 
-    for module in (top, trending, history, stars, runs, observe, pages):
+    for module in (top, trending, languages, history, stars, runs, observe, pages):
         app.include_router(module.router)
     return app

@@ -38,7 +38,7 @@ def _fixed(name: str) -> str:
 def rules(pipelines: Sequence[Cadence]) -> str:
     """The text of alerts.yml."""
     watched = scheduled(pipelines)
-    periods = ", ".join(f"{p.name} {p.period_seconds} s" for p in watched)
+    periods = "".join(f"      #   {p.name}: {p.period_seconds} s\n" for p in watched)
     on_demand = ", ".join(p.name for p in pipelines if not p.scheduled) or "none"
     clauses = "\n          or\n".join(
         f"          (time() - max by (pipeline) ({LAST_SUCCESS}"
@@ -50,8 +50,9 @@ def rules(pipelines: Sequence[Cadence]) -> str:
         "groups:\n"
         "  - name: taskpipes-pipelines\n"
         "    rules:\n"
-        "      # Stale = no success for two schedule periods, each pipeline's own. Periods:\n"
-        f"      # {periods}; on demand, never stale: {on_demand}.\n"
+        "      # Stale = no success for two schedule periods, each pipeline's own period:\n"
+        f"{periods}"
+        f"      # On demand, never stale: {on_demand}.\n"
         "      # max by (pipeline): each worker container exports its own series.\n"
         "      - alert: PipelineStale\n"
         "        expr: |\n"

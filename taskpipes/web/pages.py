@@ -27,6 +27,7 @@ from pipelines.status import PipelineStatus
 from pipelines.trending import WINDOWS
 from taskpipes.api.deps import read_connection
 from taskpipes.api.history import find_repository
+from taskpipes.api.languages import languages_response
 from taskpipes.api.trending import Window, trending_response
 from taskpipes.status import freshness
 from taskpipes.web import reads, views
@@ -111,7 +112,16 @@ def top_page(request: Request, window: str = "24h") -> Response:
             return unchanged
         rows = reads.top_rows(connection)
         trending = trending_response(connection, cast(Window, window), TRENDING_ROWS)
-    return render("top.html", headers, rows=rows, trending=trending, windows=list(WINDOWS), **frame)
+        languages = languages_response(connection)
+    return render(
+        "top.html",
+        headers,
+        rows=rows,
+        trending=trending,
+        windows=list(WINDOWS),
+        languages=languages,
+        **frame,
+    )
 
 
 @router.get("/repos/{owner}/{name}", response_class=HTMLResponse)

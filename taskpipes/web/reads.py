@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 
 from db.models import (
     STATE_ID,
+    LanguageStat,
     LatestRanking,
     RepoChart,
     RollupBucket,
@@ -34,11 +35,13 @@ from taskpipes.web.charts import evenly
 
 @dataclass(frozen=True)
 class Version:
-    """What the pages' data is a function of: the served ranking's tick and the rollup state."""
+    """What the pages' data is a function of: the served ranking's tick, the rollup state
+    and the languages table's as_of."""
 
     ranking_tick: datetime | None
     rollup_as_of: datetime | None
     watermark: datetime | None
+    languages_as_of: datetime | None
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,9 @@ def read_version(connection: Connection) -> Version:
     state = connection.execute(
         select(RollupState.as_of, RollupState.stored_watermark).where(RollupState.id == STATE_ID)
     ).first()
-    return Version(ranking_tick, *(state if state is not None else (None, None)))
+    as_of, watermark = state if state is not None else (None, None)
+    languages_as_of = connection.scalar(select(LanguageStat.as_of).where(LanguageStat.rank == 1))
+    return Version(ranking_tick, as_of, watermark, languages_as_of)
 
 
 def _gain(span: str) -> type[TrendingEntry]:
