@@ -30,11 +30,12 @@ def get(base: str, path: str, **params: object) -> requests.Response:
 
 
 def fill(simulator: Simulator) -> None:
-    """Two github_top ticks and a rollup, the way production fills the tables."""
+    """Two github_top ticks, a rollup and the languages, the way production fills the tables."""
     for tick in (T0 - timedelta(minutes=10), T0):
         simulator.set_clock(tick)
         assert run_tick(get_pipeline("github_top"), tick, 60).status == "succeeded"
     assert run_tick(get_pipeline("rollup"), T0, 60).status == "succeeded"
+    assert run_tick(get_pipeline("language_stats"), T0, 60).status == "succeeded"
 
 
 @pytest.fixture

@@ -59,6 +59,7 @@ def fill(simulator: Simulator) -> str:
         simulator.set_clock(tick)
         assert run_tick(get_pipeline("github_top"), tick, 60).status == "succeeded"
     assert run_tick(get_pipeline("rollup"), T0, 120).status == "succeeded"
+    assert run_tick(get_pipeline("language_stats"), T0, 60).status == "succeeded"
     first = simulator.top(T0)[0]["full_name"]
     outcome = run_tick(get_pipeline("stargazers"), T0, 300, {"repo": first, **FAST_STARGAZERS})
     assert outcome.status == "succeeded", outcome.error
@@ -125,6 +126,11 @@ def test_the_pages_in_a_browser(filled: tuple[str, str], chromium) -> None:
         assert points is not None and len(points.split()) == len(history["points"]) > 24
         assert page.locator("svg.spark title").count() == page.locator("svg.spark").count() > 90
         assert page.locator("#stale-banner").count() == 0
+        # The languages table is /api/languages's; a repository without one is said so
+        languages = get(base, "/api/languages").json()["languages"]
+        names = [cell.inner_text() for cell in page.locator("#languages tbody th").all()]
+        assert names == [row["language"] or "No language detected" for row in languages]
+        assert None in [row["language"] for row in languages] and len(names) > 3
         page.screenshot(path=str(screenshot_dir() / f"top-{width}.png"))
 
         # The trending tabs are plain links
