@@ -1,0 +1,100 @@
+"""README, "Write your own pipeline": the code shown there is run exactly as shown.
+
+The section's Python blocks become the new pipeline's module and the catalog's declare
+line; its shell lines run, in that order, in a fresh directory (so on its own SQLite file,
+with the in-process broker), in a process where the catalog line has been executed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from sqlalchemy import create_engine, select
+
+from taskpipes.models import Run
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTION = "## Write your own pipeline"
+# Runs one README shell line after executing the catalog block: `taskpipes ARGS` through the
+# CLI's own entry point, `python SCRIPT ARGS` as the script's __main__.
+DRIVER = """
+import runpy, sys
+import pipelines.catalog as catalog
+import {module}
+exec(open(sys.argv[1]).read(), {{**vars(catalog), **vars({module})}})
+command, *args = sys.argv[2:]
+if command == "taskpipes":
+    from taskpipes.cli import main
+    sys.exit(main(args))
+sys.argv = args
+runpy.run_path(args[0], run_name="__main__")
+"""
+
+
+def section() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(SECTION)
+    end = text.find("\n## ", start + len(SECTION))
+    return text[start : end if end != -1 else None]
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```$", section(), re.MULTILINE | re.DOTALL)
+
+
+def readme_example(tmp_path: Path) -> tuple[str, Path, list[str]]:
+    """(module name, catalog block file, shell lines) laid out under tmp_path."""
+    module_block, catalog_block = blocks("python")
+    module_path = module_block.splitlines()[0].removeprefix("# ").strip()
+    assert catalog_block.splitlines()[0] == "# pipelines/catalog.py"
+    module = Path(module_path).stem
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / f"{module}.py").write_text(module_block)
+    (tmp_path / "code" / "catalog_line.py").write_text(catalog_block)
+    (tmp_path / "code" / "driver.py").write_text(DRIVER.format(module=module))
+    [shell] = blocks("sh")
+    return module, tmp_path / "code" / "catalog_line.py", shell.strip().splitlines()
+
+
+def test_the_readme_pipeline_runs_as_shown(tmp_path: Path) -> None:
+    # Given the README's module and catalog line, and a working directory with the deploy
+    # generator (and nothing else: its database is the default SQLite file there)
+    module, catalog_line, lines = readme_example(tmp_path)
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "deploy", work / "deploy")
+    env = {k: v for k, v in os.environ.items() if k not in ("BROKER_URL", "DATABASE_URL")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "code"), str(ROOT)])
+
+    # When each shell line runs in turn
+    outputs = []
+    for line in lines:
+        result = subprocess.run(
+            [sys.executable, str(tmp_path / "code" / "driver.py"), str(catalog_line), *line.split()],
+            cwd=work, env=env, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+        outputs.append(result.stdout)
+
+    # Then the tick ran its stage and recorded what it counted
+    run_output = next(out for line, out in zip(lines, outputs, strict=True) if " run " in line)
+    assert "succeeded" in run_output and "count" in run_output
+    engine = create_engine(f"sqlite:///{work / 'taskpipes.db'}")
+    with engine.connect() as conn:
+        details = conn.scalar(select(Run.details).where(Run.pipeline == module))
+    engine.dispose()
+    assert details == {"snapshots": 0, "tick": "2026-12-01T12:00:00+00:00"}
+    # and its status line is there, and the generator gave it its own stale clause
+    status = next(out for line, out in zip(lines, outputs, strict=True) if "status" in line)
+    assert module in status
+    rules = yaml.safe_load((work / "deploy" / "prometheus" / "alerts.yml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"] if r["alert"] == "PipelineStale"]
+    assert f'{{pipeline="{module}"}}) > 2 * 3600' in exprs[0]
+    overview = json.loads((work / "deploy" / "grafana" / "dashboards" / "overview.json").read_text())
+    assert f'"pipeline", "{module}"' in overview["panels"][0]["targets"][0]["expr"]
