@@ -2,25 +2,12 @@
 `periodiq actors` need nothing else."""
 
 # isort: skip_file
-# The broker comes first: an actor can only be declared once its middleware exists.
-from actors.broker import broker
-from actors import (
-    catchup,
-    github_top,
-    housekeeping,
-    language_stats,
-    maintenance,
-    rollup,
-    stargazers,
-)
+# The declarations come first, then the broker and their actors, then the fan-out's own.
+import pipelines.catalog  # noqa: F401
+import taskpipes
 
-__all__ = [
-    "broker",
-    "catchup",
-    "github_top",
-    "housekeeping",
-    "language_stats",
-    "maintenance",
-    "rollup",
-    "stargazers",
-]
+broker = taskpipes.start()
+
+from actors import stargazers  # noqa: E402
+
+__all__ = ["broker", "stargazers"]

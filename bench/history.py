@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from db import migrate
 from db.models import STATE_ID, RollupBucket, Snapshot
-from db.session import make_engine
 from pipelines.buckets import StarCount, full_rollup
 from pipelines.records import RepoSnapshot
 from pipelines.store import store_snapshot
+from taskpipes.database import make_engine
 
 REPOS = 100
 TICK = timedelta(minutes=10)

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.pg import scratch_database  # noqa: E402
 from db import migrate  # noqa: E402
-from db.session import make_engine  # noqa: E402
 from pipelines.records import RepoSnapshot  # noqa: E402
 from pipelines.store import TickSnapshot, store_snapshots  # noqa: E402
+from taskpipes.database import make_engine  # noqa: E402
 
 TICKS = 2000  # 200k rows: two weeks of 10-minute ticks
 REPEATS = 3

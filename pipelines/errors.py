@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from taskpipes.errors import PermanentError
 
-class PermanentError(Exception):
-    """Retrying cannot help: the run fails now and says why."""
+__all__ = [
+    "GitHubRequestError",
+    "InvalidPayload",
+    "MalformedResponse",
+    "PermanentError",
+    "RateLimited",
+    "SuspectSnapshot",
+    "TransientError",
+]
 
 
 class InvalidPayload(PermanentError):

@@ -1,36 +1,61 @@
 """The github_top pipeline: fetch -> normalize -> store -> aggregate, one tick at a time.
 
-Stages hand each other the run id only. fetch keeps the raw answer; normalize (pure, about
-a millisecond) validates it; store normalizes the accepted answer again and writes it in
-one transaction; aggregate refreshes the ranking the API serves.
+fetch keeps the raw answer (the call to GitHub runs outside any transaction, its answer
+is written in the stage's own); normalize (pure, about a millisecond) validates it; store
+normalizes the accepted answer again and writes it; aggregate refreshes the ranking the
+API serves. Each stage's writes commit with the record that the stage is done.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import RawResponse, Run
-from db.session import begin
-from pipelines import runs
+from db.models import RawResponse
 from pipelines.aggregate import refresh_latest_ranking
-from pipelines.errors import InvalidPayload
-from pipelines.github import GitHubClient
+from pipelines.errors import InvalidPayload, PermanentError, RateLimited, SuspectSnapshot
+from pipelines.github import GitHubClient, github_client
 from pipelines.normalize import TOP_SIZE, normalize_top
 from pipelines.records import RepoSnapshot
-from pipelines.schedule import Schedule
 from pipelines.store import store_snapshot
-from taskpipes import metrics
+from taskpipes import Call, Context, Later, Pipeline, Schedule, Stage, metrics
 
-PIPELINE = "github_top"
-# The API only knows the present, so after downtime only the newest missed tick is run.
-SCHEDULE = Schedule("*/10 * * * *", catchup="latest")
+FETCH, NORMALIZE, STORE, AGGREGATE = "fetch", "normalize", "store", "aggregate"
 SEARCH_PATH = "/search/repositories?q=stars:>50000&sort=stars&order=desc&per_page=100"
-# A suspect answer (incomplete, short, duplicated, unsorted) is fetched again this often.
+# A suspect answer (incomplete, short, duplicated) is fetched again this often.
 MAX_SUSPECT_FETCHES = 3
+# Suspect answers are fetched again after this many seconds, doubling each time.
+SUSPECT_REFETCH_S = 5
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the search call got: a payload, or a 304 meaning "the kept answer `reuse`"."""
+
+    status: int
+    payload: Any
+    etag: str | None
+    reuse: int | None
+
+
+def last_etag(ctx: Context) -> tuple[int, str] | None:
+    """The newest kept answer with an ETag: (its id, the ETag) for a conditional search."""
+    last = ctx.session.scalars(
+        select(RawResponse)
+        .where(RawResponse.etag.is_not(None))
+        .order_by(RawResponse.fetched_at.desc(), RawResponse.id.desc())
+    ).first()
+    return None if last is None or last.etag is None else (last.id, last.etag)
+
+
+def search_top(call: Call) -> Answer:
+    last: tuple[int, str] | None = call.asked
+    with github_client() as client:
+        status, payload, etag = fetch_search(client, last[1] if last else None)
+    return Answer(status, payload, etag, last[0] if last else None)
 
 
 def fetch_search(client: GitHubClient, etag: str | None) -> tuple[int, Any, str | None]:
@@ -51,82 +76,79 @@ def _short(payload: dict[str, Any]) -> bool:
     return isinstance(items, list) and len(items) < TOP_SIZE
 
 
-def fetch(run_id: int, client: GitHubClient, now: datetime) -> int:
-    """Fetch and keep the raw answer for this run. A 304 reuses the last kept payload."""
-    with begin() as session:
-        tick = session.get_one(Run, run_id).tick
-        last = session.scalars(
-            select(RawResponse)
-            .where(RawResponse.etag.is_not(None))
-            .order_by(RawResponse.fetched_at.desc(), RawResponse.id.desc())
-        ).first()
-    status, payload, etag = fetch_search(client, last.etag if last else None)
-    if status == 304:
-        if last is None:
+def keep_answer(ctx: Context) -> int:
+    """Keep the raw answer for this run. A 304 reuses the last kept payload."""
+    answer: Answer = ctx.answer
+    payload = answer.payload
+    if answer.status == 304:
+        if answer.reuse is None:
             raise InvalidPayload("GitHub answered 304 Not Modified but no earlier answer is kept")
-        payload = last.payload
-    with begin() as session:
-        session.add(
-            RawResponse(
-                run_id=run_id,
-                tick=tick,
-                fetched_at=now,
-                http_status=status,
-                etag=etag,
-                payload=payload,
-            )
+        payload = ctx.session.get_one(RawResponse, answer.reuse).payload
+    ctx.session.add(
+        RawResponse(
+            run_id=ctx.run_id,
+            tick=ctx.tick,
+            fetched_at=ctx.now,
+            http_status=answer.status,
+            etag=answer.etag,
+            payload=payload,
         )
+    )
     metrics.rows_written("raw_responses", 1)
     return 1
 
 
-def _latest_raw(session: Session, run_id: int) -> RawResponse | None:
-    return session.scalars(
+def latest_raw(session: Session, run_id: int) -> RawResponse:
+    raw = session.scalars(
         select(RawResponse).where(RawResponse.run_id == run_id).order_by(RawResponse.id.desc())
     ).first()
-
-
-def latest_raw(run_id: int) -> RawResponse:
-    with begin() as session:
-        raw = _latest_raw(session, run_id)
     if raw is None:
         raise InvalidPayload(f"run {run_id} has no fetched answer to normalize")
     return raw
 
 
-def normalize(run_id: int) -> list[RepoSnapshot]:
-    return normalize_top(latest_raw(run_id).payload)
+def normalized(ctx: Context) -> list[RepoSnapshot]:
+    return normalize_top(latest_raw(ctx.session, ctx.run_id).payload)
 
 
-def store(run_id: int, now: datetime) -> int:
-    records = normalize(run_id)
-    with begin() as session:
-        tick = session.get_one(Run, run_id).tick
-        written = store_snapshot(session, tick, records, now)
+def normalize(ctx: Context) -> int:
+    return len(normalized(ctx))
+
+
+def store(ctx: Context) -> int:
+    written = store_snapshot(ctx.session, ctx.tick, normalized(ctx), ctx.now)
     metrics.rows_written("snapshots", written)
     return written
 
 
-def aggregate(run_id: int) -> int:
-    with begin() as session:
-        tick = session.get_one(Run, run_id).tick
-        written = refresh_latest_ranking(session, tick)
+def aggregate(ctx: Context) -> int:
+    written = refresh_latest_ranking(ctx.session, ctx.tick)
     metrics.rows_written("latest_ranking", written)
     return written
 
 
-def suspect_fetches(run_id: int) -> int:
-    with begin() as session:
-        return len(
-            session.scalars(select(RawResponse.id).where(RawResponse.run_id == run_id)).all()
-        )
-
-
-def refetch(run_id: int) -> None:
-    """Reject the run's latest answer and reopen fetch. The rejected answer loses its ETag,
+def refetch_later(ctx: Context, exc: Exception) -> Later:
+    """Reject the run's latest answer and fetch again later, backing off; after
+    MAX_SUSPECT_FETCHES suspect answers the run fails. The rejected answer loses its ETag,
     so a 304 can never hand the same suspect payload back."""
-    with begin() as session:
-        raw = _latest_raw(session, run_id)
-        if raw is not None:
-            raw.etag = None
-        runs.reopen_stage(session, run_id, "fetch")
+    fetched = ctx.session.scalar(
+        select(func.count()).select_from(RawResponse).where(RawResponse.run_id == ctx.run_id)
+    )
+    fetched = fetched or 0
+    if fetched >= MAX_SUSPECT_FETCHES:
+        raise PermanentError(f"{exc} ({fetched} suspect answers in a row; nothing stored)")
+    latest_raw(ctx.session, ctx.run_id).etag = None
+    return Later(SUSPECT_REFETCH_S * 2 ** (fetched - 1), stage=FETCH)
+
+
+# The API only knows the present, so after downtime only the newest missed tick is run.
+github_top = Pipeline(
+    "github_top",
+    schedule=Schedule("*/10 * * * *", catchup="latest"),
+    stages=(
+        Stage(FETCH, keep_answer, read=last_etag, call=search_top, defer_on=(RateLimited,)),
+        Stage(NORMALIZE, normalize, defer_on=(SuspectSnapshot,), later=refetch_later),
+        Stage(STORE, store),
+        Stage(AGGREGATE, aggregate),
+    ),
+)

@@ -19,15 +19,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from db.models import LanguageStat, Repository, Run, Snapshot
-from db.session import begin
-from pipelines.schedule import Schedule
+from db.models import LanguageStat, Repository, Snapshot
 from pipelines.trending import stars_before
-from taskpipes import metrics
+from taskpipes import Context, Pipeline, Retries, Schedule, Stage, metrics
 
-PIPELINE = "language_stats"
-# Computed from stored snapshots, so a missed tick is only worth running once, the newest.
-SCHEDULE = Schedule("*/30 * * * *", catchup="latest")
 # The windows of the two gains.
 DAY, WEEK = timedelta(hours=24), timedelta(days=7)
 # stars_before reads "strictly before": this much later makes it "at or before".
@@ -114,9 +109,18 @@ def refresh_language_stats(session: Session, tick: datetime) -> int:
     return len(rows)
 
 
-def languages_stage(run_id: int) -> int:
-    """The stage: the run's tick, then the refresh, in one transaction."""
-    with begin() as session:
-        written = refresh_language_stats(session, session.get_one(Run, run_id).tick)
+def count_languages(ctx: Context) -> int:
+    """The one stage: the totals as of the run's tick, in the stage's transaction."""
+    written = refresh_language_stats(ctx.session, ctx.tick)
     metrics.rows_written("language_stats", written)
     return written
+
+
+# Every 30 minutes; a missed tick is only worth running once, the newest (the table only
+# shows the newest). Database work only: a few quick retries.
+language_stats = Pipeline(
+    "language_stats",
+    schedule=Schedule("*/30 * * * *", catchup="latest"),
+    stages=(Stage("languages", count_languages),),
+    retries=Retries(max=5, min_backoff_ms=1_000, max_backoff_ms=120_000),
+)

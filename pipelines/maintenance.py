@@ -7,9 +7,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
-from db.models import MessageDelivery, RawResponse, Run
-from db.session import affected_rows
-from pipelines.schedule import Schedule
+from db.models import RawResponse
+from taskpipes import Context, Pipeline, Retries, Schedule, Stage
+from taskpipes.database import affected_rows
+from taskpipes.models import MessageDelivery, Run
+from taskpipes.runs import FINISHED
+from taskpipes.settings import get_settings
 
 PIPELINE = "maintenance"
 # Daily at 03:00 UTC, when nobody reads dashboards; a missed day runs once, not N times.
@@ -31,7 +34,7 @@ def prune(session: Session, now: datetime, raw_retention: timedelta) -> dict[str
         session.execute(
             delete(Run).where(
                 Run.tick < now - RUN_RETENTION,
-                Run.status.in_(("succeeded", "failed", "dead", "skipped")),
+                Run.status.in_(FINISHED),
             )
         )
     )
@@ -56,3 +59,20 @@ def analyze(session: Session) -> list[str]:
     for table in BIG_TABLES:
         session.execute(text(f"ANALYZE {table}"))
     return list(BIG_TABLES)
+
+
+def prune_and_analyze(ctx: Context) -> int:
+    """What was removed and analyzed goes into the run record, in the same transaction."""
+    retention = timedelta(days=get_settings().raw_retention_days)
+    removed = prune(ctx.session, ctx.now, retention)
+    analyzed = analyze(ctx.session)
+    ctx.session.get_one(Run, ctx.run_id).details = {"removed": removed, "analyzed": analyzed}
+    return sum(removed.values())
+
+
+maintenance = Pipeline(
+    PIPELINE,
+    schedule=SCHEDULE,
+    stages=(Stage("prune", prune_and_analyze),),
+    retries=Retries(max=3, min_backoff_ms=10_000, max_backoff_ms=300_000),
+)

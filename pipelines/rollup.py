@@ -18,9 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from db.models import STATE_ID, Repository, RollupBucket, RollupState, Run, Snapshot
-from db.session import begin
-from db.upsert import upsert
+from db.models import STATE_ID, Repository, RollupBucket, RollupState, Snapshot
 from pipelines.buckets import (
     BUCKET,
     Bucket,
@@ -33,9 +31,9 @@ from pipelines.buckets import (
 )
 from pipelines.errors import PermanentError
 from pipelines.repo_charts import refresh_page_data
-from pipelines.schedule import Schedule
 from pipelines.trending import refresh_trending
-from taskpipes import metrics
+from taskpipes import Context, Pipeline, Retries, Schedule, Stage, metrics
+from taskpipes.upsert import upsert
 
 PIPELINE = "rollup"
 SCHEDULE = Schedule("*/15 * * * *", catchup="all", max_catchup=96)
@@ -206,40 +204,51 @@ def roll_up_tick(session: Session, tick: datetime) -> int:
     return roll_up(session) + refresh(session, tick)
 
 
-def run_tick_of(session: Session, run_id: int, now: datetime) -> datetime:
-    tick = session.get_one(Run, run_id).tick
-    if tick > now + MAX_CLOCK_SKEW:
+def checked_tick(ctx: Context) -> datetime:
+    if ctx.tick > ctx.now + MAX_CLOCK_SKEW:
         raise PermanentError(
-            f"rollup tick {tick.isoformat()} is in the future (now {now.isoformat()})"
+            f"rollup tick {ctx.tick.isoformat()} is in the future (now {ctx.now.isoformat()})"
         )
-    return tick
+    return ctx.tick
 
 
-def buckets_stage(run_id: int, now: datetime) -> int:
-    with begin() as session:
-        run_tick_of(session, run_id, now)
-        written = roll_up(session)
+def buckets_stage(ctx: Context) -> int:
+    checked_tick(ctx)
+    written = roll_up(ctx.session)
     metrics.rows_written("rollup_buckets", written)
     return written
 
 
-def trending_stage(run_id: int, now: datetime) -> int:
-    with begin() as session:
-        written = refresh(session, run_tick_of(session, run_id, now))
+def trending_stage(ctx: Context) -> int:
+    written = refresh(ctx.session, checked_tick(ctx))
     metrics.rows_written("trending", written)
     return written
 
 
-def pages_stage(run_id: int, now: datetime) -> int:
+def pages_stage(ctx: Context) -> int:
     """Refresh what the web pages read as of the newest rollup: the top page's sparklines
     and the ranked repositories' page data (its own stage: it reads days of buckets, which
     the trending stage's lookups never do)."""
-    with begin() as session:
-        run_tick_of(session, run_id, now)
-        as_of = lock_state(session).as_of
-        if as_of is None:
-            return 0
-        charts, sparklines = refresh_page_data(session, as_of)
+    checked_tick(ctx)
+    as_of = lock_state(ctx.session).as_of
+    if as_of is None:
+        return 0
+    charts, sparklines = refresh_page_data(ctx.session, as_of)
     metrics.rows_written("repo_charts", charts)
     metrics.rows_written("sparklines", sparklines)
     return charts + sparklines
+
+
+# Database work only: a failure is a lost connection or a lock timeout, worth a few quick
+# retries. The rollup computes from stored snapshots, so a past tick can be backfilled.
+rollup = Pipeline(
+    PIPELINE,
+    schedule=SCHEDULE,
+    stages=(
+        Stage("buckets", buckets_stage),
+        Stage("trending", trending_stage),
+        Stage("pages", pages_stage),
+    ),
+    retries=Retries(max=5, min_backoff_ms=1_000, max_backoff_ms=120_000),
+    computes_past=True,
+)

@@ -1,7 +1,7 @@
 """The stargazers pipeline: plan -> pages, each page an independent, paced message.
 
 plan lists the pages to fetch (the latest top 100, or one repository) from each
-repository's cursor; the waves (actors/stargazers.py) send them spaced by
+repository's cursor; pages is a fan-out: the waves (actors/stargazers.py) send them spaced by
 `spread.page_gap`; each page is fetched, its events upserted and counted in one
 transaction. The page that completes a repository rebuilds that repository's daily
 counts and moves its cursor; the page that completes the run lets the actor close it.
@@ -9,16 +9,16 @@ counts and moves its cursor; the page that completes the run lets the actor clos
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from db.models import (
     LatestRanking,
-    Run,
-    StageRun,
     StarDay,
     StarEvent,
     StargazerCursor,
@@ -27,23 +27,25 @@ from db.models import (
     StargazerPlan,
     StargazerRun,
 )
-from db.session import affected_rows, begin
-from db.upsert import upsert
-from pipelines import runs, spread
+from pipelines import spread
 from pipelines.errors import InvalidPayload, PermanentError
-from pipelines.github import GitHubClient
-from pipelines.schedule import Schedule
+from pipelines.github import GitHubClient, github_client
 from pipelines.star_history import Stargazer, daily_cumulative, parse_stargazers
-from taskpipes import metrics
+from taskpipes import Call, Context, FanOut, Pipeline, Retries, Stage, metrics, runs
+from taskpipes.database import affected_rows, begin
+from taskpipes.models import Run
+from taskpipes.pipeline import STAGE_TIME_LIMIT_MS
+from taskpipes.settings import get_settings
+from taskpipes.upsert import upsert
 
 PIPELINE = "stargazers"
-# Nominal only: the pipeline runs on demand (its tick actor is not periodic), and a
-# catch-up pass must never start one, hence "none".
-SCHEDULE = Schedule("0 4 * * *", catchup="none")
-# An on-demand run's tick is the minute it was asked for.
-EVERY_MINUTE = Schedule("* * * * *", catchup="none")
+PLAN, PAGES = "plan", "pages"
 STAR_JSON = "application/vnd.github.star+json"
-PAGES_STAGE = "pages"
+# Transient failures back off from 2 s to 5 min, 6 tries in all. Time limits stay far
+# below RabbitMQ's 30-minute consumer_timeout: a page or a wave takes seconds, a plan
+# may list a hundred repositories' cursors.
+RETRIES = Retries(max=5, min_backoff_ms=2_000, max_backoff_ms=300_000, time_limit_ms=2 * 60_000)
+PLAN_RETRIES = replace(RETRIES, time_limit_ms=STAGE_TIME_LIMIT_MS)
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,14 @@ class PageJob:
     stored: bool
 
 
-def record_options(session: Session, run_id: int, options: RunOptions) -> None:
+def record_options(session: Session, run_id: int, given: Mapping[str, Any]) -> None:
     """Keep the run's options (a re-opened run takes the new ones) with fresh counters."""
+    options = RunOptions(
+        repo=given.get("repo"),
+        rate=given.get("rate") or spread.DEFAULT_RATE,
+        api_rate=given.get("api_rate")
+        or spread.default_api_rate(bool(get_settings().github_token)),
+    )
     upsert(
         session,
         StargazerRun.__table__,
@@ -98,18 +106,38 @@ def record_options(session: Session, run_id: int, options: RunOptions) -> None:
     )
 
 
-def targets(client: GitHubClient, repo: str | None, now: datetime) -> list[Target]:
-    """One repository as GitHub describes it now, or the latest top 100 as ranked."""
-    if repo is not None:
-        payload = client.get("repo", f"/repos/{repo}").payload
-        if not isinstance(payload, dict) or not isinstance(payload.get("id"), int):
-            raise InvalidPayload(f"GitHub repo {repo}: answer has no numeric id")
-        return [Target(payload["id"], payload["full_name"], int(payload["stargazers_count"]), now)]
-    with begin() as session:
-        ranking = session.scalars(select(LatestRanking).order_by(LatestRanking.rank)).all()
+@dataclass(frozen=True)
+class Asked:
+    """What plan needs from the database before it may call GitHub."""
+
+    options: RunOptions
+    ranked: list[Target]
+
+
+def plan_inputs(ctx: Context) -> Asked:
+    """The run's options, and the latest top 100 as ranked when no repository is named."""
+    row = ctx.session.get_one(StargazerRun, ctx.run_id)
+    options = RunOptions(row.repo, row.rate, row.api_rate)
+    if options.repo is not None:
+        return Asked(options, [])
+    ranking = ctx.session.scalars(select(LatestRanking).order_by(LatestRanking.rank)).all()
     if not ranking:
         raise PermanentError("no top 100 stored yet: run `taskpipes run github_top` first")
-    return [Target(r.repo_id, r.full_name, r.stars, r.tick) for r in ranking]
+    return Asked(options, [Target(r.repo_id, r.full_name, r.stars, r.tick) for r in ranking])
+
+
+def targets(call: Call) -> tuple[RunOptions, list[Target]]:
+    """One repository as GitHub describes it now, or the ranked top 100."""
+    asked: Asked = call.asked
+    repo = asked.options.repo
+    if repo is None:
+        return asked.options, asked.ranked
+    with github_client() as client:
+        payload = client.get("repo", f"/repos/{repo}").payload
+    if not isinstance(payload, dict) or not isinstance(payload.get("id"), int):
+        raise InvalidPayload(f"GitHub repo {repo}: answer has no numeric id")
+    found = Target(payload["id"], payload["full_name"], int(payload["stargazers_count"]), call.now)
+    return asked.options, [found]
 
 
 def stored_full_pages(session: Session, repo_id: int) -> set[int]:
@@ -125,29 +153,25 @@ def stored_full_pages(session: Session, repo_id: int) -> set[int]:
     )
 
 
-def plan(run_id: int, client: GitHubClient, now: datetime) -> int:
+def plan(ctx: Context) -> int:
     """Write the run's page plan in send order; returns the number of pages planned."""
-    with begin() as session:
-        options = session.get_one(StargazerRun, run_id)
-        repo, rate, api_rate = options.repo, options.rate, options.api_rate
-    chosen = targets(client, repo, now)
-    gap = spread.page_gap(rate, api_rate)
-    with begin() as session:
-        planned = _write_plan(session, run_id, chosen, now)
-        session.execute(
-            update(StargazerRun)
-            .where(StargazerRun.run_id == run_id)
-            .values(
-                gap_seconds=gap,
-                planned_pages=planned,
-                sent_pages=0,
-                done_pages=0,
-                rows_stored=0,
-                wave=0,
-                # A --repo plan spent one request: the first page waits one gap for it.
-                next_wave_at=now + timedelta(seconds=gap if repo else 0),
-            )
+    options, chosen = ctx.answer
+    gap = spread.page_gap(options.rate, options.api_rate)
+    planned = _write_plan(ctx.session, ctx.run_id, chosen, ctx.now)
+    ctx.session.execute(
+        update(StargazerRun)
+        .where(StargazerRun.run_id == ctx.run_id)
+        .values(
+            gap_seconds=gap,
+            planned_pages=planned,
+            sent_pages=0,
+            done_pages=0,
+            rows_stored=0,
+            wave=0,
+            # A --repo plan spent one request: the first page waits one gap for it.
+            next_wave_at=ctx.now + timedelta(seconds=gap if options.repo else 0),
         )
+    )
     return planned
 
 
@@ -202,7 +226,7 @@ def take_wave(session: Session, run_id: int, wave: int, now: datetime) -> Wave |
     """
     state = session.get(StargazerRun, run_id, with_for_update=True)
     run = runs.get_run(session, run_id)
-    if state is None or state.wave != wave or run is None or run.status != "running":
+    if state is None or state.wave != wave or run is None or run.status != runs.RUNNING:
         return None
     gap, sent, planned = state.gap_seconds, state.sent_pages, state.planned_pages
     shared = _shared_pacing(session, now)  # locked after the run's row, always in this order
@@ -210,7 +234,7 @@ def take_wave(session: Session, run_id: int, wave: int, now: datetime) -> Wave |
     if now < start:
         return Wave([], gap, True, wait_s=(start - now).total_seconds())
     if wave == 0:
-        runs.begin_stage(session, run_id, PAGES_STAGE)
+        runs.begin_stage(session, run_id, PAGES)
     pages = _next_pages(session, run_id, sent, spread.wave_size(gap))
     until = now + timedelta(seconds=len(pages) * gap)
     shared.next_wave_at = until
@@ -366,6 +390,12 @@ def finish_repo(session: Session, run_id: int, repo_id: int, now: datetime) -> N
     upsert(session, StargazerCursor.__table__, [cursor], key=("repo_id",))
 
 
+def rows_if_done(session: Session, run_id: int) -> int | None:
+    """The rows the run stored once every planned page is stored; None before."""
+    state = progress(session, run_id)
+    return None if state is None or state.done < state.planned else state.rows
+
+
 def progress(session: Session, run_id: int) -> Progress | None:
     row = session.execute(
         select(
@@ -380,14 +410,13 @@ def progress(session: Session, run_id: int) -> Progress | None:
     return None if row is None else Progress(*row)
 
 
-def finish_pages_stage(session: Session, run_id: int, rows: int, now: datetime) -> None:
-    """Record the pages stage as done, once; its duration runs from the first wave."""
-    stage = session.scalars(
-        select(StageRun).where(StageRun.run_id == run_id, StageRun.stage == PAGES_STAGE)
-    ).first()
-    if stage is None:
-        runs.begin_stage(session, run_id, PAGES_STAGE)
-    elif stage.status == "succeeded":
-        return
-    started = stage.started_at if stage is not None and stage.started_at else now
-    runs.finish_stage(session, run_id, PAGES_STAGE, rows, (now - started).total_seconds())
+stargazers = Pipeline(
+    PIPELINE,
+    stages=(
+        Stage(PLAN, plan, read=plan_inputs, call=targets, retries=PLAN_RETRIES),
+        FanOut(PAGES, start="wave"),
+    ),
+    retries=RETRIES,
+    tick_options=("repo", "rate", "api_rate"),
+    on_claim=record_options,
+)

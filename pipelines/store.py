@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Repository, Snapshot
-from db.upsert import upsert
 from pipelines.records import RepoSnapshot
+from taskpipes.upsert import upsert
 
 
 @dataclass(frozen=True)

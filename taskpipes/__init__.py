@@ -1,1 +1,34 @@
-"""taskpipes: background task pipelines for web applications."""
+"""taskpipes: periodic pipelines on Dramatiq, RabbitMQ and periodiq, declared in a few lines.
+
+A declaration gets the tick lock, catch-up, run history, retries, metrics, `taskpipes
+status`, and its alerts and dashboards. Importing this package builds no broker and opens
+no connection: `taskpipes.start()` does, in the application's `actors` module.
+"""
+
+from __future__ import annotations
+
+from taskpipes.broker import start
+from taskpipes.errors import PermanentError
+from taskpipes.pipeline import Call, Context, FanOut, Later, Pipeline, Retries, Stage
+from taskpipes.registry import Registry, registry
+from taskpipes.schedule import Schedule
+from taskpipes.stages import close_fan_out, fail_fan_out, hand_off, is_final
+
+__all__ = [
+    "Call",
+    "Context",
+    "FanOut",
+    "Later",
+    "PermanentError",
+    "Pipeline",
+    "Registry",
+    "Retries",
+    "Schedule",
+    "Stage",
+    "close_fan_out",
+    "fail_fan_out",
+    "hand_off",
+    "is_final",
+    "registry",
+    "start",
+]

@@ -11,15 +11,19 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import dramatiq
 import pika.exceptions
 from sqlalchemy.exc import SQLAlchemyError
 
-from db.session import describe_error
 from taskpipes import stargazers_cli
+from taskpipes.database import describe_error
 from taskpipes.settings import ConfigError
+
+if TYPE_CHECKING:
+    from taskpipes.registry import Registry
 
 # The simulated day `taskpipes demo` replays by default.
 DEFAULT_DAY = "2026-08-21"
@@ -31,7 +35,7 @@ DEFAULT_TIMEOUT_S = 600.0
 
 
 def _at(text: str) -> datetime:
-    from pipelines.schedule import parse_tick
+    from taskpipes.schedule import parse_tick
 
     try:
         return parse_tick(text)
@@ -163,17 +167,16 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from actors.registry import get_pipeline
     from taskpipes.runner import run_tick
 
     try:
-        entry = get_pipeline(args.pipeline)
+        entry = sending_registry().get(args.pipeline)
     except KeyError as exc:
         print(f"taskpipes run: {exc.args[0]}", file=sys.stderr)
         return EXIT_USAGE
     if args.pipeline != "stargazers" and stargazers_cli.given(args):
         return stargazers_cli.refuse(args)
-    warn_if_no_workers(entry.tick_actor.queue_name)
+    warn_if_no_workers(entry.queue_name)
     if args.pipeline == "stargazers":
         outcome = stargazers_cli.run(entry, args)
         if isinstance(outcome, int):
@@ -186,16 +189,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from actors.registry import get_pipeline
     from taskpipes.runner import BackfillRefused, backfill
 
     if args.end < args.start:
         print("taskpipes backfill: --to is before --from", file=sys.stderr)
         return EXIT_USAGE
     try:
-        entry = get_pipeline(args.pipeline)
+        entry = sending_registry().get(args.pipeline)
         if entry.computes_past:  # else backfill refuses, and workers do not matter
-            warn_if_no_workers(entry.tick_actor.queue_name)
+            warn_if_no_workers(entry.queue_name)
         outcomes = backfill(entry, args.start, args.end, args.timeout)
     except (KeyError, BackfillRefused) as exc:
         print(f"taskpipes backfill: {exc.args[0]}", file=sys.stderr)
@@ -209,6 +211,22 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         if outcome.status != "succeeded":
             print(format_outcome(outcome))
     return 0 if counts["succeeded"] == len(outcomes) else EXIT_FAILED
+
+
+def declared_registry() -> Registry:
+    """The application's declarations, without a broker (status, serve)."""
+    import pipelines.catalog  # noqa: F401
+    from taskpipes import registry
+
+    return registry
+
+
+def sending_registry() -> Registry:
+    """The application's declarations with their actors on the broker (run, backfill)."""
+    import actors  # noqa: F401
+    from taskpipes import registry
+
+    return registry
 
 
 def warn_if_no_workers(queue: str) -> None:
@@ -226,8 +244,8 @@ def warn_if_no_workers(queue: str) -> None:
 
 
 def format_outcome(outcome: object) -> str:
-    from pipelines.runs import FINISHED
     from taskpipes.runner import Outcome
+    from taskpipes.runs import FINISHED, SUCCEEDED
 
     assert isinstance(outcome, Outcome)
     note = " (already done: nothing changed)" if outcome.already_done else ""
@@ -235,7 +253,7 @@ def format_outcome(outcome: object) -> str:
     for stage, status, seconds, rows in outcome.stages:
         took = "-" if seconds is None else f"{seconds:.3f}s"
         lines.append(f"  {stage:<10} {status:<10} {took:>9}  {rows} rows")
-    if outcome.error and outcome.status != "succeeded":
+    if outcome.error and outcome.status != SUCCEEDED:
         lines.append(f"  error: {outcome.error}")
     if outcome.status not in FINISHED:
         lines.append("  not finished when the wait ended: the workers go on (`taskpipes status`)")
@@ -302,8 +320,8 @@ def add_dlq_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
-    from pipelines.deadletters import letter_json, letter_line, letters_table
     from taskpipes import dlq
+    from taskpipes.deadletters import letter_json, letter_line, letters_table
     from taskpipes.settings import get_settings
 
     broker_url = get_settings().broker_url
@@ -328,9 +346,10 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from pipelines.status import report_json, report_text
+    from taskpipes.report import report_json, report_text
     from taskpipes.status import gather
 
+    declared_registry()
     now = datetime.now(UTC)
     statuses = gather(now)
     print(json.dumps(report_json(statuses, now), indent=2) if args.json else report_text(statuses))

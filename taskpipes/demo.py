@@ -8,17 +8,19 @@ import requests
 from sqlalchemy import select
 
 from db.models import LatestRanking, Snapshot
-from db.session import begin
+from taskpipes.database import begin
 from taskpipes.runner import run_tick
+from taskpipes.runs import SUCCEEDED
 
 TICKS_PER_DAY = 144
 
 
 def replay_day(day: datetime, sim_url: str, timeout_s: float) -> list[str]:
     """Run every 10-minute tick of `day`, moving the simulator's clock along."""
-    from actors.registry import get_pipeline
+    import actors  # noqa: F401  (the broker and the actors runs are sent to)
+    from taskpipes import registry
 
-    entry = get_pipeline("github_top")
+    entry = registry.get("github_top")
     failures = []
     for i in range(TICKS_PER_DAY):
         tick = day + timedelta(minutes=10 * i)
@@ -26,7 +28,7 @@ def replay_day(day: datetime, sim_url: str, timeout_s: float) -> list[str]:
             f"{sim_url}/_sim/clock", json={"now": tick.isoformat()}, timeout=5
         ).raise_for_status()
         outcome = run_tick(entry, tick, timeout_s)
-        if outcome.status != "succeeded":
+        if outcome.status != SUCCEEDED:
             failures.append(f"{tick.isoformat()}: {outcome.status}: {outcome.error}")
         if i % 18 == 17:
             print(f"  {tick:%H:%M} UTC  {i + 1}/{TICKS_PER_DAY} ticks stored", flush=True)

@@ -17,10 +17,9 @@ import dramatiq
 from dramatiq.errors import DecodeError
 from sqlalchemy.exc import SQLAlchemyError
 
-from db.session import begin
-from pipelines import runs
-from pipelines.deadletters import DeadLetter, describe, replay_message
-from taskpipes import rabbit
+from taskpipes import rabbit, runs
+from taskpipes.database import begin
+from taskpipes.deadletters import DeadLetter, describe, replay_message
 from taskpipes.rabbit import HeldMessage
 
 logger = logging.getLogger("taskpipes")
@@ -33,9 +32,10 @@ Action = Callable[[HeldMessage, dict[str, Any]], DeadLetter]
 
 def declared_queues() -> list[str]:
     """Every queue the actors use, each with its `.XQ`."""
-    import actors
+    import actors  # noqa: F401  (the application's actors declare their queues)
+    from taskpipes.registry import registry
 
-    return sorted(actors.broker.get_declared_queues())
+    return sorted(registry.broker.get_declared_queues())
 
 
 def _decode(body: bytes) -> Decoded:

@@ -17,8 +17,8 @@ from dramatiq.common import dq_name, xq_name
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker
 
-from actors.broker import with_connection_params
-from pipelines.status import QueueDepth
+from taskpipes.broker import with_connection_params
+from taskpipes.report import QueueDepth
 
 # RabbitMQ's reply code for a queue that does not exist.
 NOT_FOUND = 404

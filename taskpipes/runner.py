@@ -14,14 +14,15 @@ import dramatiq
 from sqlalchemy import select
 from tqdm import tqdm
 
-from actors.registry import PipelineEntry
-from actors.stage import complete_run
-from actors.ticks import enqueue_tick
-from db.models import Run, StageRun
-from db.session import begin
-from pipelines import runs
-from pipelines.schedule import floor_minute, floor_tick, ticks_between
+from taskpipes import runs
+from taskpipes.database import begin
+from taskpipes.models import Run, StageRun
+from taskpipes.pipeline import Pipeline
+from taskpipes.registry import registry
+from taskpipes.schedule import EVERY_MINUTE, floor_minute, floor_tick, ticks_between
 from taskpipes.settings import get_settings
+from taskpipes.stages import complete_run
+from taskpipes.ticks import enqueue_tick
 
 # How often the waiting CLI looks at the run table.
 POLL_INTERVAL_S = 0.1
@@ -90,16 +91,16 @@ def outcome_of(run_id: int, already_done: bool = False) -> Outcome:
         )
 
 
-def tick_of(entry: PipelineEntry, at: datetime) -> datetime:
+def tick_of(entry: Pipeline, at: datetime) -> datetime:
     """The tick `at` falls in. A pipeline whose tick actor is not periodic runs on demand,
     and its tick is the minute asked for, whatever its nominal schedule."""
-    if not entry.scheduled:
+    if entry.schedule is None:
         return floor_minute(at)
     return floor_tick(entry.schedule.spec, at)
 
 
 def run_tick(
-    entry: PipelineEntry,
+    entry: Pipeline,
     at: datetime,
     timeout_s: float,
     options: Mapping[str, object] | None = None,
@@ -110,8 +111,8 @@ def run_tick(
     `options` are extra tick message arguments (pipelines that take any, e.g. stargazers).
     """
     tick = tick_of(entry, at)
-    ensure_workers(entry.tick_actor.broker)
-    run_id, done = enqueue_tick(entry.name, entry.tick_actor, tick, options)
+    ensure_workers(registry.broker)
+    run_id, done = enqueue_tick(entry, tick, options)
     if done:
         return outcome_of(run_id, already_done=True)
     with abandoned_on_exit([run_id], timeout_s):
@@ -119,9 +120,7 @@ def run_tick(
     return outcome if outcome.status in runs.FINISHED else outcome_of(run_id)
 
 
-def backfill(
-    entry: PipelineEntry, start: datetime, end: datetime, timeout_s: float
-) -> list[Outcome]:
+def backfill(entry: Pipeline, start: datetime, end: datetime, timeout_s: float) -> list[Outcome]:
     """Run every tick of `entry` in [start, end], showing progress; returns their outcomes.
 
     Ticks that already succeeded are left as they are, so a backfill can be repeated.
@@ -129,11 +128,12 @@ def backfill(
     if not entry.computes_past:
         raise BackfillRefused(
             f"pipeline {entry.name!r} cannot compute past ticks: it reads a source that only "
-            f"knows the present. Backfill works for: {', '.join(backfillable())}"
+            f"knows the present. Backfill works for: {', '.join(registry.backfillable())}"
         )
-    ticks = list(ticks_between(entry.schedule.spec, start, end - start + timedelta(minutes=1)))
-    ensure_workers(entry.tick_actor.broker)
-    run_ids = [enqueue_tick(entry.name, entry.tick_actor, tick)[0] for tick in ticks]
+    spec = (entry.schedule or EVERY_MINUTE).spec
+    ticks = list(ticks_between(spec, start, end - start + timedelta(minutes=1)))
+    ensure_workers(registry.broker)
+    run_ids = [enqueue_tick(entry, tick)[0] for tick in ticks]
     deadline = time.monotonic() + timeout_s
     with (
         abandoned_on_exit(run_ids, timeout_s),
@@ -171,7 +171,9 @@ def abandoned_on_exit(run_ids: list[int], timeout_s: float) -> Iterator[None]:
             reason = f"{why}; in-process workers do not outlive the command, so the run is given up"
             for run_id in set(run_ids) - finished_among(set(run_ids)):
                 last = outcome_of(run_id).error
-                complete_run(run_id, "failed", f"{reason}; last error: {last}" if last else reason)
+                complete_run(
+                    run_id, runs.FAILED, f"{reason}; last error: {last}" if last else reason
+                )
 
 
 def finished_among(run_ids: set[int]) -> set[int]:
@@ -186,9 +188,3 @@ def finished_among(run_ids: set[int]) -> set[int]:
 
 class BackfillRefused(ValueError):
     """The pipeline cannot run past ticks faithfully."""
-
-
-def backfillable() -> list[str]:
-    from actors.registry import PIPELINES
-
-    return sorted(name for name, entry in PIPELINES.items() if entry.computes_past)

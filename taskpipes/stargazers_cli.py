@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from actors.registry import PipelineEntry
+    from taskpipes.pipeline import Pipeline
     from taskpipes.runner import Outcome
 
 # Exit codes, as in taskpipes.cli.
@@ -62,7 +62,7 @@ def tick_options(args: argparse.Namespace) -> dict[str, object]:
     return {key: value for key, value in options.items() if value is not None}
 
 
-def run(entry: PipelineEntry, args: argparse.Namespace) -> Outcome | int:
+def run(entry: Pipeline, args: argparse.Namespace) -> Outcome | int:
     """Wait with a progress bar (an Outcome), or enqueue only and return an exit code."""
     from taskpipes.runner import run_tick
 
@@ -79,10 +79,10 @@ def run(entry: PipelineEntry, args: argparse.Namespace) -> Outcome | int:
         )
 
 
-def enqueue_only(entry: PipelineEntry, at: datetime, options: dict[str, object]) -> int:
-    from actors.ticks import enqueue_tick
+def enqueue_only(entry: Pipeline, at: datetime, options: dict[str, object]) -> int:
     from taskpipes.runner import tick_of
     from taskpipes.settings import get_settings
+    from taskpipes.ticks import enqueue_tick
 
     if get_settings().in_process:
         print(
@@ -91,7 +91,7 @@ def enqueue_only(entry: PipelineEntry, at: datetime, options: dict[str, object])
             file=sys.stderr,
         )
         return EXIT_USAGE
-    run_id, done = enqueue_tick(entry.name, entry.tick_actor, tick_of(entry, at), options)
+    run_id, done = enqueue_tick(entry, tick_of(entry, at), options)
     print(f"run {run_id}" + (" (already succeeded: nothing to do)" if done else ""))
     return 0
 
@@ -106,8 +106,8 @@ class StarProgress:
     def update(self, run_id: int) -> None:
         from tqdm import tqdm
 
-        from db.session import begin
         from pipelines import stargazers
+        from taskpipes.database import begin
 
         with begin() as session:
             progress = stargazers.progress(session, run_id)

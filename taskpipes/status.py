@@ -7,44 +7,37 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from pika.exceptions import AMQPError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import Run
-from db.session import begin
-from pipelines.status import PipelineStatus, QueueDepth, RunRow, pipeline_status
 from taskpipes import rabbit
+from taskpipes.database import begin
+from taskpipes.models import Run
+from taskpipes.pipeline import Pipeline
+from taskpipes.registry import registry
+from taskpipes.report import PipelineStatus, QueueDepth, RunRow, pipeline_status
+from taskpipes.runs import IN_PROGRESS, SUCCEEDED, UNSUCCESSFUL
 from taskpipes.settings import get_settings
-
-if TYPE_CHECKING:
-    from actors.registry import PipelineEntry
-
-# Statuses of a run that has not finished yet.
-IN_PROGRESS = ("queued", "running")
-# Statuses of a run that finished without success and will not go on by itself.
-FAILED = ("failed", "dead")
 
 
 def gather(now: datetime) -> list[PipelineStatus]:
     """The status of every registered pipeline at `now`."""
-    from actors.registry import PIPELINES
-
-    queues = {entry.tick_actor.queue_name for entry in PIPELINES.values()}
+    pipelines = registry.pipelines
+    queues = {entry.queue_name for entry in pipelines}
     depths, note = read_depths(get_settings().broker_url, queues)
     statuses = []
     with begin() as session:
-        for entry in PIPELINES.values():
-            queue = entry.tick_actor.queue_name
+        for entry in pipelines:
+            queue = entry.queue_name
             success, failure, in_progress = run_rows(session, entry.name)
             depth = None if depths is None else depths[queue]
             statuses.append(
                 pipeline_status(
                     entry.name,
                     queue,
-                    entry.schedule.period if entry.scheduled else None,
+                    None if entry.schedule is None else entry.schedule.period,
                     success,
                     failure,
                     in_progress,
@@ -83,16 +76,16 @@ def _newest(session: Session, pipeline: str, statuses: tuple[str, ...]) -> RunRo
 
 
 def freshness(
-    session: Session, entries: Iterable[PipelineEntry], now: datetime
+    session: Session, entries: Iterable[Pipeline], now: datetime
 ) -> dict[str, PipelineStatus]:
     """Each pipeline's status at `now` from its newest success alone: the freshness rule of
-    /readyz and of the web page's stale banner (pipelines.status.FRESH_PERIODS)."""
+    /readyz and of the web page's stale banner (taskpipes.report.FRESH_PERIODS)."""
     return {
         entry.name: pipeline_status(
             entry.name,
-            entry.tick_actor.queue_name,
-            entry.schedule.period,
-            _newest(session, entry.name, ("succeeded",)),
+            entry.queue_name,
+            None if entry.schedule is None else entry.schedule.period,
+            _newest(session, entry.name, (SUCCEEDED,)),
             None,
             [],
             None,
@@ -109,7 +102,7 @@ def run_rows(session: Session, pipeline: str) -> tuple[RunRow | None, RunRow | N
         select(Run).where(Run.pipeline == pipeline, Run.status.in_(IN_PROGRESS)).order_by(Run.tick)
     )
     return (
-        _newest(session, pipeline, ("succeeded",)),
-        _newest(session, pipeline, FAILED),
+        _newest(session, pipeline, (SUCCEEDED,)),
+        _newest(session, pipeline, UNSUCCESSFUL),
         [_row(run) for run in unfinished],
     )

@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 
 import actors
 from db import migrate
-from db.models import Run, Snapshot
-from db.session import begin, get_engine, session_factory
-from pipelines import runs
+from db.models import Snapshot
+from taskpipes import runs
+from taskpipes.database import begin, get_engine, session_factory
+from taskpipes.models import Run
 from taskpipes.settings import get_settings
 
 

@@ -11,12 +11,12 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from actors.registry import get_pipeline
-from db.models import Run
-from db.session import begin
+from taskpipes import registry
 from taskpipes.api.app import create_app
 from taskpipes.api.server import serve_in_thread
+from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
+from taskpipes.models import Run
 from taskpipes.runner import run_tick
 from tests.app import configure, reset_caches
 
@@ -33,9 +33,9 @@ def fill(simulator: Simulator) -> None:
     """Two github_top ticks, a rollup and the languages, the way production fills the tables."""
     for tick in (T0 - timedelta(minutes=10), T0):
         simulator.set_clock(tick)
-        assert run_tick(get_pipeline("github_top"), tick, 60).status == "succeeded"
-    assert run_tick(get_pipeline("rollup"), T0, 60).status == "succeeded"
-    assert run_tick(get_pipeline("language_stats"), T0, 60).status == "succeeded"
+        assert run_tick(registry.get("github_top"), tick, 60).status == "succeeded"
+    assert run_tick(registry.get("rollup"), T0, 60).status == "succeeded"
+    assert run_tick(registry.get("language_stats"), T0, 60).status == "succeeded"
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_readyz_says_which_pipeline_is_stale(filled_api: str) -> None:
     assert checks["maintenance"] == "stale: never succeeded"
 
     # When maintenance has run and github_top's last success is made old
-    assert run_tick(get_pipeline("maintenance"), datetime.now(UTC), 60).status == "succeeded"
+    assert run_tick(registry.get("maintenance"), datetime.now(UTC), 60).status == "succeeded"
     assert get(filled_api, "/readyz").status_code == 200
     with begin() as session:
         for run in session.scalars(select(Run).where(Run.pipeline == "github_top")):
@@ -128,7 +128,7 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path, simulator_server: Si
         configure(monkeypatch, f"sqlite:///{tmp_path / 'taskpipes.db'}", simulator_server.url)
         fill(simulator_server)
         # readyz answers 503 (on purpose) until every scheduled pipeline has succeeded
-        assert run_tick(get_pipeline("maintenance"), datetime.now(UTC), 60).status == "succeeded"
+        assert run_tick(registry.get("maintenance"), datetime.now(UTC), 60).status == "succeeded"
         with serve_in_thread(create_app()) as url:
             result = subprocess.run(
                 [

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 import requests
 
-from actors.registry import get_pipeline
-from db.session import begin
+from taskpipes import registry
+from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
 from taskpipes.runner import run_tick
 from tests.handmade import AS_OF, HISTORY, at, store
@@ -27,7 +27,7 @@ def handmade(app_env, database_url: str, api_server: str) -> str:
     with begin() as session:
         for tick, stars in HISTORY.items():
             store(session, at(tick), stars, at(tick) + timedelta(seconds=30))
-    outcome = run_tick(get_pipeline("rollup"), AS_OF, TIMEOUT_S)
+    outcome = run_tick(registry.get("rollup"), AS_OF, TIMEOUT_S)
     assert outcome.status == "succeeded", outcome.error
     return api_server
 
@@ -184,10 +184,10 @@ def test_github_top_then_rollup_then_trending_end_to_end(
     ticks = [first + timedelta(minutes=10 * i) for i in range(7)]
     for tick in ticks:
         simulator.set_clock(tick)
-        assert run_tick(get_pipeline("github_top"), tick, TIMEOUT_S).status == "succeeded"
+        assert run_tick(registry.get("github_top"), tick, TIMEOUT_S).status == "succeeded"
 
     # When the rollup runs for 13:00
-    outcome = run_tick(get_pipeline("rollup"), AS_OF, TIMEOUT_S)
+    outcome = run_tick(registry.get("rollup"), AS_OF, TIMEOUT_S)
 
     # Then the API ranks the top list of 12:50 by its gain since 11:50
     assert outcome.status == "succeeded", outcome.error

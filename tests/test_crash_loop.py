@@ -12,9 +12,10 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from db import migrate
-from db.models import Run, Snapshot
-from pipelines import runs
+from db.models import Snapshot
+from taskpipes import runs
 from taskpipes.githubsim import Simulator
+from taskpipes.models import Run
 from taskpipes.rabbit import queue_depths
 from tests.processes import VENV_BIN, service_env, supervised, taskpipes
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.deadletters import (
+from taskpipes.deadletters import (
     DeadLetter,
     describe,
     last_error,

@@ -11,8 +11,9 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from db import migrate
-from db.models import Run, Snapshot
+from db.models import Snapshot
 from taskpipes.githubsim import Simulator
+from taskpipes.models import Run
 from tests.processes import service_env, taskpipes, workers
 from tests.queues import count, dead_message, declare, peek, publish, wait_until
 from tests.tcpproxy import TcpProxy

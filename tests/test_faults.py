@@ -18,8 +18,9 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 
 from db import migrate
-from db.models import Run, Snapshot, StageRun
+from db.models import Snapshot
 from taskpipes.githubsim import Simulator
+from taskpipes.models import Run, StageRun
 from tests.processes import VENV_BIN, service_env, workers
 from tests.queues import wait_until
 from tests.tcpproxy import TcpProxy

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 import actors
-from actors.registry import get_pipeline
-from db.models import LatestRanking, RawResponse, Repository, Run, Snapshot, StageRun
-from db.session import begin
-from taskpipes import metrics
+from db.models import LatestRanking, RawResponse, Repository, Snapshot
+from taskpipes import metrics, registry
+from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
+from taskpipes.models import Run, StageRun
 from taskpipes.runner import Outcome, run_tick
 from taskpipes.settings import get_settings
 from tests.app import snapshot_count
@@ -25,7 +25,7 @@ TIMEOUT_S = 60
 
 def run_at(sim: Simulator, tick: datetime) -> Outcome:
     sim.set_clock(tick)
-    return run_tick(get_pipeline("github_top"), tick, TIMEOUT_S)
+    return run_tick(registry.get("github_top"), tick, TIMEOUT_S)
 
 
 def table_state() -> tuple:

@@ -7,7 +7,6 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from db.models import LanguageStat
-from db.session import begin
 from pipelines.language_stats import (
     LanguageTotal,
     TrackedRepo,
@@ -18,6 +17,7 @@ from pipelines.language_stats import (
 from pipelines.records import RepoSnapshot
 from pipelines.rollup import roll_up_tick
 from pipelines.store import store_snapshot
+from taskpipes.database import begin
 from tests.handmade import at
 
 # --- the pure core ---------------------------------------------------------------------

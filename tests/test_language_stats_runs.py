@@ -16,7 +16,7 @@ from db.models import Run
 from taskpipes import deploy
 from tests.processes import scheduler, service_env, taskpipes, workers
 from tests.queues import wait_until
-from tests.test_deploy import DASHBOARDS, PROMETHEUS, generate_script
+from tests.test_deploy import DASHBOARDS, PROMETHEUS, declared
 from tests.test_language_stats import served, stored_history
 
 # The totals of tests.test_language_stats's history at its newest snapshot, as the API says.
@@ -104,7 +104,7 @@ def test_runs_on_postgres_and_rabbitmq_from_the_scheduler(
 
 def test_its_declaration_alone_gives_it_an_alert_cases_and_a_dashboard_series() -> None:
     # Given the committed files, which test_deploy proves are what the declarations generate
-    assert not deploy.outdated(PROMETHEUS.parent, generate_script().cadences())
+    assert not deploy.outdated(PROMETHEUS.parent, declared())
     rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
     [stale] = [r for g in rules["groups"] for r in g["rules"] if r["alert"] == "PipelineStale"]
     cases = yaml.safe_load((PROMETHEUS / "tests" / "alerts_test.yml").read_text())["tests"]
@@ -130,6 +130,6 @@ def test_its_declaration_alone_gives_it_an_alert_cases_and_a_dashboard_series() 
 
 
 def test_the_catch_up_pass_covers_it() -> None:
-    from actors.registry import scheduled_pipelines
+    from taskpipes import registry
 
-    assert "language_stats" in [entry.name for entry in scheduled_pipelines()]
+    assert "language_stats" in [pipeline.name for pipeline in registry.scheduled()]

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from actors.registry import get_pipeline
-from db.models import RawResponse, Run
-from db.session import begin
+from db.models import RawResponse
+from taskpipes import registry
+from taskpipes.database import begin
+from taskpipes.models import Run
 from taskpipes.runner import run_tick
 
 NOW = datetime.now(UTC)
@@ -39,7 +40,7 @@ def test_maintenance_prunes_by_retention_and_reports(app_env, database_url) -> N
         add_run(session, NOW - timedelta(days=120), status="failed")
 
     # When maintenance runs for today's 03:00 tick
-    outcome = run_tick(get_pipeline("maintenance"), NOW, 60)
+    outcome = run_tick(registry.get("maintenance"), NOW, 60)
 
     # Then old raw answers and runs are gone, recent ones stay, and the run says so
     assert outcome.status == "succeeded", outcome.error

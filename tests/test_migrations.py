@@ -8,7 +8,7 @@ import requests
 from sqlalchemy import create_engine, inspect
 
 from db import migrate
-from db.models import Base
+from taskpipes.models import Base
 from tests.processes import VENV_BIN, free_port, process, service_env, taskpipes
 from tests.queues import wait_until
 

@@ -31,8 +31,8 @@ import pytest
 import yaml
 
 from db import migrate
-from pipelines.schedule import floor_minute
 from taskpipes.githubsim import Simulator
+from taskpipes.schedule import floor_minute
 from tests import services
 from tests.processes import (
     VENV_BIN,

@@ -94,7 +94,11 @@ def test_the_readme_pipeline_runs_as_shown(tmp_path: Path) -> None:
     status = next(out for line, out in zip(lines, outputs, strict=True) if "status" in line)
     assert module in status
     rules = yaml.safe_load((work / "deploy" / "prometheus" / "alerts.yml").read_text())
-    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"] if r["alert"] == "PipelineStale"]
+    exprs = [
+        r["expr"] for g in rules["groups"] for r in g["rules"] if r["alert"] == "PipelineStale"
+    ]
     assert f'{{pipeline="{module}"}}) > 2 * 3600' in exprs[0]
-    overview = json.loads((work / "deploy" / "grafana" / "dashboards" / "overview.json").read_text())
+    overview = json.loads(
+        (work / "deploy" / "grafana" / "dashboards" / "overview.json").read_text()
+    )
     assert f'"pipeline", "{module}"' in overview["panels"][0]["targets"][0]["expr"]

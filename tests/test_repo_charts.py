@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from actors.registry import get_pipeline
 from db.models import LatestRanking, RepoChart, Repository, RollupState
-from db.session import begin
+from taskpipes import registry
+from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
 from taskpipes.runner import run_tick
 from taskpipes.web.views import ChartData, chart_data
@@ -21,8 +21,8 @@ def fill(simulator: Simulator) -> None:
     for minutes in range(60, -1, -10):
         tick = T - timedelta(minutes=minutes)
         simulator.set_clock(tick)
-        assert run_tick(get_pipeline("github_top"), tick, 60).status == "succeeded"
-    assert run_tick(get_pipeline("rollup"), T, 60).status == "succeeded"
+        assert run_tick(registry.get("github_top"), tick, 60).status == "succeeded"
+    assert run_tick(registry.get("rollup"), T, 60).status == "succeeded"
 
 
 def test_stored_page_data_round_trips_and_equals_the_live_read(

@@ -15,8 +15,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from db import migrate
-from db.models import Base, RollupBucket, RollupState, Snapshot, TrendingEntry
-from db.session import make_engine
+from db.models import RollupBucket, RollupState, Snapshot, TrendingEntry
 from pipelines.buckets import (
     Bucket,
     StarCount,
@@ -29,6 +28,8 @@ from pipelines.buckets import (
 )
 from pipelines.rollup import COMMIT_LAG, roll_up, roll_up_tick
 from pipelines.trending import WINDOWS, Trend, full_trending, rank_trending
+from taskpipes.database import make_engine
+from taskpipes.models import Base
 from tests.handmade import AS_OF, EXPECTED_TRENDING, HISTORY, at, expected_buckets, store
 
 

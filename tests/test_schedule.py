@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipelines.schedule import (
+from taskpipes.schedule import (
     CatchupPlan,
     Schedule,
     ScheduleError,

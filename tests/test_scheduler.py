@@ -12,9 +12,10 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 
 from db import migrate
-from db.models import Run, Snapshot, StageRun
-from pipelines.schedule import floor_minute
+from db.models import Snapshot
 from taskpipes.githubsim import Simulator
+from taskpipes.models import Run, StageRun
+from taskpipes.schedule import floor_minute
 from tests.processes import metric_sum, scheduler, scrape, service_env, workers
 from tests.queues import wait_until
 

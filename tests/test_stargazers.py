@@ -22,22 +22,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from actors.registry import get_pipeline
-from db.models import (
-    LatestRanking,
-    StageRun,
-    StarEvent,
-    StargazerCursor,
-    StargazerPage,
-    StargazerRun,
-)
-from db.session import begin
+from db.models import LatestRanking, StarEvent, StargazerCursor, StargazerPage, StargazerRun
 from pipelines import spread
 from pipelines.errors import InvalidPayload
 from pipelines.star_history import Stargazer, daily_cumulative, every, parse_stargazers
+from taskpipes import registry
 from taskpipes.api.app import create_app
 from taskpipes.cli import main as cli_main
+from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
+from taskpipes.models import StageRun
 from taskpipes.runner import Outcome, run_tick
 
 REPO = "axios/axios"
@@ -153,7 +147,7 @@ def stored_events() -> set[tuple[int, datetime]]:
 
 
 def run_stargazers(tick: datetime, **options: object) -> Outcome:
-    return run_tick(get_pipeline("stargazers"), tick, TIMEOUT_S, options)
+    return run_tick(registry.get("stargazers"), tick, TIMEOUT_S, options)
 
 
 def run_state(run_id: int) -> StargazerRun:

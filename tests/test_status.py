@@ -14,10 +14,11 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 import actors
-from actors.housekeeping import observe_queues, stub_depths
 from db import migrate
-from db.models import Run
-from pipelines.status import (
+from taskpipes.housekeeping import observe_queues, stub_depths
+from taskpipes.models import Run
+from taskpipes.rabbit import queue_depths
+from taskpipes.report import (
     PipelineStatus,
     QueueDepth,
     RunRow,
@@ -26,7 +27,6 @@ from pipelines.status import (
     report_json,
     status_lines,
 )
-from taskpipes.rabbit import queue_depths
 from tests.processes import service_env, taskpipes
 from tests.queues import dead_message, declare, publish
 

@@ -8,12 +8,13 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select
 
 import actors
-from actors.github_top import SCHEDULE, github_top_tick
 from db import migrate
-from db.models import Run, Snapshot
-from db.session import begin
-from pipelines.schedule import floor_tick
+from db.models import Snapshot
+from pipelines.github_top import github_top
+from taskpipes.database import begin
+from taskpipes.models import Run
 from taskpipes.runner import ensure_workers
+from taskpipes.schedule import floor_tick
 from tests.app import snapshot_count, wait_for_run
 from tests.processes import metric_sum, scrape, service_env, workers
 from tests.queues import declare, publish, wait_until
@@ -25,7 +26,8 @@ def test_a_failed_periodic_run_retried_past_30s_still_runs(app_env, sqlite_url, 
     # Given a scheduler's tick sent 40 s ago (periodiq's own middleware drops anything past 30 s)
     app_env(sqlite_url)
     scheduled_at = datetime.now(UTC) - timedelta(seconds=40)
-    tick = floor_tick(SCHEDULE.spec, scheduled_at)
+    assert github_top.schedule is not None
+    tick = floor_tick(github_top.schedule.spec, scheduled_at)
     simulator.set_clock(tick)
     breaker = FailFirstSend("github_top_fetch")  # the tick's first attempt fails
     actors.broker.add_middleware(breaker)
@@ -33,7 +35,9 @@ def test_a_failed_periodic_run_retried_past_30s_still_runs(app_env, sqlite_url, 
 
     # When it is delivered, fails, and is retried later
     try:
-        github_top_tick.send_with_options(scheduled_at=scheduled_at.isoformat())
+        actors.broker.get_actor("github_top_tick").send_with_options(
+            scheduled_at=scheduled_at.isoformat()
+        )
         run = wait_for_run("github_top", tick)
     finally:
         actors.broker.middleware.remove(breaker)
@@ -49,7 +53,7 @@ def test_a_first_delivery_older_than_its_period_is_dropped(app_env, sqlite_url, 
     ensure_workers(actors.broker)
     stale = datetime.now(UTC) - timedelta(minutes=11)  # github_top's period is 10 minutes
 
-    github_top_tick.send_with_options(scheduled_at=stale.isoformat())
+    actors.broker.get_actor("github_top_tick").send_with_options(scheduled_at=stale.isoformat())
     actors.broker.join("github_top", timeout=30_000)
 
     with begin() as session:
@@ -64,14 +68,17 @@ def test_a_periodic_retry_past_30s_runs_with_rabbitmq_and_workers(
     env = service_env(tmp_path, DATABASE_URL=postgres_url, BROKER_URL=rabbitmq,
                       GITHUB_API_URL=simulator.url, TASKPIPES_RETRY_MIN_BACKOFF_MS="500")  # fmt: skip
     scheduled_at = datetime.now(UTC) - timedelta(seconds=40)
-    tick = floor_tick(SCHEDULE.spec, scheduled_at)
+    assert github_top.schedule is not None
+    tick = floor_tick(github_top.schedule.spec, scheduled_at)
     simulator.set_clock(tick)
     engine = create_engine(postgres_url)
     with TcpProxy(5432) as proxy:
         proxy.stop()
         worker_env = {**env, "DATABASE_URL": proxy.proxied(postgres_url)}
         with workers(worker_env, tmp_path / "workers.log"):
-            message = github_top_tick.message_with_options(scheduled_at=scheduled_at.isoformat())
+            message = actors.broker.get_actor("github_top_tick").message_with_options(
+                scheduled_at=scheduled_at.isoformat()
+            )
             declare(rabbitmq, message.queue_name)
             publish(rabbitmq, message.queue_name, message)
 

@@ -20,10 +20,10 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from actors.registry import get_pipeline
-from db.models import Run
-from db.session import begin
+from taskpipes import registry
+from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
+from taskpipes.models import Run
 from taskpipes.runner import run_tick
 from tests.tools import require_debian_package
 
@@ -57,11 +57,11 @@ def fill(simulator: Simulator) -> str:
     """History the way production makes it; returns the repository with stargazers."""
     for tick in TICKS:
         simulator.set_clock(tick)
-        assert run_tick(get_pipeline("github_top"), tick, 60).status == "succeeded"
-    assert run_tick(get_pipeline("rollup"), T0, 120).status == "succeeded"
-    assert run_tick(get_pipeline("language_stats"), T0, 60).status == "succeeded"
+        assert run_tick(registry.get("github_top"), tick, 60).status == "succeeded"
+    assert run_tick(registry.get("rollup"), T0, 120).status == "succeeded"
+    assert run_tick(registry.get("language_stats"), T0, 60).status == "succeeded"
     first = simulator.top(T0)[0]["full_name"]
-    outcome = run_tick(get_pipeline("stargazers"), T0, 300, {"repo": first, **FAST_STARGAZERS})
+    outcome = run_tick(registry.get("stargazers"), T0, 300, {"repo": first, **FAST_STARGAZERS})
     assert outcome.status == "succeeded", outcome.error
     return first
 

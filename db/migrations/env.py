@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from db.models import Base
-from db.session import make_engine
+from taskpipes.database import make_engine
+from taskpipes.models import Base
 
 config = context.config
 

@@ -8,10 +8,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from db.session import describe_error
+import pipelines.catalog  # noqa: F401  (the declarations /readyz and the pages read)
 from taskpipes.api import history, languages, observe, runs, stars, top, trending
 from taskpipes.api.observe import time_request
 from taskpipes.api.schemas import Health
+from taskpipes.database import describe_error
 from taskpipes.web import pages
 
 logger = logging.getLogger("taskpipes")

@@ -11,7 +11,7 @@ from fastapi import Depends
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from db.session import get_engine, session_factory
+from taskpipes.database import get_engine, session_factory
 
 
 def get_session() -> Iterator[Session]:
@@ -29,7 +29,7 @@ def read_connection() -> Iterator[Connection]:
 
     On PostgreSQL it runs in autocommit: a read needing no consistent snapshot across
     statements skips the BEGIN and ROLLBACK round trips. SQLite keeps its transaction:
-    its begin hook (db.session) takes the lock regardless.
+    its begin hook (taskpipes.database) takes the lock regardless.
     """
     with _reader(get_engine()).connect() as connection:
         yield connection

@@ -19,10 +19,11 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Subquery, func, literal, select, text, union_all
 from sqlalchemy.orm import Session, aliased
 
-from db.models import STATE_ID, Repository, RollupBucket, RollupState, UTCDateTime
+from db.models import STATE_ID, Repository, RollupBucket, RollupState
 from pipelines.buckets import BUCKET, HISTORY_BUCKETS, Close, Point, floor_to, points_between
 from taskpipes.api.deps import SessionDep
 from taskpipes.api.schemas import NotFound
+from taskpipes.models import UTCDateTime
 
 router = APIRouter()
 

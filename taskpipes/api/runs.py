@@ -11,8 +11,9 @@ from pydantic import BaseModel
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from db.models import Run
 from taskpipes.api.deps import SessionDep
+from taskpipes.models import Run
+from taskpipes.registry import registry
 from taskpipes.status import freshness
 
 router = APIRouter()
@@ -87,10 +88,8 @@ def readyz(session: SessionDep) -> JSONResponse:
 
 
 def _freshness(session: SessionDep, now: datetime) -> dict[str, str]:
-    from actors.registry import scheduled_pipelines
-
     checks = {}
-    for name, status in freshness(session, scheduled_pipelines(), now).items():
+    for name, status in freshness(session, registry.scheduled(), now).items():
         if status.last_success is None:
             checks[name] = "stale: never succeeded"
         else:

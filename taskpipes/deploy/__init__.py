@@ -1,9 +1,9 @@
 """The deployment files generated from the pipeline declarations: Prometheus alert rules
 and their promtool cases, Grafana dashboards.
 
-The kit never imports the application: the application hands its pipelines in, as
-`Cadence`s (deploy/generate.py does, and tests/test_deploy.py checks that the committed
-files are what it generates).
+The kit never imports the application: the application hands its declarations in
+(deploy/generate.py does, and tests/test_deploy.py checks that the committed files are
+what it generates).
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from pathlib import Path
 
 from taskpipes.deploy import alerts, dashboards
 from taskpipes.deploy.cadence import Cadence
+from taskpipes.pipeline import Pipeline
 
-__all__ = ["Cadence", "generate", "main", "outdated", "write"]
+__all__ = ["generate", "main", "outdated", "write"]
 
 
-def generate(pipelines: Sequence[Cadence]) -> dict[str, str]:
+def generate(declared: Sequence[Pipeline]) -> dict[str, str]:
     """Path under deploy/ -> the text that file must hold."""
+    pipelines = [Cadence.of(p) for p in declared]
     files = {
         "prometheus/alerts.yml": alerts.rules(pipelines),
         "prometheus/tests/alerts_test.yml": alerts.rule_tests(pipelines),
@@ -29,7 +31,7 @@ def generate(pipelines: Sequence[Cadence]) -> dict[str, str]:
     return files
 
 
-def outdated(deploy_dir: Path, pipelines: Sequence[Cadence]) -> list[str]:
+def outdated(deploy_dir: Path, pipelines: Sequence[Pipeline]) -> list[str]:
     """The generated files whose committed text differs from what the pipelines generate."""
     return [
         name
@@ -38,7 +40,7 @@ def outdated(deploy_dir: Path, pipelines: Sequence[Cadence]) -> list[str]:
     ]
 
 
-def write(deploy_dir: Path, pipelines: Sequence[Cadence]) -> list[str]:
+def write(deploy_dir: Path, pipelines: Sequence[Pipeline]) -> list[str]:
     """Write the files that changed; returns their paths under deploy/."""
     changed = outdated(deploy_dir, pipelines)
     for name, text in generate(pipelines).items():
@@ -48,7 +50,7 @@ def write(deploy_dir: Path, pipelines: Sequence[Cadence]) -> list[str]:
     return changed
 
 
-def main(deploy_dir: Path, pipelines: Sequence[Cadence], argv: Sequence[str]) -> int:
+def main(deploy_dir: Path, pipelines: Sequence[Pipeline], argv: Sequence[str]) -> int:
     """`generate.py [--check]`: write the files, or (--check) exit 1 naming stale ones."""
     if list(argv) == ["--check"]:
         stale = outdated(deploy_dir, pipelines)

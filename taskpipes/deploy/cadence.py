@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taskpipes.pipeline import Pipeline
+
 
 @dataclass(frozen=True)
 class Cadence:
@@ -16,3 +18,9 @@ class Cadence:
     @property
     def scheduled(self) -> bool:
         return self.period_seconds is not None
+
+    @classmethod
+    def of(cls, pipeline: Pipeline) -> Cadence:
+        schedule = pipeline.schedule
+        period = None if schedule is None else int(schedule.period.total_seconds())
+        return cls(pipeline.name, period)

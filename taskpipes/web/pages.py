@@ -21,14 +21,14 @@ from periodiq import CronSpec
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from actors.registry import get_pipeline
-from pipelines.schedule import floor_tick
-from pipelines.status import PipelineStatus
 from pipelines.trending import WINDOWS
 from taskpipes.api.deps import read_connection
 from taskpipes.api.history import find_repository
 from taskpipes.api.languages import languages_response
 from taskpipes.api.trending import Window, trending_response
+from taskpipes.registry import registry
+from taskpipes.report import PipelineStatus
+from taskpipes.schedule import floor_tick
 from taskpipes.status import freshness
 from taskpipes.web import reads, views
 from taskpipes.web.charts import age_text, entity_tag, moment_text, seconds_until, tag_matches
@@ -62,7 +62,7 @@ def page_reads() -> Iterator[tuple[Session, Connection]]:
 
 
 def data_freshness(session: Session, now: datetime) -> list[PipelineStatus]:
-    entries = [get_pipeline(name) for name in SHOWN_PIPELINES]
+    entries = [registry.get(name) for name in SHOWN_PIPELINES]
     return list(freshness(session, entries, now).values())
 
 
@@ -76,7 +76,8 @@ def cache_headers(tag: str, now: datetime) -> dict[str, str]:
 @cache
 def _github_top_cadence() -> tuple[CronSpec, timedelta]:
     """Parsed once: the schedule is fixed for the life of the process."""
-    schedule = get_pipeline("github_top").schedule
+    schedule = registry.get("github_top").schedule
+    assert schedule is not None, "github_top is scheduled"
     return schedule.spec, schedule.period
 
 

@@ -12,12 +12,13 @@ import logging
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import dq_name
-from periodiq import cron
 from pika.exceptions import AMQPError
 
-from actors.stage import stage_options
-from pipelines.status import QueueDepth
 from taskpipes import metrics, rabbit
+from taskpipes.pipeline import Retries
+from taskpipes.register import actor_options, make_actor, periodic
+from taskpipes.report import QueueDepth
+from taskpipes.schedule import EVERY_MINUTE
 from taskpipes.settings import get_settings
 
 logger = logging.getLogger("taskpipes")
@@ -26,12 +27,14 @@ QUEUE = "default"
 # A reading is replaced by the next one a minute later, so a failed one is not retried
 # (and never dead-letters: broker errors are logged instead). 30 s is far below RabbitMQ's
 # 30-minute consumer_timeout and leaves the next minute's reading room to start.
-OPTIONS = stage_options(
-    QUEUE, max_retries=0, min_backoff_ms=1_000, max_backoff_ms=1_000, time_limit_ms=30_000
-)
+RETRIES = Retries(max=0, min_backoff_ms=1_000, max_backoff_ms=1_000, time_limit_ms=30_000)
 
 
-@dramatiq.actor(periodic=cron("* * * * *"), **OPTIONS)
+def register(broker: dramatiq.Broker) -> None:
+    options = actor_options(QUEUE, RETRIES) | {"periodic": periodic(EVERY_MINUTE)}
+    make_actor(broker, observe_queues, "observe_queues", options)
+
+
 def observe_queues() -> None:
     broker = dramatiq.get_broker()
     try:

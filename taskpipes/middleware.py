@@ -12,14 +12,13 @@ from periodiq import PeriodiqMiddleware
 from sqlalchemy import delete, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from actors.stage import complete_run
-from db.models import MessageDelivery
-from db.session import begin
-from db.upsert import upsert
-from pipelines import runs
-from pipelines.schedule import Schedule
-from taskpipes import metrics
+from taskpipes import metrics, runs
+from taskpipes.database import begin
+from taskpipes.models import MessageDelivery
+from taskpipes.schedule import Schedule
 from taskpipes.settings import get_settings
+from taskpipes.stages import complete_run
+from taskpipes.upsert import upsert
 
 logger = logging.getLogger("taskpipes")
 

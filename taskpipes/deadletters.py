@@ -13,7 +13,7 @@ from typing import Any
 
 from dramatiq.common import q_name
 
-from pipelines.runs import RUN_OPTION
+from taskpipes.runs import RUN_OPTION
 
 # The last traceback line is cut to this: enough for the exception and its message.
 MAX_ERROR_CHARS = 200

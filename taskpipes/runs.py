@@ -14,15 +14,28 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Run, StageRun
-from db.upsert import upsert
+from taskpipes.models import Run, StageRun
+from taskpipes.upsert import upsert
 
 # The message option naming the run a stage message works for.
 RUN_OPTION = "taskpipes_run"
+# The statuses of runs and stages, named once.
+QUEUED, RUNNING, SUCCEEDED, FAILED, DEAD, SKIPPED = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "dead",
+    "skipped",
+)
+# Statuses of a run that has not finished yet.
+IN_PROGRESS = (QUEUED, RUNNING)
 # Statuses after which a run does nothing more unless asked explicitly.
-FINISHED = ("succeeded", "failed", "dead", "skipped")
+FINISHED = (SUCCEEDED, FAILED, DEAD, SKIPPED)
 # Finished without success: an explicit request may run these again.
-REOPENABLE = ("failed", "dead", "skipped")
+REOPENABLE = (FAILED, DEAD, SKIPPED)
+# Finished without success and will not go on by itself.
+UNSUCCESSFUL = (FAILED, DEAD)
 # Error texts are cut so one huge traceback cannot bloat the run table.
 MAX_ERROR_CHARS = 2000
 
@@ -59,11 +72,11 @@ def claim(
         if not (explicit and run.status in REOPENABLE):
             return Claim(None, f"tick already taken by message {run.message_id} ({run.status})")
         _reopen(session, run, message_id)
-    elif run.status == "succeeded":
+    elif run.status == SUCCEEDED:
         return Claim(None, "tick already succeeded")
     elif run.status in REOPENABLE:
         _reopen(session, run, message_id)
-    run.status = "running"
+    run.status = RUNNING
     run.attempts += 1
     run.started_at = utcnow()
     run.finished_at = None
@@ -79,7 +92,7 @@ def _queued_run(session: Session, pipeline: str, tick: datetime, message_id: str
     row = {
         "pipeline": pipeline,
         "tick": tick,
-        "status": "queued",
+        "status": QUEUED,
         "attempts": 0,
         "message_id": message_id,
         "enqueued_at": utcnow(),
@@ -91,7 +104,7 @@ def _queued_run(session: Session, pipeline: str, tick: datetime, message_id: str
 def _reopen(session: Session, run: Run, message_id: str) -> None:
     # A re-run starts over, so a stage that failed on stored data fetches afresh.
     session.execute(delete(StageRun).where(StageRun.run_id == run.id))
-    run.status, run.message_id, run.enqueued_at = "queued", message_id, utcnow()
+    run.status, run.message_id, run.enqueued_at = QUEUED, message_id, utcnow()
 
 
 def _run(session: Session, pipeline: str, tick: datetime, lock: bool = False) -> Run:
@@ -105,51 +118,56 @@ def stage_done(session: Session, run_id: int, stage: str) -> bool:
     status = session.scalar(
         select(StageRun.status).where(StageRun.run_id == run_id, StageRun.stage == stage)
     )
-    return status == "succeeded"
+    return status == SUCCEEDED
 
 
 def begin_stage(session: Session, run_id: int, stage: str) -> None:
     upsert(
         session,
         StageRun.__table__,
-        [{"run_id": run_id, "stage": stage, "status": "running", "attempts": 0}],
+        [{"run_id": run_id, "stage": stage, "status": RUNNING, "attempts": 0}],
         key=("run_id", "stage"),
         update=(),
     )
     session.execute(
         update(StageRun)
         .where(StageRun.run_id == run_id, StageRun.stage == stage)
-        .values(status="running", attempts=StageRun.attempts + 1, started_at=utcnow())
+        .values(status=RUNNING, attempts=StageRun.attempts + 1, started_at=utcnow())
+    )
+
+
+def _end_stage(
+    session: Session, run_id: int, stage: str, status: str, seconds: float, **values: Any
+) -> None:
+    session.execute(
+        update(StageRun)
+        .where(StageRun.run_id == run_id, StageRun.stage == stage)
+        .values(status=status, finished_at=utcnow(), duration_seconds=seconds, **values)
     )
 
 
 def finish_stage(
     session: Session, run_id: int, stage: str, rows_written: int, seconds: float
 ) -> None:
-    session.execute(
-        update(StageRun)
-        .where(StageRun.run_id == run_id, StageRun.stage == stage)
-        .values(
-            status="succeeded",
-            finished_at=utcnow(),
-            duration_seconds=seconds,
-            rows_written=rows_written,
-            error=None,
-        )
-    )
+    _end_stage(session, run_id, stage, SUCCEEDED, seconds, rows_written=rows_written, error=None)
+
+
+def finish_stage_once(session: Session, run_id: int, stage: str, rows_written: int) -> None:
+    """Record a stage done unless it is already (a fan-out's); it took since it began."""
+    row = session.scalars(
+        select(StageRun).where(StageRun.run_id == run_id, StageRun.stage == stage)
+    ).first()
+    if row is None:
+        begin_stage(session, run_id, stage)
+    elif row.status == SUCCEEDED:
+        return
+    now = utcnow()
+    started = row.started_at if row is not None and row.started_at else now
+    finish_stage(session, run_id, stage, rows_written, (now - started).total_seconds())
 
 
 def fail_stage(session: Session, run_id: int, stage: str, error: str, seconds: float) -> None:
-    session.execute(
-        update(StageRun)
-        .where(StageRun.run_id == run_id, StageRun.stage == stage)
-        .values(
-            status="failed",
-            finished_at=utcnow(),
-            duration_seconds=seconds,
-            error=error[:MAX_ERROR_CHARS],
-        )
-    )
+    _end_stage(session, run_id, stage, FAILED, seconds, error=error[:MAX_ERROR_CHARS])
     session.execute(update(Run).where(Run.id == run_id).values(error=error[:MAX_ERROR_CHARS]))
 
 
@@ -158,7 +176,7 @@ def reopen_stage(session: Session, run_id: int, stage: str) -> None:
     session.execute(
         update(StageRun)
         .where(StageRun.run_id == run_id, StageRun.stage == stage)
-        .values(status="queued")
+        .values(status=QUEUED)
     )
 
 
@@ -196,7 +214,7 @@ def record_skipped(session: Session, pipeline: str, tick: datetime, reason: str)
             {
                 "pipeline": pipeline,
                 "tick": tick,
-                "status": "skipped",
+                "status": SKIPPED,
                 "attempts": 0,
                 "enqueued_at": now,
                 "finished_at": now,
@@ -206,7 +224,7 @@ def record_skipped(session: Session, pipeline: str, tick: datetime, reason: str)
         key=("pipeline", "tick"),
         update=(),
     )
-    return bool(written) and _run(session, pipeline, tick).status == "skipped"
+    return bool(written) and _run(session, pipeline, tick).status == SKIPPED
 
 
 def recorded_ticks(session: Session, pipeline: str, since: datetime) -> set[datetime]:
@@ -218,7 +236,7 @@ def first_tick(session: Session, pipeline: str) -> datetime | None:
 
 
 # Finished runs a replayed stage message may pick up again.
-RESUMABLE = ("failed", "dead")
+RESUMABLE = UNSUCCESSFUL
 
 
 def resume(session: Session, run_id: int) -> Run | None:
@@ -230,5 +248,5 @@ def resume(session: Session, run_id: int) -> Run | None:
     run = session.get(Run, run_id, with_for_update=True)
     if run is None or run.status not in RESUMABLE:
         return None
-    run.status, run.finished_at, run.error = "running", None, None
+    run.status, run.finished_at, run.error = RUNNING, None, None
     return run

@@ -169,3 +169,7 @@ def parse_tick(text: str) -> datetime:
             f"invalid time {text!r}: expected ISO 8601, e.g. 2026-08-21T12:30:00Z"
         ) from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# An on-demand pipeline's tick is the minute it was asked for.
+EVERY_MINUTE = Schedule("* * * * *", catchup="none")

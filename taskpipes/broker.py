@@ -1,4 +1,6 @@
-"""The broker: the project's only global. Built once from settings, middleware added here."""
+"""The broker, built from settings with the kit's middleware. Nothing is built at import:
+the application's `actors` module calls `start()`, which is what makes `dramatiq actors`
+and `periodiq actors` find the broker and every actor."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, default_middleware
 
-from actors.middleware import CrashGuard, MetricsFiles, SchedulerProbe, TickAge
+from taskpipes.middleware import CrashGuard, MetricsFiles, SchedulerProbe, TickAge
 from taskpipes.settings import Settings, get_settings
 
 # Heartbeats keep an idle publisher connection alive through NAT and broker timeouts; the
@@ -40,9 +42,15 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     )
 
 
-# periodiq computes ticks with pendulum's local zone: pin it to UTC so DST never skips or
-# doubles a tick, whatever the host's timezone.
-pendulum.set_local_timezone(pendulum.UTC)
+def start(settings: Settings | None = None) -> dramatiq.Broker:
+    """Build the broker (from `settings`, else the environment's), make it Dramatiq's
+    global one and register every declared pipeline's actors on it."""
+    from taskpipes.registry import registry
 
-broker = build_broker(get_settings())
-dramatiq.set_broker(broker)
+    # periodiq computes ticks with pendulum's local zone: pin it to UTC so DST never skips
+    # or doubles a tick, whatever the host's timezone.
+    pendulum.set_local_timezone(pendulum.UTC)
+    broker = build_broker(settings or get_settings())
+    dramatiq.set_broker(broker)
+    registry.register(broker)
+    return broker

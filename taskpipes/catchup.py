@@ -11,14 +11,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import dramatiq
-from periodiq import cron
 
-from actors.registry import PipelineEntry, scheduled_pipelines
-from actors.ticks import enqueue_tick
-from db.session import begin
-from pipelines import runs
-from pipelines.schedule import MAX_LOOKBACK, floor_minute, plan_catchup
-from taskpipes import metrics
+from taskpipes import metrics, runs
+from taskpipes.database import begin
+from taskpipes.pipeline import Pipeline, Retries
+from taskpipes.register import actor_options, make_actor, periodic
+from taskpipes.registry import registry
+from taskpipes.schedule import EVERY_MINUTE, MAX_LOOKBACK, floor_minute, plan_catchup
+from taskpipes.ticks import enqueue_tick
 
 logger = logging.getLogger("taskpipes")
 
@@ -30,36 +30,39 @@ SKIP_REASON = (
 )
 
 
-def catch_up_pipeline(entry: PipelineEntry, now: datetime) -> tuple[int, int]:
+def catch_up_pipeline(entry: Pipeline, now: datetime) -> tuple[int, int]:
     """Apply one pipeline's catch-up policy. Returns (ticks enqueued, ticks skipped)."""
-    until = floor_minute(now - min(GRACE, entry.schedule.period))
+    schedule = entry.schedule
+    assert schedule is not None, "catch-up is for scheduled pipelines"
+    until = floor_minute(now - min(GRACE, schedule.period))
     with begin() as session:
         since = runs.first_tick(session, entry.name)
         if since is None:
             return 0, 0  # a new deployment starts from its first tick, it does not backfill
         recorded = runs.recorded_ticks(session, entry.name, max(since, until - MAX_LOOKBACK))
-        plan = plan_catchup(entry.schedule, recorded, since, until)
-        reason = SKIP_REASON.format(policy=entry.schedule.catchup)
+        plan = plan_catchup(schedule, recorded, since, until)
+        reason = SKIP_REASON.format(policy=schedule.catchup)
         skipped = [t for t in plan.skip if runs.record_skipped(session, entry.name, t, reason)]
     for tick in skipped:
-        metrics.run_finished(entry.name, "skipped", tick.timestamp(), now.timestamp())
+        metrics.run_finished(entry.name, runs.SKIPPED, tick.timestamp(), now.timestamp())
         logger.warning("%s tick %s recorded as skipped: %s", entry.name, tick.isoformat(), reason)
     for tick in plan.run:
         logger.warning("%s tick %s was missed: enqueued by catch-up", entry.name, tick.isoformat())
-        enqueue_tick(entry.name, entry.tick_actor, tick)
+        enqueue_tick(entry, tick)
     return len(plan.run), len(skipped)
 
 
-# Runs every minute; a minute after the scheduler starts, its downtime is accounted for.
-@dramatiq.actor(
-    periodic=cron("* * * * *"),
-    queue_name="default",
-    max_retries=3,
-    min_backoff=1_000,
-    max_backoff=10_000,
-    time_limit=60_000,  # far below RabbitMQ's 30-minute consumer_timeout
-)
+# 60 s is far below RabbitMQ's 30-minute consumer_timeout, and the next pass starts then.
+RETRIES = Retries(max=3, min_backoff_ms=1_000, max_backoff_ms=10_000, time_limit_ms=60_000)
+
+
 def catch_up() -> None:
     now = datetime.now(UTC)
-    for entry in scheduled_pipelines():
+    for entry in registry.scheduled():
         catch_up_pipeline(entry, now)
+
+
+def register(broker: dramatiq.Broker) -> None:
+    """Runs every minute; a minute after the scheduler starts, its downtime is accounted for."""
+    options = actor_options("default", RETRIES) | {"periodic": periodic(EVERY_MINUTE)}
+    make_actor(broker, catch_up, "catch_up", options)
