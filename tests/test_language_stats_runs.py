@@ -12,8 +12,8 @@ import requests
 import yaml
 from sqlalchemy import create_engine, select
 
-from db.models import Run
 from taskpipes import deploy
+from taskpipes.models import Run
 from tests.processes import scheduler, service_env, taskpipes, workers
 from tests.queues import wait_until
 from tests.test_deploy import DASHBOARDS, PROMETHEUS, declared

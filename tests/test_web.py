@@ -195,6 +195,11 @@ def test_cache_headers_and_not_modified(filled_sqlite: tuple[str, str]) -> None:
         stale = get(base, path, headers={"If-None-Match": tag})
         shift_github_top_runs(AGED)
         assert stale.status_code == 200 and stale.headers["etag"] != tag
+    # New language totals are a new version of the top page
+    tag = get(base, "/").headers["etag"]
+    outcome = run_tick(registry.get("language_stats"), T0 + timedelta(minutes=30), 60)
+    assert outcome.status == "succeeded", outcome.error
+    assert get(base, "/", headers={"If-None-Match": tag}).status_code == 200
     # A bad address is a page for a person, naming what was wrong, never the API's JSON
     for path, status, named in (
         ("/?window=2h", 422, "No trending window named 2h"),
