@@ -328,6 +328,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     if not broker_url:
         print(NO_BROKER, file=sys.stderr)
         return EXIT_USAGE
+    sending_registry()  # the application's actors declare their queues
     queues = dlq.declared_queues()
     if args.action == "list":
         letters = dlq.list_dead(broker_url, queues)
