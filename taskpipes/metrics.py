@@ -40,6 +40,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from taskpipes.runs import SUCCEEDED
 from taskpipes.settings import get_settings
 
 # Stage durations run from a 10 ms stage to a 10 minute one.
@@ -124,7 +125,7 @@ def _registry() -> dict[str, Any]:
 def run_finished(pipeline: str, status: str, tick_ts: float, finished_ts: float) -> None:
     reg = _registry()
     reg["runs"].labels(pipeline, status).inc()
-    if status == "succeeded":
+    if status == SUCCEEDED:
         reg["last_success"].labels(pipeline).set(finished_ts)
         reg["tick_lag"].labels(pipeline).observe(max(0.0, finished_ts - tick_ts))
 
