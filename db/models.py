@@ -247,7 +247,7 @@ class Sparkline(Base):
 
     repo_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     as_of: Mapped[datetime]
-    # The 1h points of the last 7 days (the page data's 1h history), web.charts.sparkline_points' format.
+    # The 1h points of the last 7 days (the page data's 1h history), pipelines.charts.sparkline_points' format.
     points: Mapped[str] = mapped_column(Text)
     point_count: Mapped[int] = mapped_column(Integer)
     first_stars: Mapped[int] = mapped_column(Integer)
@@ -258,7 +258,7 @@ class RepoChart(Base):
     """A ranked repository's page data (history points, rank and star samples) as of the
     newest rollup: what its web page would otherwise read with ~300 index probes per
     request. Written by the rollup with the very function the page uses live
-    (taskpipes.web.views.chart_data) for repositories outside the ranking."""
+    (pipelines.page_data.chart_data) for repositories outside the ranking."""
 
     __tablename__ = "repo_charts"
 

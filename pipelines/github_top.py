@@ -18,14 +18,14 @@ from db.models import RawResponse
 from pipelines.aggregate import refresh_latest_ranking
 from pipelines.errors import InvalidPayload, PermanentError, RateLimited, SuspectSnapshot
 from pipelines.github import GitHubClient, github_client
-from pipelines.normalize import TOP_SIZE, normalize_top
-from pipelines.records import RepoSnapshot
+from pipelines.normalize import TOP_SIZE, TopList, normalize_top
 from pipelines.store import store_snapshot
 from taskpipes import Call, Context, Later, Pipeline, Schedule, Stage, metrics
+from taskpipes.models import Run
 
 FETCH, NORMALIZE, STORE, AGGREGATE = "fetch", "normalize", "store", "aggregate"
 SEARCH_PATH = "/search/repositories?q=stars:>50000&sort=stars&order=desc&per_page=100"
-# A suspect answer (incomplete, short, duplicated) is fetched again this often.
+# A suspect answer (incomplete, short, duplicated id) is fetched again this often.
 MAX_SUSPECT_FETCHES = 3
 # Suspect answers are fetched again after this many seconds, doubling each time.
 SUSPECT_REFETCH_S = 5
@@ -107,17 +107,22 @@ def latest_raw(session: Session, run_id: int) -> RawResponse:
     return raw
 
 
-def normalized(ctx: Context) -> list[RepoSnapshot]:
+def normalized(ctx: Context) -> TopList:
     return normalize_top(latest_raw(ctx.session, ctx.run_id).payload)
 
 
 def normalize(ctx: Context) -> int:
-    return len(normalized(ctx))
+    return len(normalized(ctx).records)
 
 
 def store(ctx: Context) -> int:
-    written = store_snapshot(ctx.session, ctx.tick, normalized(ctx), ctx.now)
+    """Store the accepted answer, and how out of order GitHub listed it."""
+    top = normalized(ctx)
+    written = store_snapshot(ctx.session, ctx.tick, top.records, ctx.now)
+    run = ctx.session.get_one(Run, ctx.run_id)
+    run.details = {**(run.details or {}), "rank_inversions": top.inversions}
     metrics.rows_written("snapshots", written)
+    metrics.github_rank_inversions(top.inversions)
     return written
 
 

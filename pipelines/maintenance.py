@@ -14,9 +14,6 @@ from taskpipes.models import MessageDelivery, Run
 from taskpipes.runs import FINISHED
 from taskpipes.settings import get_settings
 
-PIPELINE = "maintenance"
-# Daily at 03:00 UTC, when nobody reads dashboards; a missed day runs once, not N times.
-SCHEDULE = Schedule("0 3 * * *", catchup="latest")
 # Run history is kept this long.
 RUN_RETENTION = timedelta(days=90)
 # A delivery counter this old belongs to a message that is long gone.
@@ -70,9 +67,10 @@ def prune_and_analyze(ctx: Context) -> int:
     return sum(removed.values())
 
 
+# Daily at 03:00 UTC, when nobody reads dashboards; a missed day runs once, not N times.
 maintenance = Pipeline(
-    PIPELINE,
-    schedule=SCHEDULE,
+    "maintenance",
+    schedule=Schedule("0 3 * * *", catchup="latest"),
     stages=(Stage("prune", prune_and_analyze),),
     retries=Retries(max=3, min_backoff_ms=10_000, max_backoff_ms=300_000),
 )

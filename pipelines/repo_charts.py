@@ -2,7 +2,7 @@
 
 A repository page reads its 15m/1h/1d history, rank over time and star samples with about
 300 index probes: 10 ms or more per request. The rollup runs the page's own read function
-(taskpipes.web.views.chart_data) once for each ranked repository instead; the page uses
+(pipelines.page_data.chart_data) once for each ranked repository instead; the page uses
 the stored result while it is as of the newest rollup and reads live otherwise. The top
 page's sparklines are drawn from the same 1h points.
 """
@@ -15,8 +15,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from db.models import LatestRanking, RepoChart, Repository, Sparkline
+from pipelines.page_data import HISTORY_SPANS, chart_data
 from pipelines.sparklines import sparkline_row
-from taskpipes.web.views import HISTORY_SPANS, chart_data
 
 
 def refresh_page_data(session: Session, as_of: datetime) -> tuple[int, int]:

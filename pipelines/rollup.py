@@ -35,8 +35,6 @@ from pipelines.trending import refresh_trending
 from taskpipes import Context, Pipeline, Retries, Schedule, Stage, metrics
 from taskpipes.upsert import upsert
 
-PIPELINE = "rollup"
-SCHEDULE = Schedule("*/15 * * * *", catchup="all", max_catchup=96)
 # Snapshots stored up to this long before the watermark are read again: a store stamps
 # stored_at before its transaction commits, so its rows can become visible after rows
 # stamped later. Re-reading them only recomputes the same buckets.
@@ -239,11 +237,12 @@ def pages_stage(ctx: Context) -> int:
     return charts + sparklines
 
 
-# Database work only: a failure is a lost connection or a lock timeout, worth a few quick
-# retries. The rollup computes from stored snapshots, so a past tick can be backfilled.
+# Every 15 minutes; after downtime every missed tick runs (up to a day), since each closes
+# its own bucket. Database work only: a failure is a lost connection or a lock timeout,
+# worth a few quick retries. It computes from stored snapshots, so it can backfill.
 rollup = Pipeline(
-    PIPELINE,
-    schedule=SCHEDULE,
+    "rollup",
+    schedule=Schedule("*/15 * * * *", catchup="all", max_catchup=96),
     stages=(
         Stage("buckets", buckets_stage),
         Stage("trending", trending_stage),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pipelines.buckets import HISTORY_BUCKETS, Point, floor_to
-from taskpipes.web.charts import sparkline_points
+from pipelines.charts import sparkline_points
 
 HOUR = HISTORY_BUCKETS["1h"]
 

@@ -7,11 +7,12 @@ no connection: `taskpipes.start()` does, in the application's `actors` module.
 
 from __future__ import annotations
 
-from taskpipes.broker import start
+from taskpipes.broker import configure, start
 from taskpipes.errors import PermanentError
 from taskpipes.pipeline import Call, Context, FanOut, Later, Pipeline, Retries, Stage
 from taskpipes.registry import Registry, registry
 from taskpipes.schedule import Schedule
+from taskpipes.settings import Settings
 from taskpipes.stages import close_fan_out, fail_fan_out, hand_off, is_final
 
 __all__ = [
@@ -24,8 +25,10 @@ __all__ = [
     "Registry",
     "Retries",
     "Schedule",
+    "Settings",
     "Stage",
     "close_fan_out",
+    "configure",
     "fail_fan_out",
     "hand_off",
     "is_final",

@@ -11,9 +11,11 @@ import pendulum
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, default_middleware
+from sqlalchemy import Engine
 
+from taskpipes.database import use_engine
 from taskpipes.middleware import CrashGuard, MetricsFiles, SchedulerProbe, TickAge
-from taskpipes.settings import Settings, get_settings
+from taskpipes.settings import Settings, get_settings, use_settings
 
 # Heartbeats keep an idle publisher connection alive through NAT and broker timeouts; the
 # blocked timeout turns a publish during a RabbitMQ memory/disk alarm into an error, not a hang.
@@ -42,15 +44,25 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     )
 
 
+def configure(settings: Settings | None = None, engine: Engine | None = None) -> None:
+    """For a host application: use its settings and its engine, not the environment's and
+    not an engine of ours. Call before anything runs; None leaves that part as it is."""
+    if settings is not None:
+        use_settings(settings)
+    if engine is not None:
+        use_engine(engine)
+
+
 def start(settings: Settings | None = None) -> dramatiq.Broker:
     """Build the broker (from `settings`, else the environment's), make it Dramatiq's
     global one and register every declared pipeline's actors on it."""
     from taskpipes.registry import registry
 
+    configure(settings)
     # periodiq computes ticks with pendulum's local zone: pin it to UTC so DST never skips
     # or doubles a tick, whatever the host's timezone.
     pendulum.set_local_timezone(pendulum.UTC)
-    broker = build_broker(settings or get_settings())
+    broker = build_broker(get_settings())
     dramatiq.set_broker(broker)
     registry.register(broker)
     return broker

@@ -15,9 +15,15 @@ import dramatiq
 from taskpipes import metrics, runs
 from taskpipes.database import begin
 from taskpipes.pipeline import Pipeline, Retries
-from taskpipes.register import actor_options, make_actor, periodic
+from taskpipes.register import actor_options, make_actor
 from taskpipes.registry import registry
-from taskpipes.schedule import EVERY_MINUTE, MAX_LOOKBACK, floor_minute, plan_catchup
+from taskpipes.schedule import (
+    EVERY_MINUTE,
+    MAX_LOOKBACK,
+    floor_minute,
+    periodic_option,
+    plan_catchup,
+)
 from taskpipes.ticks import enqueue_tick
 
 logger = logging.getLogger("taskpipes")
@@ -64,5 +70,5 @@ def catch_up() -> None:
 
 def register(broker: dramatiq.Broker) -> None:
     """Runs every minute; a minute after the scheduler starts, its downtime is accounted for."""
-    options = actor_options("default", RETRIES) | {"periodic": periodic(EVERY_MINUTE)}
+    options = actor_options("default", RETRIES) | {"periodic": periodic_option(EVERY_MINUTE)}
     make_actor(broker, catch_up, "catch_up", options)

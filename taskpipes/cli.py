@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from taskpipes import stargazers_cli
 from taskpipes.database import describe_error
+from taskpipes.runs import SUCCEEDED
 from taskpipes.settings import ConfigError
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
         outcome = run_tick(entry, args.at or datetime.now(UTC), timeout)
     print(format_outcome(outcome))
-    return 0 if outcome.status == "succeeded" else EXIT_FAILED
+    return 0 if outcome.status == SUCCEEDED else EXIT_FAILED
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -208,9 +209,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     )
     for outcome in outcomes:
-        if outcome.status != "succeeded":
+        if outcome.status != SUCCEEDED:
             print(format_outcome(outcome))
-    return 0 if counts["succeeded"] == len(outcomes) else EXIT_FAILED
+    return 0 if counts[SUCCEEDED] == len(outcomes) else EXIT_FAILED
 
 
 def declared_registry() -> Registry:
@@ -245,7 +246,7 @@ def warn_if_no_workers(queue: str) -> None:
 
 def format_outcome(outcome: object) -> str:
     from taskpipes.runner import Outcome
-    from taskpipes.runs import FINISHED, SUCCEEDED
+    from taskpipes.runs import FINISHED
 
     assert isinstance(outcome, Outcome)
     note = " (already done: nothing changed)" if outcome.already_done else ""
@@ -328,6 +329,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     if not broker_url:
         print(NO_BROKER, file=sys.stderr)
         return EXIT_USAGE
+    sending_registry()  # the application's actors declare their queues
     queues = dlq.declared_queues()
     if args.action == "list":
         letters = dlq.list_dead(broker_url, queues)

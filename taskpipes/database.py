@@ -41,9 +41,20 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
+# An engine a host application handed in (taskpipes.configure), instead of one we build.
+_given: Engine | None = None
+
+
+def use_engine(engine: Engine | None) -> None:
+    global _given
+    _given = engine
+    get_engine.cache_clear()
+    session_factory.cache_clear()
+
+
 @cache
 def get_engine() -> Engine:
-    return make_engine(get_settings().database_url)
+    return _given if _given is not None else make_engine(get_settings().database_url)
 
 
 @cache

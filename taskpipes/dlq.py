@@ -31,8 +31,7 @@ Action = Callable[[HeldMessage, dict[str, Any]], DeadLetter]
 
 
 def declared_queues() -> list[str]:
-    """Every queue the actors use, each with its `.XQ`."""
-    import actors  # noqa: F401  (the application's actors declare their queues)
+    """Every queue the registered actors use, each with its `.XQ`."""
     from taskpipes.registry import registry
 
     return sorted(registry.broker.get_declared_queues())

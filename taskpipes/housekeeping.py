@@ -16,9 +16,9 @@ from pika.exceptions import AMQPError
 
 from taskpipes import metrics, rabbit
 from taskpipes.pipeline import Retries
-from taskpipes.register import actor_options, make_actor, periodic
+from taskpipes.register import actor_options, make_actor
 from taskpipes.report import QueueDepth
-from taskpipes.schedule import EVERY_MINUTE
+from taskpipes.schedule import EVERY_MINUTE, periodic_option
 from taskpipes.settings import get_settings
 
 logger = logging.getLogger("taskpipes")
@@ -31,7 +31,7 @@ RETRIES = Retries(max=0, min_backoff_ms=1_000, max_backoff_ms=1_000, time_limit_
 
 
 def register(broker: dramatiq.Broker) -> None:
-    options = actor_options(QUEUE, RETRIES) | {"periodic": periodic(EVERY_MINUTE)}
+    options = actor_options(QUEUE, RETRIES) | {"periodic": periodic_option(EVERY_MINUTE)}
     make_actor(broker, observe_queues, "observe_queues", options)
 
 

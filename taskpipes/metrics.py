@@ -40,6 +40,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from taskpipes.runs import SUCCEEDED
 from taskpipes.settings import get_settings
 
 # Stage durations run from a 10 ms stage to a 10 minute one.
@@ -96,6 +97,11 @@ def _registry() -> dict[str, Any]:
             ["resource"],
             multiprocess_mode="mostrecent",
         ),
+        "rank_inversions": Gauge(
+            "taskpipes_github_rank_inversions",
+            "Pairs the last stored sort=stars answer listed out of order of its own counts",
+            multiprocess_mode="mostrecent",
+        ),
         "queue_messages": Gauge(
             "taskpipes_queue_messages",
             "RabbitMQ messages by queue and state",
@@ -119,7 +125,7 @@ def _registry() -> dict[str, Any]:
 def run_finished(pipeline: str, status: str, tick_ts: float, finished_ts: float) -> None:
     reg = _registry()
     reg["runs"].labels(pipeline, status).inc()
-    if status == "succeeded":
+    if status == SUCCEEDED:
         reg["last_success"].labels(pipeline).set(finished_ts)
         reg["tick_lag"].labels(pipeline).observe(max(0.0, finished_ts - tick_ts))
 
@@ -147,6 +153,11 @@ def github_ratelimit(resource: str, remaining: int, reset_ts: float) -> None:
     reg = _registry()
     reg["ratelimit_remaining"].labels(resource).set(remaining)
     reg["ratelimit_reset"].labels(resource).set(reset_ts)
+
+
+def github_rank_inversions(count: int) -> None:
+    """GitHub's search index lags the live counts it reports; a rise shows it lagging more."""
+    _registry()["rank_inversions"].set(count)
 
 
 def queue_depth(queue: str, state: str, count: int) -> None:

@@ -93,7 +93,7 @@ class CrashGuard(Middleware):
         logger.error("message %s: %s", message.message_id, reason)
         run_id = message.options.get(runs.RUN_OPTION)
         if run_id is not None:
-            complete_run(int(run_id), "dead", reason)
+            complete_run(int(run_id), runs.DEAD, reason)
         self._forget(message)
         message.fail()
         raise SkipMessage()

@@ -11,19 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import dramatiq
-from periodiq import CronSpec
 
 from taskpipes import stages, ticks
 from taskpipes.errors import PermanentError
 from taskpipes.pipeline import FanOut, Pipeline, Retries, Stage
-from taskpipes.schedule import Schedule
+from taskpipes.schedule import periodic_option
 from taskpipes.settings import get_settings
-
-
-def periodic(schedule: Schedule) -> CronSpec:
-    """The `periodic` option periodiq reads: the validated spec, never the raw string
-    (periodiq's own parse of a raw string never fires on Sunday written as 0)."""
-    return schedule.spec
 
 
 def make_actor(
@@ -47,7 +40,7 @@ def actor_options(queue: str, retries: Retries) -> dict[str, Any]:
 def pipeline_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> None:
     options = actor_options(pipeline.queue_name, pipeline.retries)
     if pipeline.schedule is not None:
-        options |= {"periodic": periodic(pipeline.schedule), "schedule": pipeline.schedule}
+        options |= {"periodic": periodic_option(pipeline.schedule), "schedule": pipeline.schedule}
 
     def tick(tick: str | None = None, explicit: bool = False, **tick_options: Any) -> None:
         ticks.start_tick(pipeline, tick, explicit, tick_options)

@@ -37,6 +37,8 @@ class Registry:
             if known is not None and known is not pipeline:
                 raise ValueError(f"pipeline {pipeline.name!r} is declared twice")
             self._declared[pipeline.name] = pipeline
+            if known is None and self._broker is not None:
+                self._register(self._broker, self.get(pipeline.name))
 
     @property
     def declared(self) -> list[Pipeline]:
@@ -65,14 +67,21 @@ class Registry:
         return sorted(p.name for p in self.pipelines if p.computes_past)
 
     def register(self, broker: dramatiq.Broker) -> None:
-        """Build every declared pipeline's actors, and the kit's own, on `broker`."""
-        from taskpipes import catchup, housekeeping, register
+        """Build every declared pipeline's actors, and the kit's own, on `broker`; a
+        pipeline declared later gets its actors as it is declared."""
+        from taskpipes import catchup, housekeeping
 
         self._broker = broker
         for pipeline in self.pipelines:
-            register.pipeline_actors(broker, pipeline)
+            self._register(broker, pipeline)
         catchup.register(broker)
         housekeeping.register(broker)
+
+    @staticmethod
+    def _register(broker: dramatiq.Broker, pipeline: Pipeline) -> None:
+        from taskpipes import register
+
+        register.pipeline_actors(broker, pipeline)
 
     @property
     def broker(self) -> dramatiq.Broker:

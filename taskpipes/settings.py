@@ -1,7 +1,8 @@
 """Settings: the one place that reads the environment.
 
 Everything else asks `get_settings()`; tests and subprocesses change behaviour by changing
-the environment before the process starts, never by poking module globals.
+the environment before the process starts, never by poking module globals. A host
+application may hand in its own Settings instead (`taskpipes.configure`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,16 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     )
 
 
+# Settings a host application handed in (taskpipes.configure), instead of the environment's.
+_given: Settings | None = None
+
+
+def use_settings(settings: Settings | None) -> None:
+    global _given
+    _given = settings
+    get_settings.cache_clear()
+
+
 @cache
 def get_settings() -> Settings:
-    return load_settings(os.environ)
+    return _given if _given is not None else load_settings(os.environ)

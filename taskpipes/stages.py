@@ -206,14 +206,6 @@ def run_closed(run: Run) -> None:
     )
 
 
-def redeliver_later(run_id: int, delay_s: float) -> None:
-    """Send the current message again after `delay_s` without spending a retry."""
-    message = CurrentMessage.get_current_message()
-    assert message is not None, "redeliver_later runs inside an actor"
-    actor = dramatiq.get_broker().get_actor(message.actor_name)
-    hand_off(actor, run_id, delay_s=delay_s)
-
-
 def close_fan_out(run_id: int, stage: str, done: Callable[[Session], int | None]) -> bool:
     """Close a fan-out stage and its run once `done(session)` says every part is done
     (rows written) rather than None; any part may ask, often. True when this call closed."""

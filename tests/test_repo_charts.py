@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from db.models import LatestRanking, RepoChart, Repository, RollupState
+from pipelines.page_data import ChartData, chart_data
 from taskpipes import registry
 from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
 from taskpipes.runner import run_tick
-from taskpipes.web.views import ChartData, chart_data
 
 T = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 

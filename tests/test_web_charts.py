@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipelines.buckets import BUCKET, Bucket, Close, Point, coarsen, points_between
-from taskpipes.web.charts import (
+from pipelines.charts import (
     Frame,
     entity_tag,
     evenly,
@@ -19,7 +19,7 @@ from taskpipes.web.charts import (
     sparkline_points,
     tag_matches,
 )
-from taskpipes.web.reads import spaced
+from pipelines.history_reads import spaced
 
 T = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 

@@ -9,29 +9,25 @@ the newest 1h or 1d point may therefore cover only the part of its bucket before
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
-from sqlalchemy import Connection, Subquery, func, literal, select, text, union_all
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from db.models import STATE_ID, Repository, RollupBucket, RollupState
-from pipelines.buckets import BUCKET, HISTORY_BUCKETS, Close, Point, floor_to, points_between
+from db.models import STATE_ID, Repository, RollupState
+from pipelines.buckets import HISTORY_BUCKETS, Point
+from pipelines.history_reads import minus, read_points
 from taskpipes.api.deps import SessionDep
 from taskpipes.api.schemas import NotFound
-from taskpipes.models import UTCDateTime
 
 router = APIRouter()
 
 BucketName = Literal["15m", "1h", "1d"]
 # Without `since`, a history covers this long before `until`.
 DEFAULT_SPAN = timedelta(days=7)
-# At most this many points per answer: the newest ones.
-MAX_POINTS = 2000
 # repositories.full_name is at most this long; longer names cannot exist.
 MAX_FULL_NAME = 200
 
@@ -105,84 +101,6 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def read_points(
-    connection: Connection, repo_id: int, size: timedelta, since: datetime, until: datetime
-) -> list[Point]:
-    """The newest points of `size` starting in [since, until), oldest first, at most
-    MAX_POINTS. 15-minute points are rows of one index range scan; 1h and 1d points come
-    from one index probe per bucket boundary (what pipelines.buckets.coarsen would merge,
-    without reading every 15-minute row in between)."""
-    since = max(since, minus(until, size * MAX_POINTS))
-    if since >= until:
-        return []
-    if size == BUCKET:
-        rows = connection.execute(
-            select(RollupBucket.bucket_start, RollupBucket.stars, RollupBucket.stars_gained)
-            .where(
-                RollupBucket.repo_id == repo_id,
-                RollupBucket.bucket_start >= since,
-                RollupBucket.bucket_start < until,
-            )
-            .order_by(RollupBucket.bucket_start)
-        )
-        return [Point(*row) for row in rows]
-    bounds = bucket_bounds(size, since, until)
-    return points_between(bounds, bucket_closes(connection, repo_id, bounds))
-
-
-def bucket_bounds(size: timedelta, since: datetime, until: datetime) -> list[datetime]:
-    """The starts of the `size` buckets that begin in [since, until), then `until`."""
-    start = floor_to(since, size)
-    start += size if start < since else timedelta()
-    bounds = []
-    while start < until:
-        bounds.append(start)
-        start += size
-    return [*bounds, until]
-
-
-def moments_table(connection: Connection, moments: Sequence[datetime]) -> Subquery:
-    """The moments as a one-column table `at`. PostgreSQL gets one array parameter: a
-    UNION ALL of 120 SELECTs costs it milliseconds to plan; SQLite plans that in microseconds.
-    """
-    if connection.dialect.name == "postgresql":
-        naive = [m.astimezone(UTC).replace(tzinfo=None) for m in moments]
-        unnest = text("SELECT unnest(CAST(:moments AS timestamp[])) AS at")
-        return unnest.bindparams(moments=naive).columns(at=UTCDateTime()).subquery("moments")
-    arms = [select(literal(m, UTCDateTime()).label("at")) for m in moments]
-    return (union_all(*arms) if len(arms) > 1 else arms[0]).subquery("moments")
-
-
-def bucket_closes(
-    connection: Connection, repo_id: int, moments: Sequence[datetime]
-) -> list[Close | None]:
-    """For each moment, the repository's latest 15-minute bucket starting before it: one
-    index probe per moment, in one statement."""
-    if not moments:
-        return []
-    at = moments_table(connection, moments)
-    inner = aliased(RollupBucket)
-    latest = (
-        select(func.max(inner.bucket_start))
-        .where(inner.repo_id == repo_id, inner.bucket_start < at.c.at)
-        .correlate(at)
-        .scalar_subquery()
-    )
-    rows = connection.execute(
-        select(RollupBucket.bucket_start, RollupBucket.stars)
-        .where(
-            RollupBucket.repo_id == repo_id,
-            RollupBucket.bucket_start.in_(select(latest).select_from(at)),
-        )
-        .order_by(RollupBucket.bucket_start)
-    ).all()
-    closes = [Close(*row) for row in rows]
-    starts = [close.start for close in closes]
-    # The latest close starting before each moment: the one left of its insertion point.
-    found = (bisect_left(starts, moment) for moment in moments)
-    return [closes[i - 1] if i else None for i in found]
-
-
 def as_utc(moment: datetime) -> datetime:
     """A query time in UTC (no zone means UTC), clamped to what datetime can hold."""
     if moment.tzinfo is None:
@@ -195,10 +113,3 @@ def as_utc(moment: datetime) -> datetime:
             if moment.year == 1
             else datetime.max.replace(tzinfo=UTC)
         )
-
-
-def minus(moment: datetime, span: timedelta) -> datetime:
-    try:
-        return moment - span
-    except OverflowError:
-        return datetime.min.replace(tzinfo=UTC)

@@ -21,6 +21,7 @@ from periodiq import CronSpec
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from pipelines.charts import age_text, entity_tag, moment_text, seconds_until, tag_matches
 from pipelines.trending import WINDOWS
 from taskpipes.api.deps import read_connection
 from taskpipes.api.history import find_repository
@@ -31,7 +32,6 @@ from taskpipes.report import PipelineStatus
 from taskpipes.schedule import floor_tick
 from taskpipes.status import freshness
 from taskpipes.web import reads, views
-from taskpipes.web.charts import age_text, entity_tag, moment_text, seconds_until, tag_matches
 
 router = APIRouter(include_in_schema=False)
 

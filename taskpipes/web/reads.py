@@ -8,7 +8,6 @@ the (repo_id, bucket_start) key, on the snapshots' (tick, ...) key, or a star_da
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,16 +20,13 @@ from db.models import (
     LanguageStat,
     LatestRanking,
     RepoChart,
-    RollupBucket,
     RollupState,
-    Snapshot,
     Sparkline,
     StarDay,
     StargazerCursor,
     TrendingEntry,
 )
-from taskpipes.api.history import moments_table
-from taskpipes.web.charts import evenly
+from pipelines.charts import evenly
 
 
 @dataclass(frozen=True)
@@ -106,39 +102,6 @@ def ranking_of(connection: Connection, repo_id: int) -> tuple[int, int] | None:
         select(LatestRanking.rank, LatestRanking.stars).where(LatestRanking.repo_id == repo_id)
     ).first()
     return None if row is None else (row.rank, row.stars)
-
-
-def spaced(start: datetime, end: datetime, most: int) -> list[datetime]:
-    """At most `most` moments from `start` to `end`, evenly spread to the minute."""
-    minutes = max(0, int((end - start) / timedelta(minutes=1)))
-    return [start + timedelta(minutes=m) for m in evenly(0, minutes, most)][:-1] + [end]
-
-
-def ranks_at(
-    connection: Connection, repo_id: int, moments: Sequence[datetime]
-) -> list[tuple[datetime, int]]:
-    """(tick, rank) at the latest snapshot tick at or before each moment, for the moments
-    whose snapshot holds the repository: two index probes per moment, in one statement."""
-    if not moments:
-        return []
-    at = moments_table(connection, moments)
-    inner = aliased(Snapshot)
-    tick = select(func.max(inner.tick)).where(inner.tick <= at.c.at).correlate(at).scalar_subquery()
-    rows = connection.execute(
-        select(Snapshot.tick, Snapshot.rank)
-        .where(Snapshot.repo_id == repo_id, Snapshot.tick.in_(select(tick).select_from(at)))
-        .order_by(Snapshot.tick)
-    )
-    return [(row.tick, row.rank) for row in rows]
-
-
-def first_bucket(connection: Connection, repo_id: int) -> datetime | None:
-    return connection.scalar(
-        select(RollupBucket.bucket_start)
-        .where(RollupBucket.repo_id == repo_id)
-        .order_by(RollupBucket.bucket_start)
-        .limit(1)
-    )
 
 
 def stargazer_cursor(connection: Connection, repo_id: int) -> StargazerCursor | None:
