@@ -13,11 +13,15 @@ import yaml
 from sqlalchemy import create_engine, select
 
 from taskpipes import deploy
+from taskpipes.database import begin
 from taskpipes.models import Run
+from taskpipes.runner import run_tick
+from tests.app import wait_for_run
+from tests.handmade import at
 from tests.processes import scheduler, service_env, taskpipes, workers
 from tests.queues import wait_until
 from tests.test_deploy import DASHBOARDS, PROMETHEUS, declared
-from tests.test_language_stats import served, stored_history
+from tests.test_language_stats import TICK, served, stored_history
 
 # The totals of tests.test_language_stats's history at its newest snapshot, as the API says.
 EXPECTED = [
@@ -129,7 +133,26 @@ def test_its_declaration_alone_gives_it_an_alert_cases_and_a_dashboard_series() 
     ]  # fmt: skip
 
 
-def test_the_catch_up_pass_covers_it() -> None:
+def test_the_catch_up_pass_covers_it(app_env, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    import actors  # noqa: F401  (the in-process broker, to which catch-up sends)
     from taskpipes import registry
+    from taskpipes.catchup import catch_up_pipeline
 
-    assert "language_stats" in [pipeline.name for pipeline in registry.scheduled()]
+    # Given language_stats ran its 12:00 tick, and nothing ran after it
+    stored_history(app_env, sqlite_url)
+    assert run_tick(registry.get("language_stats"), TICK, 60).status == "succeeded"
+
+    # When the catch-up pass looks at 13:35
+    planned = catch_up_pipeline(registry.get("language_stats"), at("2026-08-21 13:35"))
+
+    # Then, by its `latest` policy, it sent the newest missed tick (which the in-process
+    # workers run) and recorded the others as skipped
+    assert planned == (1, 2)
+    assert wait_for_run("language_stats", at("2026-08-21 13:30")).status == "succeeded"
+    with begin() as session:
+        ticks = session.execute(
+            select(Run.tick, Run.status).where(Run.pipeline == "language_stats")
+        ).all()
+    assert {tick.strftime("%H:%M"): status for tick, status in ticks} == {
+        "12:00": "succeeded", "12:30": "skipped", "13:00": "skipped", "13:30": "succeeded"
+    }  # fmt: skip
