@@ -197,7 +197,7 @@ def test_malformed_json_fails_the_run_and_keeps_stored_data(
     assert after[:3] == before[:3]
 
 
-@pytest.mark.parametrize("fault", ["incomplete_results", "duplicate_id"])
+@pytest.mark.parametrize("fault", ["incomplete_results", "duplicate_id", "short_page"])
 def test_a_suspect_answer_is_fetched_again(app_env, sqlite_url, simulator, fault) -> None:
     app_env(sqlite_url)
     simulator.add_fault("search", fault)
