@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -13,6 +13,7 @@ from db import migrate
 from db.models import Run, Snapshot
 from db.session import begin, get_engine, session_factory
 from pipelines import runs
+from pipelines.schedule import floor_tick
 from taskpipes.settings import get_settings
 
 
@@ -33,6 +34,14 @@ def configure(
         monkeypatch.setenv(key, value)
     reset_caches()
     migrate.upgrade(database_url)
+
+
+def latest_tick(pipeline: str = "github_top") -> datetime:
+    """The pipeline's newest tick as of now, read when a test runs, never at import: a tick
+    taken when the file loads is stale by the time a long suite reaches the test."""
+    from actors.registry import get_pipeline
+
+    return floor_tick(get_pipeline(pipeline).schedule.spec, datetime.now(UTC))
 
 
 def snapshot_count() -> int:
