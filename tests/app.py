@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from dramatiq import Broker, Message, Middleware
 from sqlalchemy import func, select
 
 import actors
@@ -42,6 +46,25 @@ def latest_tick(pipeline: str = "github_top") -> datetime:
     from actors.registry import get_pipeline
 
     return floor_tick(get_pipeline(pipeline).schedule.spec, datetime.now(UTC))
+
+
+@contextmanager
+def retry_counts(actor_name: str) -> Iterator[list[int]]:
+    """The `retries` option of each delivery of `actor_name` on the in-process broker, in
+    order: a retry shows as a count one higher than the delivery before."""
+    seen: list[int] = []
+
+    class RecordRetries(Middleware):
+        def before_process_message(self, broker: Broker, message: Message[Any]) -> None:
+            if message.actor_name == actor_name:
+                seen.append(message.options.get("retries", 0))
+
+    recorder = RecordRetries()
+    actors.broker.middleware.append(recorder)
+    try:
+        yield seen
+    finally:
+        actors.broker.middleware.remove(recorder)
 
 
 def snapshot_count() -> int:

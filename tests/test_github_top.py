@@ -17,7 +17,7 @@ from taskpipes import metrics
 from taskpipes.githubsim import Simulator
 from taskpipes.runner import Outcome, run_tick
 from taskpipes.settings import get_settings
-from tests.app import snapshot_count
+from tests.app import retry_counts, snapshot_count
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 TIMEOUT_S = 60
@@ -99,30 +99,54 @@ def test_stars_gained_is_null_for_a_newcomer(app_env, sqlite_url, simulator) -> 
     assert all(r.stars_gained is not None for r in ranking if r.repo_id in ids_early)
 
 
-def test_rate_limit_403_waits_for_the_reset_then_succeeds(app_env, sqlite_url, simulator) -> None:
-    app_env(sqlite_url)
-    simulator.add_fault("search", "rate_limit_403", reset_in=2)
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ordinary fetch retry after 0.1-0.2 s, so only a wait GitHub named lasts longer.
+    (The actors read TASKPIPES_RETRY_MIN_BACKOFF_MS at import, before any test.)"""
+    monkeypatch.setitem(actors.github_top.github_top_fetch.options, "min_backoff", 100)
 
-    outcome = run_at(simulator, T0)
+
+def seconds_to_first_answer(run_id: int) -> float:
+    """From the run's start to the stored 200 answer, on the timestamps the run recorded."""
+    with begin() as session:
+        run = session.get_one(Run, run_id)
+        fetched = session.scalars(select(RawResponse.fetched_at)).one()
+    return (fetched - run.started_at).total_seconds()
+
+
+def test_rate_limit_403_waits_for_the_reset_then_succeeds(
+    app_env, sqlite_url, simulator, quick_retries
+) -> None:
+    app_env(sqlite_url)
+    # The reset is 2-3 s away (whole epoch seconds), far longer than an ordinary retry
+    simulator.add_fault("search", "rate_limit_403", reset_in=3)
+
+    with retry_counts("github_top_fetch") as retries:
+        outcome = run_at(simulator, T0)
 
     assert outcome.status == "succeeded", outcome.error
     counts = simulator.requests()["counts"]["search"]["by_status"]
     assert counts == {"403": 1, "200": 1}
-    with begin() as session:
-        run = session.get_one(Run, outcome.run_id)
-        fetched = session.scalars(select(RawResponse.fetched_at)).one()
-    assert fetched - run.started_at >= timedelta(seconds=1)
+    assert seconds_to_first_answer(outcome.run_id) >= 1.5
+    # Sent again after the wait, without spending a retry
+    assert retries == [0, 0]
 
 
-def test_retry_after_429_and_a_500_are_retried(app_env, sqlite_url, simulator) -> None:
+def test_retry_after_429_and_a_500_are_retried(
+    app_env, sqlite_url, simulator, quick_retries
+) -> None:
     app_env(sqlite_url)
-    simulator.add_fault("search", "rate_limit_429", retry_after=1)
+    simulator.add_fault("search", "rate_limit_429", retry_after=2)
     simulator.add_fault("search", "server_error")
 
-    outcome = run_at(simulator, T0)
+    with retry_counts("github_top_fetch") as retries:
+        outcome = run_at(simulator, T0)
 
     assert outcome.status == "succeeded", outcome.error
     assert simulator.requests()["counts"]["search"]["by_status"] == {"429": 1, "500": 1, "200": 1}
+    assert seconds_to_first_answer(outcome.run_id) >= 1.5
+    # The 429 is waited out for free; only the 500 spends a retry
+    assert retries == [0, 0, 1]
 
 
 def test_malformed_json_fails_the_run_and_keeps_stored_data(
