@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -36,7 +35,6 @@ from db.session import begin
 from pipelines import spread
 from pipelines.errors import InvalidPayload
 from pipelines.star_history import Stargazer, daily_cumulative, every, parse_stargazers
-from taskpipes.api.app import create_app
 from taskpipes.cli import main as cli_main
 from taskpipes.githubsim import Simulator
 from taskpipes.runner import Outcome, run_tick
@@ -215,17 +213,19 @@ def test_events_match_the_simulator_and_reruns_add_only_new_stars(
     assert cursor(REPO).next_page == 14
 
 
-def test_star_history_api(app_env, sqlite_url, simulator) -> None:
+def test_star_history_api(app_env, sqlite_url, simulator, api_server: str) -> None:
     app_env(sqlite_url)
     clock_at_stars(simulator, REPO, 1234)
     asked = datetime.now(UTC)
     assert run_stargazers(TICK, repo=REPO, **FAST).status == "succeeded"
-    client = TestClient(create_app())
 
-    daily = client.get(f"/api/repos/{REPO}/stars", params={"step": "1d"})
-    weekly = client.get(f"/api/repos/{REPO.upper()}/stars?step=7d")
-    unknown = client.get("/api/repos/nobody/nothing/stars")
-    bad_step = client.get(f"/api/repos/{REPO}/stars?step=2h")
+    def get(path: str, **params: str) -> requests.Response:
+        return requests.get(f"{api_server}{path}", params=params, timeout=10)
+
+    daily = get(f"/api/repos/{REPO}/stars", step="1d")
+    weekly = get(f"/api/repos/{REPO.upper()}/stars", step="7d")
+    unknown = get("/api/repos/nobody/nothing/stars")
+    bad_step = get(f"/api/repos/{REPO}/stars", step="2h")
 
     assert daily.status_code == 200
     body = daily.json()
@@ -248,7 +248,9 @@ def test_star_history_api(app_env, sqlite_url, simulator) -> None:
     assert bad_step.status_code == 422
 
 
-def test_the_400_page_cap_gives_complete_false(app_env, database_url, simulator) -> None:
+def test_the_400_page_cap_gives_complete_false(
+    app_env, database_url, simulator, api_server: str
+) -> None:
     # Given a repository with more stars than GitHub lists (400 pages of 100)
     app_env(database_url)
     clock_at_stars(simulator, REPO, 40_050)
@@ -260,7 +262,7 @@ def test_the_400_page_cap_gives_complete_false(app_env, database_url, simulator)
     assert run_state(outcome.run_id).planned_pages == 400
     listed = simulator_events(simulator, REPO)
     assert len(listed) == 40_000 and stored_events() == listed
-    history = TestClient(create_app()).get(f"/api/repos/{REPO}/stars").json()
+    history = requests.get(f"{api_server}/api/repos/{REPO}/stars", timeout=10).json()
     assert history["complete"] is False
     assert history["points"][-1]["stars"] == 40_000
     assert datetime.fromisoformat(history["as_of"]) == max(t for _, t in listed)
