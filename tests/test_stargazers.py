@@ -102,17 +102,35 @@ def test_parse_stargazers() -> None:
         parse_stargazers({"message": "Not Found"}, "p")
 
 
-@given(
-    st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(),
-        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
-    )
+JUNK = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda c: st.lists(c) | st.dictionaries(st.text(), c),
 )
+# Entries close to real ones: each part may be right or junk, so every check is reached.
+ENTRIES = st.fixed_dictionaries(
+    {
+        "starred_at": st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat())
+        | st.datetimes().map(lambda d: d.isoformat())
+        | JUNK,
+        "user": st.fixed_dictionaries({"id": st.integers(-2, 10**9) | JUNK}) | JUNK,
+    }
+)
+
+
+@given(JUNK | st.lists(ENTRIES | JUNK, max_size=4))
 def test_parse_stargazers_rejects_any_junk_cleanly(payload: object) -> None:
     try:
-        parse_stargazers(payload, "p")
-    except InvalidPayload:
-        pass
+        parsed = parse_stargazers(payload, "page 3")
+    except InvalidPayload as exc:
+        # One line naming the page (and the entry, for an entry's fault)
+        assert str(exc).startswith("page 3") and "\n" not in str(exc), str(exc)
+    else:
+        # Only a list of valid entries gets here: each kept, in order, in UTC
+        assert isinstance(payload, list) and len(parsed) == len(payload)
+        for entry, star in zip(payload, parsed, strict=True):
+            assert star.user_id == entry["user"]["id"] > 0
+            assert star.starred_at.utcoffset() == timedelta(0)
+            assert star.starred_at == datetime.fromisoformat(entry["starred_at"])
 
 
 # --- end to end -------------------------------------------------------------------------
