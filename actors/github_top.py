@@ -52,7 +52,7 @@ def github_top_normalize(run_id: int) -> None:
             pipeline.PIPELINE,
             "normalize",
             run_id,
-            lambda: len(pipeline.normalize(run_id)),
+            lambda: len(pipeline.normalize(run_id).records),
             github_top_store,
             deferrable=(SuspectSnapshot,),
         )
