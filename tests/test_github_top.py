@@ -207,8 +207,9 @@ def test_a_suspect_answer_is_fetched_again(app_env, sqlite_url, simulator, fault
 
     assert outcome.status == "succeeded", outcome.error
     assert snapshot_count() == 100
-    with begin() as session:
-        assert session.scalar(select(func.count()).select_from(RawResponse)) == 2
+    # Fetched again once, SUSPECT_REFETCH_S after the suspect answer
+    gaps = fetch_gaps()
+    assert len(gaps) == 1 and gaps[0] >= actors.github_top.SUSPECT_REFETCH_S, gaps
 
 
 def test_a_persistently_suspect_answer_fails_without_storing(
@@ -222,7 +223,19 @@ def test_a_persistently_suspect_answer_fails_without_storing(
 
     assert outcome.status == "failed"
     assert "incomplete_results" in (outcome.error or "")
+    assert "3 suspect answers in a row" in (outcome.error or "")
     assert snapshot_count() == 0
+    # Three fetches, two pages each, the second 5 s and the third 10 s after the one before
+    assert simulator.requests()["counts"]["search"]["total"] == 6
+    gaps = fetch_gaps()
+    assert len(gaps) == 2 and gaps[0] >= 5 and gaps[1] >= 10, gaps
+
+
+def fetch_gaps() -> list[float]:
+    """Seconds between the stored answers of the run's fetches, oldest first."""
+    with begin() as session:
+        fetched = sorted(session.scalars(select(RawResponse.fetched_at)))
+    return [(b - a).total_seconds() for a, b in zip(fetched, fetched[1:], strict=False)]
 
 
 class FailFirstSend(dramatiq.Middleware):
