@@ -48,3 +48,22 @@ def test_without_a_token_no_authorization_is_sent() -> None:
 
     assert "authorization" not in headers
     assert headers["user-agent"].startswith("taskpipes/")
+
+
+def test_a_stargazer_page_asked_with_its_etag_is_a_free_304(simulator) -> None:
+    # GitHub answers If-None-Match on stargazer pages (weak ETags, W/"..."); search answers
+    # carry none, so this is where a 304 can really come back.
+    client = GitHubClient(simulator.url, None, 5)
+    url = "/repos/axios/axios/stargazers?per_page=100&page=1"
+    try:
+        first = client.get("stargazers", url, accept=STAR_JSON)
+        assert first.status == 200 and first.payload and first.etag
+        weak = first.etag if first.etag.startswith("W/") else f"W/{first.etag}"
+        again = [
+            client.get("stargazers", url, etag=tag, accept=STAR_JSON) for tag in (first.etag, weak)
+        ]
+    finally:
+        client.close()
+
+    assert [(p.status, p.payload, p.etag) for p in again] == [(304, None, first.etag)] * 2
+    assert simulator.requests()["counts"]["stargazers"]["by_status"] == {"200": 1, "304": 2}
