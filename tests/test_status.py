@@ -175,9 +175,9 @@ def test_stub_depths_count_ready_delayed_and_dead_messages() -> None:
     assert stub_depths(broker) == {"jobs": QueueDepth(ready=1, delayed=1, dead=1)}
 
 
-def broker_state(broker: StubBroker) -> tuple[set[str], dict[str, int]]:
+def broker_state(broker: StubBroker) -> tuple[set[str], set[str], dict[str, int]]:
     dead = {queue: len(letters) for queue, letters in broker.dead_letters_by_queue.items()}
-    return set(broker.queues), {queue: n for queue, n in dead.items() if n}
+    return set(broker.queues), set(broker.delay_queues), {q: n for q, n in dead.items() if n}
 
 
 def test_observe_queues_sets_the_gauge_with_the_in_process_broker() -> None:
@@ -205,6 +205,7 @@ def test_observe_queues_sets_the_gauge_with_the_in_process_broker() -> None:
         broker.dead_letters_by_queue.pop("observed", None)
         for queue in ("observed", dq_name("observed")):
             broker.queues.pop(queue, None)
+        broker.delay_queues.discard(dq_name("observed"))
     assert broker_state(broker) == before
 
 
