@@ -78,6 +78,22 @@ def _check_database_url(url: str) -> str:
     return url
 
 
+def _check_metrics_dir(env: Mapping[str, str]) -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR, which must be dramatiq_prom_db's directory when that is set:
+    prometheus_client picks in-memory metrics at import unless the variable is already set,
+    so the worker children would keep every taskpipes metric to themselves and dramatiq's
+    exporter, reading dramatiq_prom_db, would show none of them."""
+    directory = env.get("PROMETHEUS_MULTIPROC_DIR") or None
+    prom_db = env.get("dramatiq_prom_db") or None
+    if prom_db and directory != prom_db:
+        raise ConfigError(
+            f"dramatiq_prom_db is {prom_db!r} but PROMETHEUS_MULTIPROC_DIR is "
+            f"{'unset' if directory is None else repr(directory)}: set both to the same "
+            "directory, or the workers' taskpipes metrics never reach dramatiq's exporter"
+        )
+    return directory
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build settings from an environment mapping, failing with the variable's name."""
     overrides = {
@@ -99,7 +115,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             _positive_number(env, "TASKPIPES_RETRY_MIN_BACKOFF_MS", 2000, int)
         ),
         metrics_host=env.get("TASKPIPES_METRICS_HOST") or "0.0.0.0",
-        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        metrics_dir=_check_metrics_dir(env),
     )
 
 
