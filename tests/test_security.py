@@ -27,6 +27,9 @@ from taskpipes.githubsim.hostile import HOSTILE_DESCRIPTION, HOSTILE_FULL_NAME, 
 from taskpipes.runner import run_tick
 from tests.app import configure, reset_caches
 from tests.conftest import SIM_LIMITS
+from tests.processes import VENV_BIN, free_port, process, scrape, service_env
+from tests.processes import taskpipes as run_taskpipes
+from tests.queues import wait_until
 from tests.test_web import chromium, nu_validator_errors  # noqa: F401 (a fixture)
 
 _NOW = datetime.now(UTC)
@@ -208,3 +211,27 @@ def test_error_bodies_quote_at_most_a_line_of_the_input(site: str) -> None:
         quoted = re.findall(r"x{20,}|9{20,}", answer.text)
         assert quoted and sum(map(len, quoted)) <= ECHO_BUDGET, path
         assert re.search(r"… \(\d+ characters\)", answer.text), path  # and says it cut
+
+
+def test_metrics_can_move_off_the_api_port(tmp_path: Path) -> None:
+    # Given `taskpipes serve` told to serve /metrics on a port of its own
+    api_port, metrics_port = free_port(), free_port()
+    env = service_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'taskpipes.db'}")
+    assert run_taskpipes(["db", "upgrade"], env).returncode == 0
+    command = [str(VENV_BIN / "taskpipes"), "serve", "--port", str(api_port)]
+    command += ["--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port)]
+    with process(command, env, tmp_path / "serve.log"):
+        api = f"http://127.0.0.1:{api_port}"
+        wait_until(lambda: reachable(f"{api}/healthz"), 60, "taskpipes serve")
+        # Then the API answers, its port has no /metrics, and the other port has them all
+        assert get(api, "/api/top").status_code == 200
+        assert get(api, "/metrics").status_code == 404
+        text = scrape(metrics_port)
+    assert 'taskpipes_api_request_duration_seconds_count{code="200",route="/api/top"}' in text
+
+
+def reachable(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
