@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from urllib.parse import urlsplit
 
 # The default database is a file next to where taskpipes runs, so `make run` needs nothing.
 DEFAULT_DATABASE_URL = "sqlite:///taskpipes.db"
@@ -64,7 +65,21 @@ def _check_broker_url(url: str | None) -> str | None:
         raise ConfigError(
             f"BROKER_URL must start with amqp:// or amqps://, got scheme {url.split(':')[0]!r}"
         )
+    if url:
+        _check_parts("BROKER_URL", url)
     return url or None
+
+
+def _check_parts(name: str, url: str) -> None:
+    """A URL that cannot be taken apart, named by its broken part: the URL itself is never
+    quoted, since it holds a password."""
+    try:
+        urlsplit(url).port  # noqa: B018 (parsing the port is the check)
+    except ValueError as exc:
+        problem = (
+            "an unclosed '[' in its host" if "IPv6" in str(exc) else "a port that is not 0-65535"
+        )
+        raise ConfigError(f"{name} is malformed: {problem}") from None
 
 
 def _check_database_url(url: str) -> str:
@@ -75,6 +90,7 @@ def _check_database_url(url: str) -> str:
         )
     if url.startswith("sqlite") and url.rstrip("/") in ("sqlite:", "sqlite:///:memory:"):
         raise ConfigError("DATABASE_URL must name a SQLite file: workers run in other threads")
+    _check_parts("DATABASE_URL", url)
     return url
 
 

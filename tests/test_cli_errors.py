@@ -21,8 +21,10 @@ USAGE, FAILED = 2, 1
 RANGE = ["--from", "2026-08-21T00:00Z", "--to", "2026-08-21T01:00Z"]
 BACKWARDS = ["--from", "2026-08-21T01:00Z", "--to", "2026-08-21T00:00Z"]
 # Nothing listens there: connection refused at once.
-NO_BROKER = "amqp://guest:guest@127.0.0.1:1/"
-NO_POSTGRES = "postgresql+psycopg://taskpipes:secret@127.0.0.1:1/taskpipes"
+NO_BROKER = "amqp://guest:pwMARKER@127.0.0.1:1/"
+NO_POSTGRES = "postgresql+psycopg://taskpipes:pwMARKER@127.0.0.1:1/taskpipes"
+# In every password above and below: it never shows in what a command says.
+PASSWORD_MARK = "pwMARKER"
 
 # (case id, arguments, environment, exit code, what stderr must name)
 CASES = [
@@ -48,6 +50,27 @@ CASES = [
     ("db-url-scheme", ["db", "upgrade"], {"DATABASE_URL": "mysql://x/y"}, USAGE, "DATABASE_URL"),
     ("db-url-memory", ["status"], {"DATABASE_URL": "sqlite://"}, USAGE, "DATABASE_URL"),
     ("broker-url-scheme", ["status"], {"BROKER_URL": "redis://x"}, USAGE, "BROKER_URL"),
+    (
+        "db-url-port",
+        ["db", "upgrade"],
+        {"DATABASE_URL": "postgresql+psycopg://u:pwMARKER@db:port/x"},
+        USAGE,
+        "DATABASE_URL is malformed: a port",
+    ),
+    (
+        "db-url-host",
+        ["status"],
+        {"DATABASE_URL": "postgresql+psycopg://u:pwMARKER@[db/x"},
+        USAGE,
+        "DATABASE_URL is malformed: an unclosed '['",
+    ),
+    (
+        "broker-url-port",
+        ["run", "rollup"],
+        {"BROKER_URL": "amqp://u:pwMARKER@rabbit:99999/"},
+        USAGE,
+        "BROKER_URL is malformed: a port",
+    ),
     (
         "cron-override",
         ["run", "rollup"],
@@ -130,6 +153,7 @@ def assert_one_line(result: subprocess.CompletedProcess[str], code: int, named: 
     assert (result.returncode, len(lines)) == (code, 1), result.stderr[-2000:]
     assert named in lines[0], lines[0]
     assert "Traceback" not in result.stdout + result.stderr
+    assert PASSWORD_MARK not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
