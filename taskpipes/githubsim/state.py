@@ -15,6 +15,7 @@ from taskpipes.githubsim.hostile import hostile_record
 from taskpipes.githubsim.names import RepoNames
 from taskpipes.githubsim.ratelimit import RateLimiter
 from taskpipes.githubsim.requestlog import RequestLog
+from taskpipes.githubsim.searchindex import SearchIndex
 
 
 class SimState:
@@ -28,6 +29,7 @@ class SimState:
         self.faults = FaultBook()
         self.limiter = RateLimiter(search_limit=search_limit, core_limit=core_limit)
         self.log = RequestLog()
+        self.index = SearchIndex()
         # Set to wake stalled requests on reset/close; replaced so later stalls still sleep.
         self.wakeup = threading.Event()
 
@@ -37,6 +39,7 @@ class SimState:
         self.faults.clear()
         self.limiter.reset()
         self.log.reset()
+        self.index.reset()
         self.wake_stalled()
 
     def wake_stalled(self) -> None:
