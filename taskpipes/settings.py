@@ -7,7 +7,7 @@ the environment before the process starts, never by poking module globals.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from urllib.parse import urlsplit
@@ -133,6 +133,18 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         metrics_host=env.get("TASKPIPES_METRICS_HOST") or "0.0.0.0",
         metrics_dir=_check_metrics_dir(env),
     )
+
+
+def check_override_names(settings: Settings, pipelines: Iterable[str]) -> None:
+    """A schedule override for a pipeline that does not exist is a typo that changes nothing:
+    refused, so that it does not pass for the override it was meant to be."""
+    known = sorted(pipelines)
+    unknown = sorted(set(settings.schedule_overrides) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{SCHEDULE_PREFIX}{unknown[0].upper()} names no pipeline; known: "
+            + ", ".join(f"{SCHEDULE_PREFIX}{name.upper()}" for name in known)
+        )
 
 
 @cache

@@ -86,6 +86,13 @@ CASES = [
         USAGE,
         "TASKPIPES_SCHEDULE_GITHUB_TOP",
     ),
+    (
+        "cron-unknown-pipeline",
+        ["run", "rollup"],
+        {"TASKPIPES_SCHEDULE_GITHUBTOP": "* * * * *"},
+        USAGE,
+        "TASKPIPES_SCHEDULE_GITHUBTOP names no pipeline",
+    ),
     ("bad-number", ["status"], {"TASKPIPES_MAX_CRASHES": "many"}, USAGE, "TASKPIPES_MAX_CRASHES"),
     (
         "prom-db-alone",
