@@ -227,6 +227,8 @@ def test_metrics_can_move_off_the_api_port(tmp_path: Path) -> None:
         assert get(api, "/api/top").status_code == 200
         assert get(api, "/metrics").status_code == 404
         text = scrape(metrics_port)
+        probe = requests.head(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+        assert (probe.status_code, probe.content) == (200, b"")
     assert 'taskpipes_api_request_duration_seconds_count{code="200",route="/api/top"}' in text
 
 
