@@ -99,6 +99,7 @@ def test_the_image_context_builds_a_wheel_with_everything_the_code_loads(
         "taskpipes/githubsim/github-top100-stars-2026-08.csv",
         "taskpipes/web/templates/base.html",
         "taskpipes/web/templates/notice.html",
+        "taskpipes/web/static/site.css",
         "taskpipes/deploy/fixed_rules.yml",
         "taskpipes/deploy/fixed_rule_tests.yml",
     ]
