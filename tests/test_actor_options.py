@@ -7,9 +7,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import dramatiq
 import pytest
-from actors.broker import build_broker, with_connection_params
 
 import actors  # noqa: F401 (declares every actor on the broker)
+from taskpipes.broker import build_broker, with_connection_params
 from taskpipes.settings import load_settings
 
 MINUTE_MS = 60_000
@@ -33,6 +33,8 @@ EXPECTED = {
     "stargazers_plan": ("stargazers", 5, 2_000, 300_000, 600_000),
     "stargazers_wave": ("stargazers", 5, 2_000, 300_000, 120_000),
     "stargazers_page": ("stargazers", 5, 2_000, 300_000, 120_000),
+    "language_stats_tick": ("language_stats", 5, 1_000, 120_000, 600_000),
+    "language_stats_languages": ("language_stats", 5, 1_000, 120_000, 600_000),
     "catch_up": ("default", 3, 1_000, 10_000, 60_000),
     "observe_queues": ("default", 0, 1_000, 1_000, 30_000),
 }
