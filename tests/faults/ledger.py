@@ -14,11 +14,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from taskpipes.githubsim import Simulator
 from tests.faults.report import Tally
 
 # The rollup at tick T closes the bucket [T - 15 min, T).
 BUCKET = timedelta(minutes=15)
+# A snapshot is stamped stored_at a moment before its transaction commits.
+COMMIT_MARGIN = timedelta(seconds=10)
+# The snapshot of a tick holds this many repositories.
+TOP_SIZE = 100
 # GitHub serves at most this many stargazers of one repository.
 STARGAZER_CAP = 40_000
 
@@ -56,20 +59,29 @@ def _tick_run(engine: Engine, pipeline: str, tick: datetime) -> Tally:
     return tally
 
 
-def github_top(engine: Engine, simulator: Simulator, ticks: Iterable[datetime]) -> Tally:
-    """One succeeded run per tick and its snapshot: the simulator's top 100 at that tick,
-    every repository once with the stars GitHub reported."""
+def github_top(engine: Engine, ticks: Iterable[datetime]) -> Tally:
+    """One succeeded run per tick and its snapshot: every repository of the answer GitHub
+    gave that run (its last kept raw answer), once, with the stars GitHub reported."""
     total = Tally()
     for tick in ticks:
         tally = _tick_run(engine, "github_top", tick)
-        want = {item["id"]: item["stargazers_count"] for item in simulator.top(tick)}
         with engine.connect() as conn:
+            payload = conn.scalar(
+                text(
+                    "SELECT r.payload FROM raw_responses r JOIN runs ON runs.id = r.run_id"
+                    " WHERE runs.pipeline = 'github_top' AND runs.tick = :t"
+                    " ORDER BY r.id DESC LIMIT 1"
+                ),
+                {"t": naive(tick)},
+            )
             rows = conn.execute(
                 text("SELECT repo_id, stars FROM snapshots WHERE tick = :t"), {"t": naive(tick)}
             ).all()
+        items = (payload or {}).get("items", [])[:TOP_SIZE]
+        want = {item["id"]: item["stargazers_count"] for item in items}
         got = dict(rows)
         tally.duplicates += len(rows) - len(got)
-        tally.lost += len(set(want) - set(got))
+        tally.lost += TOP_SIZE - len(want) + len(set(want) - set(got))
         wrong = sum(1 for repo_id, stars in got.items() if want.get(repo_id) != stars)
         if wrong:
             tally.problems.append(f"github_top {tick:%H:%M}: {wrong} rows differ from GitHub")
@@ -79,28 +91,23 @@ def github_top(engine: Engine, simulator: Simulator, ticks: Iterable[datetime]) 
 
 
 def rollup(engine: Engine, ticks: Iterable[datetime]) -> Tally:
-    """One succeeded run per tick, and a bucket row for every repository with a snapshot in
-    the bucket it closes."""
+    """One succeeded run per tick, and every snapshot stored before the last rollup began
+    (with a margin for its commit) rolled into its repository's 15-minute bucket."""
     total = Tally()
     for tick in ticks:
-        tally = _tick_run(engine, "rollup", tick)
-        start = naive(tick - BUCKET)
-        with engine.connect() as conn:
-            want = set(
-                conn.scalars(
-                    text("SELECT DISTINCT repo_id FROM snapshots WHERE tick >= :s AND tick < :t"),
-                    {"s": start, "t": naive(tick)},
-                )
-            )
-            got = list(
-                conn.scalars(
-                    text("SELECT repo_id FROM rollup_buckets WHERE bucket_start = :s"),
-                    {"s": start},
-                )
-            )
-        tally.duplicates += len(got) - len(set(got))
-        tally.lost += len(want - set(got))
-        total += tally
+        total += _tick_run(engine, "rollup", tick)
+    with engine.connect() as conn:
+        total.lost += conn.scalar(
+            text(
+                "SELECT count(*) FROM (SELECT DISTINCT repo_id,"
+                " date_bin('15 minutes', tick, TIMESTAMP '2000-01-01') AS bucket"
+                " FROM snapshots WHERE stored_at < (SELECT max(started_at) FROM runs"
+                " WHERE pipeline = 'rollup' AND status = 'succeeded') - :margin) s"
+                " WHERE NOT EXISTS (SELECT 1 FROM rollup_buckets b"
+                " WHERE b.repo_id = s.repo_id AND b.bucket_start = s.bucket)"
+            ),
+            {"margin": COMMIT_MARGIN},
+        )
     return total
 
 

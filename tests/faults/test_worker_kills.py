@@ -177,7 +177,7 @@ def test_workers_killed_in_every_stage_lose_nothing(
         restarts = len(supervisor.exits)
     # Then every tick is stored once, whole, and every stargazer once
     tally = (
-        ledger.github_top(d.engine, simulator, github_ticks)
+        ledger.github_top(d.engine, github_ticks)
         + ledger.rollup(d.engine, rollup_ticks)
         + ledger.stargazers(d.engine, stargazer_runs)
     )
