@@ -56,9 +56,10 @@ def private_rabbit(tmp_path: Path) -> Iterator[PrivateRabbit]:
 
 
 @pytest.fixture
-def private_postgres(tmp_path: Path) -> Iterator[PrivatePostgres]:
+def private_postgres() -> Iterator[PrivatePostgres]:
     _need_private_servers()
-    with PrivatePostgres(tmp_path / "postgres") as postgres:
+    # In a directory of its own under /tmp: the postgres user cannot enter pytest's.
+    with PrivatePostgres() as postgres:
         yield postgres
 
 

@@ -50,8 +50,7 @@ class Deployment:
             BROKER_URL=broker_url,
             GITHUB_API_URL=simulator.url,
             # Quick first retries, so a scenario spends its time on faults, not on waiting.
-            TASKPIPES_RETRY_MIN_BACKOFF_MS="500",
-            **extra_env,
+            **{"TASKPIPES_RETRY_MIN_BACKOFF_MS": "500", **extra_env},
         )
         self.engine = create_engine(database_url, pool_pre_ping=True)
         result = self.taskpipes("db", "upgrade")

@@ -29,9 +29,12 @@ class TableLock:
         self._conn.execute(f"LOCK TABLE {table} IN {mode} MODE")
 
     def release(self) -> None:
-        if not self._conn.closed:
+        """End the transaction; a server that went away has ended it already."""
+        try:
             self._conn.rollback()
-            self._conn.close()
+        except psycopg.OperationalError:
+            pass
+        self._conn.close()
 
     def __enter__(self) -> TableLock:
         return self

@@ -191,3 +191,25 @@ def test_workers_killed_in_every_stage_lose_nothing(
     record_row(row)
     assert len(log.kills) >= 20
     assert_nothing_lost(row)
+
+
+def test_a_worker_killed_mid_fetch_loses_nothing(
+    deploy, postgres_url: str, rabbitmq: str, simulator: Simulator, record_row
+) -> None:
+    simulator.set_clock(T0)
+    d = deploy(postgres_url, rabbitmq)
+    # Given a fetch that takes a while
+    simulator.add_fault("search", "stall", seconds=4)
+    with d.workers() as supervisor:
+        waiter = d.start("run", "github_top", "--at", T0.isoformat(), "--timeout", "240")
+        run_id = wait_until(lambda: d.run_id("github_top", T0), PATIENCE_S, "the run")
+        d.wait_stage(run_id, "fetch", "running")
+        # When the worker is SIGKILLed in the middle of it (an OOM kill)
+        supervisor.kill()
+        killed = time.monotonic()
+        # Then the restarted worker gets the unacknowledged message again and completes it
+        finished(waiter)
+    row = Row("1b worker SIGKILL mid-fetch", ledger.github_top(d.engine, [T0]))
+    row.recover_s = time.monotonic() - killed
+    record_row(row)
+    assert_nothing_lost(row)

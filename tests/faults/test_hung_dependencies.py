@@ -1,0 +1,133 @@
+"""Scenario 4: dependencies that hang instead of failing.
+
+- A GitHub answer that stalls forever (search, then a stargazers page) is cut by the
+  client's read timeout (TASKPIPES_GITHUB_TIMEOUT), and the retry completes the run.
+- A row lock held longer than a stage's time limit (the stargazers wave's 2 minutes, on the
+  shared pacing row) makes the stage fail and retry; the worker's only thread is freed by
+  the time limit, not by the lock going away, and then completes the run.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from taskpipes.githubsim import Simulator
+from tests.faults import ledger
+from tests.faults.deployment import PATIENCE_S, finished
+from tests.faults.holds import dsn
+from tests.faults.report import Row, assert_nothing_lost
+from tests.queues import wait_until
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(1800)]
+
+T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
+# The client's read timeout for these tests, seconds.
+GITHUB_TIMEOUT_S = 3
+# "Forever", as far as a run is concerned: the simulator wakes it when the test ends.
+FOREVER_S = 3600
+# The stargazers wave's time limit (actors.stargazers SHORT_TIME_LIMIT_MS), plus patience.
+WAVE_TIME_LIMIT_S = 120
+STARGAZER_RATES = ("--rate", "1000000", "--api-rate", "100000000")
+
+
+def attempts(d, pipeline: str, stage: str) -> int:  # type: ignore[no-untyped-def]
+    return int(
+        d.scalar(
+            "SELECT max(s.attempts) FROM stage_runs s JOIN runs r ON r.id = s.run_id"
+            " WHERE r.pipeline = :p AND s.stage = :s",
+            p=pipeline,
+            s=stage,
+        )
+        or 0
+    )
+
+
+def test_a_github_answer_that_never_comes_is_cut_by_the_client_timeout(
+    deploy, postgres_url: str, rabbitmq: str, simulator: Simulator, record_row
+) -> None:
+    simulator.set_clock(T0)
+    d = deploy(postgres_url, rabbitmq, TASKPIPES_GITHUB_TIMEOUT=str(GITHUB_TIMEOUT_S))
+    repo = simulator.top(T0)[-1]["full_name"]
+    # Given a search answer and a stargazers page that stall forever
+    simulator.add_fault("search", "stall", seconds=FOREVER_S)
+    simulator.add_fault("stargazers", "stall", seconds=FOREVER_S)
+    started = time.monotonic()
+    with d.workers():
+        # When both pipelines run
+        finished(d.start("run", "github_top", "--at", T0.isoformat(), "--timeout", "600"))
+        stargazers = d.start(
+            "run", "stargazers", "--repo", repo, "--at", T0.isoformat(), *STARGAZER_RATES
+        )
+        finished(stargazers, timeout=600)
+    elapsed = time.monotonic() - started
+    simulator.state.wake_stalled()
+    # Then each stalled request was cut and retried, and both runs stored everything once
+    run_id = d.run_id("stargazers", T0)
+    assert run_id is not None
+    tally = ledger.github_top(d.engine, [T0]) + ledger.stargazers(d.engine, [run_id])
+    timeouts = d.log("workers").read_text(errors="replace").count("Timeout")
+    row = Row(
+        "4a GitHub answer stalled forever (search, stargazers page)",
+        tally,
+        recover_s=elapsed,
+        notes=f"client timeout {GITHUB_TIMEOUT_S} s; fetch attempts "
+        f"{attempts(d, 'github_top', 'fetch')}; {timeouts} timeouts logged",
+    )
+    record_row(row)
+    assert_nothing_lost(row)
+    assert attempts(d, "github_top", "fetch") >= 2
+    assert not simulator.state.faults.pending()
+
+
+def test_a_row_lock_past_the_time_limit_fails_the_stage_and_frees_the_thread(
+    deploy, postgres_url: str, rabbitmq: str, simulator: Simulator, record_row
+) -> None:
+    simulator.set_clock(T0)
+    d = deploy(postgres_url, rabbitmq)
+    repo = simulator.top(T0)[-1]["full_name"]
+    log = d.log("workers")
+    with psycopg.connect(dsn(postgres_url), autocommit=True) as setup:
+        setup.execute(
+            "INSERT INTO stargazer_pacing (name, next_wave_at) VALUES ('stargazers', now())"
+            " ON CONFLICT DO NOTHING"
+        )
+    # Given one worker thread, and the row every stargazers wave locks held by someone else
+    holder = psycopg.connect(dsn(postgres_url))
+    holder.execute("SELECT * FROM stargazer_pacing FOR UPDATE")
+    with d.workers(threads=1):
+        waiter = d.start(
+            "run", "stargazers", "--repo", repo, "--at", T0.isoformat(), *STARGAZER_RATES
+        )
+        # When the wave waits on it past its time limit
+        locked = time.monotonic()
+        wait_until(
+            lambda: "TimeLimitExceeded" in log.read_text(errors="replace"),
+            WAVE_TIME_LIMIT_S + PATIENCE_S,
+            "the wave's time limit",
+        )
+        limit_hit = time.monotonic() - locked
+        # Then the stage failed while the lock was still held (the thread was not wedged
+        # in the wait), and once the lock goes the same single thread completes the run
+        holder.rollback()
+        holder.close()
+        released = time.monotonic()
+        finished(waiter, timeout=600)
+        recovered = time.monotonic() - released
+    run_id = d.run_id("stargazers", T0)
+    assert run_id is not None
+    with d.engine.connect() as conn:
+        failures = conn.scalar(text("SELECT count(*) FROM runs WHERE status = 'failed'"))
+    row = Row(
+        "4b row lock held past a stage's time limit",
+        ledger.stargazers(d.engine, [run_id]),
+        recover_s=recovered,
+        notes=f"wave stopped by its time limit {limit_hit:.0f} s into the lock, 1 thread",
+    )
+    record_row(row)
+    assert_nothing_lost(row)
+    assert failures == 0
