@@ -44,14 +44,15 @@ class Deployment:
         self.simulator = simulator
         self.logs = tmp_path / "logs"
         self.logs.mkdir(exist_ok=True)
-        self.env = service_env(
-            tmp_path,
-            DATABASE_URL=database_url,
-            BROKER_URL=broker_url,
-            GITHUB_API_URL=simulator.url,
+        values = {
+            "DATABASE_URL": database_url,
+            "BROKER_URL": broker_url,
+            "GITHUB_API_URL": simulator.url,
             # Quick first retries, so a scenario spends its time on faults, not on waiting.
-            **{"TASKPIPES_RETRY_MIN_BACKOFF_MS": "500", **extra_env},
-        )
+            "TASKPIPES_RETRY_MIN_BACKOFF_MS": "500",
+            **extra_env,
+        }
+        self.env = service_env(tmp_path, **values)
         self.engine = create_engine(database_url, pool_pre_ping=True)
         result = self.taskpipes("db", "upgrade")
         assert result.returncode == 0, result.stdout + result.stderr
