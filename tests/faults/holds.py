@@ -51,3 +51,13 @@ def waiting_on(database_url: str, table: str) -> int:
             (table,),
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def blocked_by(database_url: str, pid: int) -> int:
+    """How many sessions wait for a lock (a row's included) that session `pid` holds."""
+    with psycopg.connect(dsn(database_url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+            (pid,),
+        ).fetchone()
+    return int(row[0]) if row else 0

@@ -19,7 +19,7 @@ import pytest
 from taskpipes.githubsim import Simulator
 from tests.faults import ledger
 from tests.faults.deployment import PATIENCE_S, finished
-from tests.faults.holds import dsn, waiting_on
+from tests.faults.holds import blocked_by, dsn
 from tests.faults.report import Row, assert_nothing_lost
 from tests.queues import wait_until
 
@@ -104,7 +104,7 @@ def test_a_row_lock_past_the_time_limit_fails_the_stage_and_frees_the_thread(
             "run", "stargazers", "--repo", repo, "--at", T0.isoformat(), *STARGAZER_RATES
         )
         locked = time.monotonic()
-        wait_until(lambda: waiting_on(postgres_url, "stargazer_pacing"), PATIENCE_S, "a wave")
+        wait_until(lambda: blocked_by(postgres_url, holder.info.backend_pid), PATIENCE_S, "a wave")
         # When the lock is held past the wave's time limit
         top = d.start("run", "github_top", "--at", T0.isoformat(), "--timeout", "600")
         # Then the wave fails and the thread is free: the other pipeline's run completes
@@ -138,4 +138,4 @@ def test_a_row_lock_past_the_time_limit_fails_the_stage_and_frees_the_thread(
 
 def lock_timeouts(log: Path) -> int:
     """Stage attempts PostgreSQL stopped with its lock timeout, as the worker logged them."""
-    return log.read_text(errors="replace").count("canceling statement due to lock timeout")
+    return log.read_text(errors="replace").count("LockNotAvailable) canceling statement")
