@@ -38,7 +38,18 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # A worker thread waiting for a lock sits in psycopg's C wait loop, where Dramatiq's time
+    # limit (an exception raised into the thread) cannot reach it: a lock held elsewhere
+    # would wedge the thread for as long as it is held. The server gives up instead, well
+    # within the shortest stage time limit (2 min), and the stage fails and is retried.
+    lock_timeout_ms = int(get_settings().db_lock_timeout_s * 1000)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"options": f"-c lock_timeout={lock_timeout_ms}"},
+    )
 
 
 # An engine a host application handed in (taskpipes.configure), instead of one we build.

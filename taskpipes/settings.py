@@ -38,6 +38,8 @@ class Settings:
     # The first retry's backoff; tests shrink it so a failing message dead-letters quickly.
     retry_min_backoff_ms: int = 2000
     metrics_host: str = "0.0.0.0"
+    # How long a PostgreSQL statement may wait for a lock (db.session says why).
+    db_lock_timeout_s: float = 100.0
     # prometheus_client reads this variable itself; we read it to find and wipe the files.
     metrics_dir: str | None = None
 
@@ -131,6 +133,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         retry_min_backoff_ms=int(
             _positive_number(env, "TASKPIPES_RETRY_MIN_BACKOFF_MS", 2000, int)
         ),
+        db_lock_timeout_s=_positive_number(env, "TASKPIPES_DB_LOCK_TIMEOUT_S", 100.0, float),
         metrics_host=env.get("TASKPIPES_METRICS_HOST") or "0.0.0.0",
         metrics_dir=_check_metrics_dir(env),
     )

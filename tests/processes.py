@@ -68,9 +68,9 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
         proc.wait(timeout)
 
 
-def workers(env: Mapping[str, str], log: Path, processes: int = 1, threads: int = 2):  # type: ignore[no-untyped-def]
+def worker_args(processes: int = 1, threads: int = 2) -> list[str]:
     """`dramatiq actors`, as production runs it."""
-    args = [
+    return [
         str(VENV_BIN / "dramatiq"),
         "actors",
         "--processes",
@@ -78,7 +78,10 @@ def workers(env: Mapping[str, str], log: Path, processes: int = 1, threads: int 
         "--threads",
         str(threads),
     ]
-    return process(args, env, log)
+
+
+def workers(env: Mapping[str, str], log: Path, processes: int = 1, threads: int = 2):  # type: ignore[no-untyped-def]
+    return process(worker_args(processes, threads), env, log)
 
 
 def taskpipes(
@@ -99,40 +102,64 @@ def scheduler(env: Mapping[str, str], log: Path):  # type: ignore[no-untyped-def
     return process([str(VENV_BIN / "periodiq"), "actors"], env, log)
 
 
-@contextmanager
-def supervised(args: list[str], env: Mapping[str, str], log: Path) -> Iterator[list[int]]:
+class Supervisor:
     """Restart a command whenever it exits, as a process supervisor would.
 
-    Yields the list of exit codes seen so far.
+    `exits` lists the exit codes seen so far; `pid` is the running process's (its group's).
     """
-    exits: list[int] = []
-    stopping = threading.Event()
-    current: list[subprocess.Popen[bytes]] = []
 
-    def loop() -> None:
-        while not stopping.is_set():
-            with log.open("ab") as out:
+    def __init__(self, args: list[str], env: Mapping[str, str], log: Path) -> None:
+        self.args, self.env, self.log = args, dict(env), log
+        self.exits: list[int] = []
+        self.starts = 0
+        self._stopping = threading.Event()
+        self._current: list[subprocess.Popen[bytes]] = []
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    @property
+    def pid(self) -> int | None:
+        current = self._current[:1]
+        return current[0].pid if current and current[0].poll() is None else None
+
+    def kill(self) -> int:
+        """SIGKILL the running process's whole group (an OOM kill); returns its pid."""
+        pid = self.pid
+        assert pid is not None, f"{self.args[0]} is not running"
+        os.killpg(pid, signal.SIGKILL)
+        return pid
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            with self.log.open("ab") as out:
                 proc = subprocess.Popen(
-                    args,
-                    env=dict(env),
+                    self.args,
+                    env=self.env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            current[:] = [proc]
+            self._current[:] = [proc]
+            self.starts += 1
             code = proc.wait()
-            if not stopping.is_set():
-                exits.append(code)
+            if not self._stopping.is_set():
+                self.exits.append(code)
 
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield exits
-    finally:
-        stopping.set()
-        for proc in current:
+    def __enter__(self) -> Supervisor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()
+        for proc in self._current:
             stop(proc)
-        thread.join(30)
+        self._thread.join(30)
+
+
+@contextmanager
+def supervised(args: list[str], env: Mapping[str, str], log: Path) -> Iterator[list[int]]:
+    """Restart a command whenever it exits; yields the list of exit codes seen so far."""
+    with Supervisor(args, env, log) as supervisor:
+        yield supervisor.exits
 
 
 def scrape(port: int) -> str:

@@ -1,0 +1,264 @@
+"""A RabbitMQ node and a PostgreSQL cluster of a test's own, which it may stop and start.
+
+The machine's own RabbitMQ (5672) and PostgreSQL (5432) serve every other test running
+right now, so a scenario that takes a broker or a database away starts a private one: its
+own node name, ports, data and log directories under a temporary directory, torn down at
+the end. Both are Debian's packaged servers, run the way their packages run them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from tests.processes import free_port
+from tests.queues import wait_until
+
+# RabbitMQ's own scripts, not the /usr/sbin wrappers (those switch to the system node's user
+# and home, hence its cookie and its environment file).
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+# Where Debian installs each PostgreSQL major version's server binaries.
+POSTGRES_LIB = Path("/usr/lib/postgresql")
+# How long a server gets to boot on a busy 2-core machine.
+BOOT_TIMEOUT_S = 120
+# PostgreSQL refuses to run as root; Debian's package makes this user.
+POSTGRES_USER = "postgres"
+
+
+def available() -> str | None:
+    """Why private servers cannot run here, or None when they can."""
+    if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+        return f"{RABBITMQ_BIN}/rabbitmq-server (Debian's rabbitmq-server package)"
+    if postgres_bin() is None:
+        return f"{POSTGRES_LIB}/*/bin/initdb (Debian's postgresql package)"
+    return None
+
+
+def postgres_bin() -> Path | None:
+    """The newest installed PostgreSQL's bin directory."""
+    versions = sorted(POSTGRES_LIB.glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return versions[-1].parent if versions else None
+
+
+class PrivateRabbit:
+    """One RabbitMQ node on loopback ports of its own; `guest` may connect from 127.0.0.1."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root or tempfile.mkdtemp(prefix="taskpipes-rabbit-"))
+        self.node = f"taskpipes-{uuid.uuid4().hex[:8]}@localhost"
+        self.port = free_port()
+        self.dist_port = free_port()
+        self._server: subprocess.Popen[bytes] | None = None
+        self._write_config()
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def vhost_url(self, vhost: str) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/{vhost}"
+
+    def _write_config(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        # The CLI authenticates with the cookie in $HOME; the node reads the same one.
+        cookie = self.root / ".erlang.cookie"
+        cookie.write_text(uuid.uuid4().hex)
+        cookie.chmod(0o400)
+        (self.root / "rabbitmq.conf").write_text(
+            f"listeners.tcp.1 = 127.0.0.1:{self.port}\n"
+            # No disk alarm on a nearly full tmp: an alarm would block every publish.
+            "disk_free_limit.absolute = 1MB\n"
+        )
+        (self.root / "enabled_plugins").write_text("[].\n")
+        (self.root / "rabbitmq-env.conf").write_text("")
+
+    def env(self) -> dict[str, str]:
+        """The environment of the node and of every rabbitmqctl aimed at it."""
+        return {
+            **os.environ,
+            "HOME": str(self.root),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CONF_ENV_FILE": str(self.root / "rabbitmq-env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.root / "log"),
+            "RABBITMQ_PID_FILE": str(self.root / "rabbit.pid"),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+
+    def ctl(self, *args: str, timeout: float = BOOT_TIMEOUT_S) -> str:
+        """Run `rabbitmqctl -n NODE ARGS`; fail with its output when it fails."""
+        result = subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "-q", "-n", self.node, *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {result.stdout}{result.stderr}")
+        return result.stdout
+
+    def start(self) -> None:
+        """Boot the node (again, after `stop`, on the same data) and wait until it serves."""
+        with (self.root / "server.log").open("ab") as log:
+            self._server = subprocess.Popen(
+                [str(RABBITMQ_BIN / "rabbitmq-server")],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_until(self._booted, BOOT_TIMEOUT_S, f"RabbitMQ node {self.node} to boot")
+
+    def _booted(self) -> bool:
+        # await_startup fails at once until the VM has registered the node with epmd.
+        assert self._server is not None and self._server.poll() is None, (
+            f"rabbitmq-server exited; see {self.root / 'server.log'}"
+        )
+        try:
+            self.ctl("await_startup", "--timeout", "30", timeout=40)
+        except RuntimeError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Stop the whole node (the Erlang VM exits), as `systemctl stop` would."""
+        if self._server is None:
+            return
+        if self._server.poll() is None:
+            try:
+                self.ctl("stop")
+            except RuntimeError:
+                self._server.terminate()
+            self._server.wait(60)
+        self._server = None
+
+    def stop_app(self) -> None:
+        """Stop RabbitMQ inside a running VM: every connection is closed, no port listens."""
+        self.ctl("stop_app")
+
+    def start_app(self) -> None:
+        self.ctl("start_app")
+        self.ctl("await_startup", "--timeout", str(BOOT_TIMEOUT_S), timeout=BOOT_TIMEOUT_S + 10)
+
+    def add_vhost(self, vhost: str) -> str:
+        """A virtual host `guest` may use; returns its URL."""
+        self.ctl("add_vhost", vhost)
+        self.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        return self.vhost_url(vhost)
+
+    def __enter__(self) -> PrivateRabbit:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PrivatePostgres:
+    """One PostgreSQL cluster on a loopback port of its own, trust auth for `postgres`."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        bin_dir = postgres_bin()
+        assert bin_dir is not None, available()
+        self.bin = bin_dir
+        self.root = Path(root or tempfile.mkdtemp(prefix="taskpipes-postgres-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
+
+    def _pg(self, *args: str, timeout: float = BOOT_TIMEOUT_S) -> None:
+        # As the postgres user when we are root: initdb and postgres refuse to run as root.
+        prefix = ["runuser", "-u", POSTGRES_USER, "--"] if os.geteuid() == 0 else []
+        result = subprocess.run(
+            [*prefix, *args], capture_output=True, text=True, timeout=timeout, cwd=self.root
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)}: {result.stdout}{result.stderr}")
+
+    def init(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, POSTGRES_USER)
+        self._pg(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+            # A throwaway cluster: durability is not what these tests are about.
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        self._pg(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "postgres.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(BOOT_TIMEOUT_S),
+            "start",
+        )
+        wait_until(self._answers, BOOT_TIMEOUT_S, "the private PostgreSQL to answer")
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` rolls back open transactions and closes every session, as a shutdown does;
+        `immediate` is a crash."""
+        self._pg(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def _answers(self) -> bool:
+        try:
+            with psycopg.connect(self.dsn(), connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def create_database(self, name: str) -> str:
+        """A new database; returns its SQLAlchemy URL."""
+        with psycopg.connect(self.dsn(), autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def __enter__(self) -> PrivatePostgres:
+        self.init()
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.running():
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
