@@ -16,6 +16,9 @@ DEFAULT_DATABASE_URL = "sqlite:///taskpipes.db"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 # Prefix of the per-pipeline schedule overrides, e.g. TASKPIPES_SCHEDULE_GITHUB_TOP.
 SCHEDULE_PREFIX = "TASKPIPES_SCHEDULE_"
+# RabbitMQ queue types. Classic is the default: a queue that exists cannot change type, so a
+# deployment moves to quorum on purpose, with `taskpipes rabbit migrate-queues`.
+QUEUE_TYPES = ("classic", "quorum")
 
 
 class ConfigError(ValueError):
@@ -38,6 +41,7 @@ class Settings:
     metrics_host: str = "0.0.0.0"
     # prometheus_client reads this variable itself; we read it to find and wipe the files.
     metrics_dir: str | None = None
+    queue_type: str = "classic"
 
     @property
     def in_process(self) -> bool:
@@ -60,11 +64,21 @@ def _positive_number(env: Mapping[str, str], name: str, default: float, kind: ty
 
 
 def _check_broker_url(url: str | None) -> str | None:
-    if url and not url.startswith(("amqp://", "amqps://")):
-        raise ConfigError(
-            f"BROKER_URL must start with amqp:// or amqps://, got scheme {url.split(':')[0]!r}"
-        )
+    # The nodes of one cluster are listed `;`-separated, as Dramatiq accepts them.
+    for part in url.split(";") if url else []:
+        if not part.strip().startswith(("amqp://", "amqps://")):
+            raise ConfigError(
+                "BROKER_URL must be amqp:// or amqps:// URLs separated by ';', "
+                f"got scheme {part.strip().split(':')[0]!r}"
+            )
     return url or None
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name) or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def _check_database_url(url: str) -> str:
@@ -100,6 +114,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         metrics_host=env.get("TASKPIPES_METRICS_HOST") or "0.0.0.0",
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        queue_type=_choice(env, "TASKPIPES_QUEUE_TYPE", QUEUE_TYPES),
     )
 
 
