@@ -11,13 +11,18 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import dramatiq
-from periodiq import cron
 
 from actors.registry import PipelineEntry, scheduled_pipelines
 from actors.ticks import enqueue_tick
 from db.session import begin
 from pipelines import runs
-from pipelines.schedule import MAX_LOOKBACK, floor_minute, plan_catchup
+from pipelines.schedule import (
+    EVERY_MINUTE,
+    MAX_LOOKBACK,
+    floor_minute,
+    periodic_option,
+    plan_catchup,
+)
 from taskpipes import metrics
 
 logger = logging.getLogger("taskpipes")
@@ -52,7 +57,7 @@ def catch_up_pipeline(entry: PipelineEntry, now: datetime) -> tuple[int, int]:
 
 # Runs every minute; a minute after the scheduler starts, its downtime is accounted for.
 @dramatiq.actor(
-    periodic=cron("* * * * *"),
+    periodic=periodic_option(EVERY_MINUTE),
     queue_name="default",
     max_retries=3,
     min_backoff=1_000,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dramatiq
-from periodiq import cron
 
 from actors.stage import complete_run, hand_off, redeliver_later, run_stage, stage_options
 from actors.ticks import effective_schedule, start_tick
@@ -11,6 +10,7 @@ from pipelines import github_top as pipeline
 from pipelines.errors import RateLimited, SuspectSnapshot
 from pipelines.github import github_client
 from pipelines.runs import utcnow
+from pipelines.schedule import periodic_option
 from taskpipes.settings import get_settings
 
 QUEUE = "github_top"
@@ -23,7 +23,7 @@ RETRY_OPTIONS = stage_options(QUEUE, 5, get_settings().retry_min_backoff_ms, 300
 SUSPECT_REFETCH_S = 5
 
 
-@dramatiq.actor(periodic=cron(SCHEDULE.cron), schedule=SCHEDULE, **RETRY_OPTIONS)
+@dramatiq.actor(periodic=periodic_option(SCHEDULE), schedule=SCHEDULE, **RETRY_OPTIONS)
 def github_top_tick(tick: str | None = None, explicit: bool = False) -> None:
     start_tick(pipeline.PIPELINE, SCHEDULE, tick, explicit, github_top_fetch)
 
@@ -52,7 +52,7 @@ def github_top_normalize(run_id: int) -> None:
             pipeline.PIPELINE,
             "normalize",
             run_id,
-            lambda: len(pipeline.normalize(run_id)),
+            lambda: len(pipeline.normalize(run_id).records),
             github_top_store,
             deferrable=(SuspectSnapshot,),
         )

@@ -12,10 +12,10 @@ import logging
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import dq_name
-from periodiq import cron
 from pika.exceptions import AMQPError
 
 from actors.stage import stage_options
+from pipelines.schedule import EVERY_MINUTE, periodic_option
 from pipelines.status import QueueDepth
 from taskpipes import metrics, rabbit
 from taskpipes.settings import get_settings
@@ -31,7 +31,7 @@ OPTIONS = stage_options(
 )
 
 
-@dramatiq.actor(periodic=cron("* * * * *"), **OPTIONS)
+@dramatiq.actor(periodic=periodic_option(EVERY_MINUTE), **OPTIONS)
 def observe_queues() -> None:
     broker = dramatiq.get_broker()
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dramatiq
-from periodiq import cron
 
 from actors.stage import run_stage, stage_options
 from actors.ticks import effective_schedule, start_tick
@@ -13,6 +12,7 @@ from db.models import Run
 from db.session import begin
 from pipelines import maintenance as pipeline
 from pipelines.runs import utcnow
+from pipelines.schedule import periodic_option
 from taskpipes.settings import get_settings
 
 QUEUE = "maintenance"
@@ -20,7 +20,7 @@ SCHEDULE = effective_schedule(pipeline.PIPELINE, pipeline.SCHEDULE)
 RETRY_OPTIONS = stage_options(QUEUE, 3, 10_000, 300_000)
 
 
-@dramatiq.actor(periodic=cron(SCHEDULE.cron), schedule=SCHEDULE, **RETRY_OPTIONS)
+@dramatiq.actor(periodic=periodic_option(SCHEDULE), schedule=SCHEDULE, **RETRY_OPTIONS)
 def maintenance_tick(tick: str | None = None, explicit: bool = False) -> None:
     start_tick(pipeline.PIPELINE, SCHEDULE, tick, explicit, maintenance_prune)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dramatiq
-from periodiq import cron
 
 from actors.stage import run_stage, stage_options
 from actors.ticks import effective_schedule, start_tick
 from pipelines import rollup as pipeline
 from pipelines.runs import utcnow
+from pipelines.schedule import periodic_option
 
 QUEUE = "rollup"
 SCHEDULE = effective_schedule(pipeline.PIPELINE, pipeline.SCHEDULE)
@@ -18,7 +18,7 @@ SCHEDULE = effective_schedule(pipeline.PIPELINE, pipeline.SCHEDULE)
 RETRY_OPTIONS = stage_options(QUEUE, 5, 1_000, 120_000)
 
 
-@dramatiq.actor(periodic=cron(SCHEDULE.cron), schedule=SCHEDULE, **RETRY_OPTIONS)
+@dramatiq.actor(periodic=periodic_option(SCHEDULE), schedule=SCHEDULE, **RETRY_OPTIONS)
 def rollup_tick(tick: str | None = None, explicit: bool = False) -> None:
     start_tick(pipeline.PIPELINE, SCHEDULE, tick, explicit, rollup_buckets)
 

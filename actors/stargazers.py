@@ -20,6 +20,7 @@ from pipelines import stargazers as pipeline
 from pipelines.errors import RateLimited
 from pipelines.github import github_client
 from pipelines.runs import utcnow
+from pipelines.schedule import EVERY_MINUTE
 from taskpipes import metrics
 from taskpipes.settings import get_settings
 
@@ -47,7 +48,7 @@ def stargazers_tick(
     )
     start_tick(
         pipeline.PIPELINE,
-        pipeline.EVERY_MINUTE,
+        EVERY_MINUTE,
         tick,
         explicit,
         stargazers_plan,

@@ -19,6 +19,10 @@ class GitHubRequestError(PermanentError):
     """GitHub refused the request itself (bad credentials, bad query)."""
 
 
+class ForeignOrigin(PermanentError):
+    """A URL (a `link`, a redirect, a stored page URL) outside the configured API origin."""
+
+
 class SuspectSnapshot(Exception):
     """A well-formed answer we must not store as a top-100: fetch again later."""
 

@@ -1,7 +1,9 @@
 """The GitHub REST client: headers, timeouts, pagination and rate-limit answers.
 
 It raises RateLimited with GitHub's own wait, TransientError for what backoff can fix and
-PermanentError subclasses for the rest. The token is sent, never logged or echoed.
+PermanentError subclasses for the rest. The token is sent only to the configured API
+origin (scheme, host and port of GITHUB_API_URL), never logged or echoed: a `link`, a
+redirect or a stored URL naming any other origin is refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -12,10 +14,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from pipelines.errors import GitHubRequestError, MalformedResponse, RateLimited, TransientError
+from pipelines.errors import (
+    ForeignOrigin,
+    GitHubRequestError,
+    MalformedResponse,
+    RateLimited,
+    TransientError,
+)
 from taskpipes import metrics
 from taskpipes.settings import get_settings
 
@@ -25,6 +34,10 @@ API_VERSION = "2022-11-28"
 CONNECT_TIMEOUT_S = 5.0
 # With no usable header GitHub asks for at least a minute of backoff on secondary limits.
 SECONDARY_LIMIT_WAIT_S = 60.0
+# GitHub redirects a renamed repository once; more hops than this is a loop.
+MAX_REDIRECTS = 3
+REDIRECTS = (301, 302, 303, 307, 308)
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -62,10 +75,29 @@ def next_link(link_header: str | None) -> str | None:
     return None
 
 
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in: what a token binds to."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme)
+
+
+def show_origin(url: str) -> str:
+    scheme, host, port = origin(url)
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
+
+
 class GitHubClient:
     def __init__(self, base_url: str, token: str | None, read_timeout: float) -> None:
         self.base_url = base_url.rstrip("/")
+        self.origin = origin(self.base_url)
         self.timeout = (CONNECT_TIMEOUT_S, read_timeout)
+        # Kept off the session, which would send it to any URL: see api_headers.
+        self._authorization = f"Bearer {token}" if token else None
         self.session = requests.Session()
         self.session.headers.update(
             {
@@ -74,8 +106,6 @@ class GitHubClient:
                 "User-Agent": USER_AGENT,
             }
         )
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
 
     def close(self) -> None:
         self.session.close()
@@ -89,16 +119,37 @@ class GitHubClient:
             headers["If-None-Match"] = etag
         if accept:
             headers["Accept"] = accept
-        if not url.startswith("http"):
-            url = self.base_url + url
+        url = self.base_url + url if url.startswith("/") else url
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._send(endpoint, url, headers)
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECTS or not location:
+                return self._page(endpoint, response)
+            response.close()
+            url = urljoin(url, location)
+        raise GitHubRequestError(f"GitHub {endpoint}: more than {MAX_REDIRECTS} redirects")
+
+    def api_headers(self, endpoint: str, url: str) -> dict[str, str]:
+        """The token for the API origin; any other origin is refused, token or not."""
+        if origin(url) != self.origin:
+            raise ForeignOrigin(
+                f"GitHub {endpoint}: refusing a URL on {show_origin(url)}, which is not the "
+                f"configured API origin {show_origin(self.base_url)} (GITHUB_API_URL)"
+            )
+        return {"Authorization": self._authorization} if self._authorization else {}
+
+    def _send(self, endpoint: str, url: str, headers: dict[str, str]) -> requests.Response:
+        headers = {**headers, **self.api_headers(endpoint, url)}
         try:
-            response = self.session.get(url, headers=headers, timeout=self.timeout)
+            response = self.session.get(
+                url, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
         except (requests.Timeout, requests.ConnectionError) as exc:
             metrics.github_request(endpoint, type(exc).__name__)
             raise TransientError(f"GitHub {endpoint}: {type(exc).__name__}") from None
         metrics.github_request(endpoint, response.status_code)
         self._record_rate_limit(response)
-        return self._page(endpoint, response)
+        return response
 
     def _page(self, endpoint: str, response: requests.Response) -> Page:
         status = response.status_code

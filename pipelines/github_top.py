@@ -19,8 +19,7 @@ from pipelines import runs
 from pipelines.aggregate import refresh_latest_ranking
 from pipelines.errors import InvalidPayload
 from pipelines.github import GitHubClient
-from pipelines.normalize import TOP_SIZE, normalize_top
-from pipelines.records import RepoSnapshot
+from pipelines.normalize import TOP_SIZE, TopList, normalize_top
 from pipelines.schedule import Schedule
 from pipelines.store import store_snapshot
 from taskpipes import metrics
@@ -29,7 +28,7 @@ PIPELINE = "github_top"
 # The API only knows the present, so after downtime only the newest missed tick is run.
 SCHEDULE = Schedule("*/10 * * * *", catchup="latest")
 SEARCH_PATH = "/search/repositories?q=stars:>50000&sort=stars&order=desc&per_page=100"
-# A suspect answer (incomplete, short, duplicated, unsorted) is fetched again this often.
+# A suspect answer (incomplete, short, duplicated id) is fetched again this often.
 MAX_SUSPECT_FETCHES = 3
 
 
@@ -94,16 +93,19 @@ def latest_raw(run_id: int) -> RawResponse:
     return raw
 
 
-def normalize(run_id: int) -> list[RepoSnapshot]:
+def normalize(run_id: int) -> TopList:
     return normalize_top(latest_raw(run_id).payload)
 
 
 def store(run_id: int, now: datetime) -> int:
-    records = normalize(run_id)
+    """Store the accepted answer, and how out of order GitHub listed it, in one transaction."""
+    top = normalize(run_id)
     with begin() as session:
-        tick = session.get_one(Run, run_id).tick
-        written = store_snapshot(session, tick, records, now)
+        run = session.get_one(Run, run_id)
+        written = store_snapshot(session, run.tick, top.records, now)
+        run.details = {**(run.details or {}), "rank_inversions": top.inversions}
     metrics.rows_written("snapshots", written)
+    metrics.github_rank_inversions(top.inversions)
     return written
 
 

@@ -1,8 +1,15 @@
-"""normalize: the GitHub search answer in, 100 validated RepoSnapshot records out. Pure."""
+"""normalize: the GitHub search answer in, 100 validated, ranked RepoSnapshot records out.
+
+Pure. GitHub's `sort=stars` orders by its search index, which lags the live count it
+reports, so an answer is not always sorted by its own `stargazers_count`. We rank by the
+reported count ourselves and count how far the answer's order was off (its inversions).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, TypeGuard
 
 from pipelines.errors import InvalidPayload, SuspectSnapshot
@@ -15,19 +22,38 @@ FULL_NAME = re.compile(r"^[^/\s]+/[^/\s]+$")
 COUNT_FIELDS = ("stargazers_count", "forks_count", "open_issues_count")
 
 
-def normalize_top(payload: Any, size: int = TOP_SIZE) -> list[RepoSnapshot]:
+@dataclass(frozen=True)
+class TopList:
+    """A validated top list, ranked by reported stars, and the answer's own disorder."""
+
+    records: list[RepoSnapshot]
+    inversions: int  # pairs the answer listed in the wrong order of its own counts
+
+
+def normalize_top(payload: Any, size: int = TOP_SIZE) -> TopList:
     """Validate a search answer and rank its repositories.
 
     Raises InvalidPayload for a broken shape (never worth retrying) and SuspectSnapshot
-    for an answer that is well formed but not a trustworthy top list.
+    for an answer that is well formed but not a trustworthy top list: incomplete, short,
+    or with a duplicated id. An unsorted answer is trustworthy: GitHub's index lags.
     """
     items = _items(payload)
-    records = [_record(item, index) for index, item in enumerate(items[:size])]
-    _check_unique(records)
-    _check_sorted(records)
-    if len(records) < size:
-        raise SuspectSnapshot(f"search answer holds {len(records)} repositories, expected {size}")
-    return records
+    listed = [_record(item, index) for index, item in enumerate(items[:size])]
+    _check_unique(listed)
+    if len(listed) < size:
+        raise SuspectSnapshot(f"search answer holds {len(listed)} repositories, expected {size}")
+    return TopList(rank_by_stars(listed), count_inversions([r.stars for r in listed]))
+
+
+def rank_by_stars(records: Sequence[RepoSnapshot]) -> list[RepoSnapshot]:
+    """Records ranked by stars, most first, ties by id; `rank` renumbered from 1."""
+    ordered = sorted(records, key=lambda r: (-r.stars, r.id))
+    return [replace(record, rank=rank) for rank, record in enumerate(ordered, start=1)]
+
+
+def count_inversions(stars: Sequence[int]) -> int:
+    """Pairs listed above a repository with more stars. Quadratic, fine for 100 items."""
+    return sum(1 for i, above in enumerate(stars) for below in stars[i + 1 :] if below > above)
 
 
 def _items(payload: Any) -> list[Any]:
@@ -110,12 +136,3 @@ def _check_unique(records: list[RepoSnapshot]) -> None:
                 f"{first.rank} and {record.full_name} at rank {record.rank}"
             )
         seen[record.id] = record
-
-
-def _check_sorted(records: list[RepoSnapshot]) -> None:
-    for before, after in zip(records, records[1:], strict=False):
-        if after.stars > before.stars:
-            raise SuspectSnapshot(
-                f"items not sorted by stars: {after.full_name} ({after.stars}) ranked below "
-                f"{before.full_name} ({before.stars})"
-            )

@@ -1,7 +1,9 @@
 """Schedules in UTC: strict cron parsing, ticks, and the catch-up plan. Pure.
 
 periodiq's own parser accepts a 6-field string silently and never fires on Sunday written
-as 0; we validate first and hand periodiq a spec with Sunday as 7, the way it checks days.
+as 0; we validate first and hand periodiq a spec with Sunday as both 0 and 7 (its `validate`
+checks ISO weekdays, Sunday 7; its `next_valid_date` counts Sunday as 0). `periodic_option`
+is the one place that builds an actor's `periodic` option.
 """
 
 from __future__ import annotations
@@ -68,9 +70,10 @@ def parse_cron(text: str) -> CronSpec:
     except (ValueError, IndexError, KeyError) as exc:
         raise ScheduleError(f"invalid cron string {text!r}: {exc}") from None
     _check_ranges(text, spec)
-    if 0 in spec.dow:
-        # periodiq compares ISO weekdays (Sunday is 7) with the parsed set (Sunday is 0).
-        spec.setup(None, None, None, None, sorted(set(spec.dow) | {7}))
+    if {0, 7} & set(spec.dow):
+        # periodiq's validate compares ISO weekdays (Sunday is 7), its next_valid_date
+        # counts Sunday as 0: give it both, whichever way the string wrote Sunday.
+        spec.setup(None, None, None, None, sorted(set(spec.dow) | {0, 7}))
     if not spec.minute or not spec.hour or not spec.dom or not spec.month or not spec.dow:
         raise ScheduleError(f"cron string {text!r} never fires")
     return spec
@@ -92,6 +95,15 @@ def _check_ranges(text: str, spec: CronSpec) -> None:
         bad = [v for v in field_values if not low <= v <= high]
         if bad:
             raise ScheduleError(f"cron string {text!r}: {name} {bad[0]} is outside {low}-{high}")
+
+
+# Housekeeping and catch-up passes; an on-demand run's tick is the minute it was asked for.
+EVERY_MINUTE = Schedule("* * * * *", catchup="none")
+
+
+def periodic_option(schedule: Schedule) -> CronSpec:
+    """The `periodic=` actor option periodiq sends ticks by; never `periodiq.cron(text)`."""
+    return parse_cron(schedule.cron)
 
 
 def matches(spec: CronSpec, moment: datetime) -> bool:

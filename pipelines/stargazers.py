@@ -40,8 +40,6 @@ PIPELINE = "stargazers"
 # Nominal only: the pipeline runs on demand (its tick actor is not periodic), and a
 # catch-up pass must never start one, hence "none".
 SCHEDULE = Schedule("0 4 * * *", catchup="none")
-# An on-demand run's tick is the minute it was asked for.
-EVERY_MINUTE = Schedule("* * * * *", catchup="none")
 STAR_JSON = "application/vnd.github.star+json"
 PAGES_STAGE = "pages"
 

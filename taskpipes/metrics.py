@@ -96,6 +96,11 @@ def _registry() -> dict[str, Any]:
             ["resource"],
             multiprocess_mode="mostrecent",
         ),
+        "rank_inversions": Gauge(
+            "taskpipes_github_rank_inversions",
+            "Pairs the last stored sort=stars answer listed out of order of its own counts",
+            multiprocess_mode="mostrecent",
+        ),
         "queue_messages": Gauge(
             "taskpipes_queue_messages",
             "RabbitMQ messages by queue and state",
@@ -147,6 +152,11 @@ def github_ratelimit(resource: str, remaining: int, reset_ts: float) -> None:
     reg = _registry()
     reg["ratelimit_remaining"].labels(resource).set(remaining)
     reg["ratelimit_reset"].labels(resource).set(reset_ts)
+
+
+def github_rank_inversions(count: int) -> None:
+    """GitHub's search index lags the live counts it reports; a rise shows it lagging more."""
+    _registry()["rank_inversions"].set(count)
 
 
 def queue_depth(queue: str, state: str, count: int) -> None:

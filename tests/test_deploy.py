@@ -326,6 +326,7 @@ m.rows_written("repo_snapshots", 100)
 m.duplicate_tick("github_top")
 m.github_request("search", 200)
 m.github_ratelimit("search", 29, 1_700_000_060.0)
+m.github_rank_inversions(3)
 m.queue_depth("github_top", "dead", 2)
 m.api_request("/healthz", 200, 0.002)
 m.tick_scheduled("github_top_tick")
@@ -338,6 +339,7 @@ EXERCISED = {
     "duplicate_tick",
     "github_request",
     "github_ratelimit",
+    "github_rank_inversions",
     "queue_depth",
     "api_request",
     "tick_scheduled",
@@ -353,6 +355,7 @@ METRIC_NAMES = [
     "taskpipes_github_requests_total",
     "taskpipes_github_ratelimit_remaining",
     "taskpipes_github_ratelimit_reset_timestamp_seconds",
+    "taskpipes_github_rank_inversions",
     "taskpipes_queue_messages",
     "taskpipes_api_request_duration_seconds_bucket",
 ]
@@ -382,7 +385,7 @@ def test_multiprocess_metrics_pass_promtool(promtool: str, tmp_path: Path) -> No
     # Then the exposition is read back from the directory and passes promtool's lint
     assert list(tmp_path.glob("*.db"))
     for name in METRIC_NAMES:
-        assert f"\n{name}{{".encode() in text, name
+        assert f"\n{name}{{".encode() in text or f"\n{name} ".encode() in text, name
     assert_ok(run(promtool, "check", "metrics", stdin=text))
 
 

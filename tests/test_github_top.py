@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import dramatiq
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 import actors
@@ -73,9 +74,9 @@ def test_ticks_store_snapshots_once_and_follow_a_rename(app_env, database_url, s
         assert session.scalar(select(func.count()).where(Snapshot.repo_id == renamed_id)) == 2
         ranking = session.scalars(select(LatestRanking).order_by(LatestRanking.rank)).all()
     expected = simulator.top(T0 + timedelta(minutes=10))
-    assert [(r.repo_id, r.stars) for r in ranking] == [
-        (i["id"], i["stargazers_count"]) for i in expected
-    ]
+    assert [(r.repo_id, r.stars) for r in ranking] == sorted(
+        ((i["id"], i["stargazers_count"]) for i in expected), key=lambda p: (-p[1], p[0])
+    )
     gained = {r.repo_id: r.stars_gained for r in ranking}
     stars_at_t0 = {i["id"]: i["stargazers_count"] for i in simulator.top(T0)}
     assert gained == {i["id"]: i["stargazers_count"] - stars_at_t0[i["id"]] for i in expected}
@@ -97,6 +98,38 @@ def test_stars_gained_is_null_for_a_newcomer(app_env, sqlite_url, simulator) -> 
     assert newcomers, "the simulator should bring a newcomer in between these ticks"
     assert all(r.stars_gained is None for r in newcomers)
     assert all(r.stars_gained is not None for r in ranking if r.repo_id in ids_early)
+
+
+def inversions(stars: list[int]) -> int:
+    return sum(1 for i, above in enumerate(stars) for below in stars[i + 1 :] if below > above)
+
+
+def test_an_answer_out_of_star_order_is_stored_not_fetched_again(
+    app_env, sqlite_url, simulator
+) -> None:
+    # Given GitHub's search index lagging three days behind the counts it reports
+    app_env(sqlite_url)
+    simulator.set_index_lag(3 * 24 * 3600)
+    served = simulator.top(T0)
+    out_of_order = inversions([i["stargazers_count"] for i in served])
+    assert out_of_order > 0
+
+    # When the tick runs
+    outcome = run_at(simulator, T0)
+
+    # Then the one answer is stored, ranked by its counts, its inversions recorded
+    assert outcome.status == "succeeded", outcome.error
+    assert simulator.requests()["counts"]["search"]["total"] == 1
+    with begin() as session:
+        assert session.scalar(select(func.count()).select_from(RawResponse)) == 1
+        details = session.get_one(Run, outcome.run_id).details
+        ranking = session.scalars(select(LatestRanking).order_by(LatestRanking.rank)).all()
+    assert details == {"rank_inversions": out_of_order}
+    assert [(r.repo_id, r.stars) for r in ranking] == sorted(
+        ((i["id"], i["stargazers_count"]) for i in served), key=lambda p: (-p[1], p[0])
+    )
+    gauge = REGISTRY.get_sample_value("taskpipes_github_rank_inversions")
+    assert gauge == out_of_order
 
 
 def test_rate_limit_403_waits_for_the_reset_then_succeeds(app_env, sqlite_url, simulator) -> None:

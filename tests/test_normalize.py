@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipelines.errors import InvalidPayload, SuspectSnapshot
-from pipelines.normalize import normalize_top
+from pipelines.normalize import count_inversions, normalize_top, rank_by_stars
 from pipelines.records import RepoSnapshot
 
 
@@ -36,7 +36,8 @@ def top(n: int = 100) -> list[dict[str, Any]]:
 
 
 def test_a_valid_answer_becomes_100_ranked_records() -> None:
-    records = normalize_top(payload(top()))
+    top_list = normalize_top(payload(top()))
+    records = top_list.records
 
     assert len(records) == 100
     assert records[0] == RepoSnapshot(
@@ -51,6 +52,7 @@ def test_a_valid_answer_becomes_100_ranked_records() -> None:
         description="a repository",
     )
     assert [r.rank for r in records] == list(range(1, 101))
+    assert top_list.inversions == 0
 
 
 def test_nulls_and_unicode_are_kept() -> None:
@@ -59,7 +61,7 @@ def test_nulls_and_unicode_are_kept() -> None:
                     description="😎 Awesome — 日本語")  # fmt: skip
     items[6] = item(1006, items[6]["stargazers_count"], description=None)
 
-    records = normalize_top(payload(items))
+    records = normalize_top(payload(items)).records
 
     assert (records[5].language, records[5].license) == (None, None)
     assert records[5].description == "😎 Awesome — 日本語"
@@ -69,11 +71,13 @@ def test_nulls_and_unicode_are_kept() -> None:
 def test_equal_stars_are_in_order() -> None:
     items = [item(1000 + i, 5000) for i in range(100)]
 
-    assert len(normalize_top(payload(items))) == 100
+    records = normalize_top(payload(items)).records
+
+    assert [r.id for r in records] == [1000 + i for i in range(100)]
 
 
 def test_more_than_100_items_keeps_the_top_100() -> None:
-    records = normalize_top(payload(top(130)))
+    records = normalize_top(payload(top(130))).records
 
     assert len(records) == 100 and records[-1].id == 1099
 
@@ -88,12 +92,58 @@ def test_a_duplicated_id_is_suspect_and_named() -> None:
         normalize_top(payload(items))
 
 
-def test_unsorted_items_are_suspect() -> None:
+def test_an_unsorted_answer_is_ranked_by_its_counts_and_its_inversions_counted() -> None:
+    # Given GitHub's lagging index: 240 stars listed below 238, as recorded from the real API
     items = top()
     items[10], items[11] = items[11], items[10]
+    items[40] = {**items[40], "stargazers_count": items[38]["stargazers_count"] + 1}
 
-    with pytest.raises(SuspectSnapshot, match="not sorted by stars: owner1010/repo1010"):
-        normalize_top(payload(items))
+    result = normalize_top(payload(items))
+
+    # Then it is accepted, ranked by stars (ties by id), with 1 + 2 pairs out of order
+    assert result.inversions == 3
+    assert [r.id for r in result.records[9:12]] == [1009, 1010, 1011]
+    assert [r.id for r in result.records[37:41]] == [1037, 1040, 1038, 1039]
+    assert [r.rank for r in result.records] == list(range(1, 101))
+
+
+def snapshot(repo_id: int, stars: int, rank: int = 0) -> RepoSnapshot:
+    return RepoSnapshot(repo_id, f"o/r{repo_id}", rank, stars, 0, 0, None, None, None)
+
+
+def test_rank_by_stars_breaks_ties_by_id_and_renumbers() -> None:
+    records = [snapshot(7, 238, 1), snapshot(3, 240, 2), snapshot(9, 240, 3), snapshot(1, 5, 4)]
+
+    ranked = rank_by_stars(records)
+
+    assert [(r.rank, r.id, r.stars) for r in ranked] == [
+        (1, 3, 240),
+        (2, 9, 240),
+        (3, 7, 238),
+        (4, 1, 5),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stars", "expected"),
+    [
+        ([], 0),
+        ([5], 0),
+        ([9, 7, 7, 3], 0),
+        ([238, 240], 1),
+        ([1, 2, 3, 4], 6),
+        ([10, 12, 9, 11, 8], 3),
+    ],
+)
+def test_count_inversions_counts_pairs_listed_below_a_smaller_count(
+    stars: list[int], expected: int
+) -> None:
+    assert count_inversions(stars) == expected
+
+
+@given(st.lists(st.integers(0, 1000), max_size=40))
+def test_inversions_are_zero_exactly_when_sorted(stars: list[int]) -> None:
+    assert (count_inversions(stars) == 0) == (stars == sorted(stars, reverse=True))
 
 
 def test_fewer_than_100_repositories_is_suspect() -> None:
@@ -162,11 +212,11 @@ JSON = st.recursive(
 @given(JSON)
 def test_any_json_either_normalizes_or_raises_a_named_error(answer: Any) -> None:
     try:
-        records = normalize_top(answer)
+        result = normalize_top(answer)
     except (InvalidPayload, SuspectSnapshot) as exc:
         assert str(exc)
     else:
-        assert len(records) == 100
+        assert len(result.records) == 100 and result.inversions >= 0
 
 
 @given(

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+import pendulum
 import pytest
+from periodiq import CronSpec
 
 from pipelines.schedule import (
     CatchupPlan,
     Schedule,
     ScheduleError,
     floor_tick,
-    matches,
     parse_cron,
     parse_tick,
+    periodic_option,
     plan_catchup,
     ticks_between,
 )
@@ -43,12 +46,65 @@ def test_a_bad_cron_string_is_refused_with_the_reason(cron: str, message: str) -
         parse_cron(cron)
 
 
-@pytest.mark.parametrize("cron", ["0 0 * * 0", "0 0 * * sun", "@weekly", "0 0 * * 7"])
-def test_sunday_fires_however_it_is_written(cron: str) -> None:
-    sunday = at(29, 0, 0)  # 2026-11-29 is a Sunday
+# The week of 2026-11-23 (a Monday) to 2026-11-29 (a Sunday), at midnight UTC.
+WEEK = {name: at(23 + i, 0, 0) for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}  # fmt: skip
+# Weekday fields written in each way periodiq could misread, and the days they must fire on.
+WEEKDAY_CASES = [
+    ("0 0 * * 0", {"sun"}),
+    ("0 0 * * sun", {"sun"}),
+    ("@weekly", {"sun"}),
+    ("0 0 * * 7", {"sun"}),
+    ("0 0 * * 0-2", {"sun", "mon", "tue"}),
+    ("0 0 * * sat,sun", {"sat", "sun"}),
+    ("0 0 * * */2", {"sun", "tue", "thu", "sat"}),
+    ("0 0 * * 1-5", {"mon", "tue", "wed", "thu", "fri"}),
+]
 
-    assert matches(parse_cron(cron), sunday)
-    assert not matches(parse_cron(cron), sunday + timedelta(days=1))
+
+def firing_days(spec: CronSpec) -> set[str]:
+    """The days of WEEK periodiq's own check fires on (what its scheduler calls each minute)."""
+    return {name for name, moment in WEEK.items() if spec.validate(moment)}
+
+
+@pytest.mark.parametrize(("cron", "days"), WEEKDAY_CASES)
+def test_the_periodic_option_fires_on_sunday_however_it_is_written(
+    cron: str, days: set[str]
+) -> None:
+    assert firing_days(periodic_option(Schedule(cron))) == days
+
+
+@pytest.mark.parametrize("cron", ["0 0 * * 7", "0 0 * * 0", "@weekly"])
+def test_periodiq_sleeps_until_this_sunday_not_the_next(cron: str) -> None:
+    # periodiq's scheduler sleeps until next_valid_date, which counts Sunday as 0.
+    saturday = pendulum.datetime(2026, 11, 28, 0, 1, tz="UTC")
+
+    assert periodic_option(Schedule(cron)).next_valid_date(saturday) == WEEK["sun"]
+
+
+# Imports the actors with every scheduled pipeline overridden to CRON, and prints the days
+# each periodic actor's own `periodic` option fires on.
+ACTOR_DAYS = """
+import json, actors, dramatiq
+from tests.test_schedule import firing_days
+print(json.dumps({a.actor_name: sorted(firing_days(a.options["periodic"]))
+    for a in map(dramatiq.get_broker().get_actor, dramatiq.get_broker().get_declared_actors())
+    if "schedule" in a.options and "periodic" in a.options}))
+"""
+
+
+@pytest.mark.parametrize(("cron", "days"), WEEKDAY_CASES)
+def test_every_periodic_actor_fires_on_the_days_its_schedule_names(
+    cron: str, days: set[str]
+) -> None:
+    pipelines = ("GITHUB_TOP", "ROLLUP", "MAINTENANCE")
+    env = {f"TASKPIPES_SCHEDULE_{name}": cron for name in pipelines} | {"PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", ACTOR_DAYS], env=env, capture_output=True, text=True, check=True
+    )
+
+    fired = json.loads(result.stdout)
+    assert set(fired) == {"github_top_tick", "rollup_tick", "maintenance_tick"}
+    assert all(set(actor_days) == days for actor_days in fired.values()), fired
 
 
 def test_periods() -> None:

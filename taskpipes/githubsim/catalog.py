@@ -72,9 +72,3 @@ def build_catalog(records: list[RepoRecord]) -> dict[int, SimRepo]:
     fallback = median_growth(records)
     repos = (build_repo(record, fallback) for record in records)
     return {repo.id: repo for repo in repos}
-
-
-def ranked(repos: dict[int, SimRepo], at: int) -> list[tuple[SimRepo, int]]:
-    """(repo, stars) for every repo at `at`, by stars descending then id ascending."""
-    scored = [(repo, repo.stars_at(at)) for repo in repos.values()]
-    return sorted(scored, key=lambda pair: (-pair[1], pair[0].id))

@@ -5,6 +5,7 @@ PUT  /_sim/clock    {"now": ISO, "advance": false}
 POST /_sim/faults   {"endpoint", "fault", "times": 1, ...params}   -> 201
 GET  /_sim/faults                        -> {"pending": [...]}
 POST /_sim/rename   {"from": "o/n", "to": "o2/n2"}
+PUT  /_sim/index-lag {"max_lag_seconds": 86400}  (0: search strictly sorted)
 POST /_sim/reset
 GET  /_sim/requests                      -> RequestLog.summary()
 """
@@ -81,6 +82,15 @@ def post_rename(state: SimState, request: Request) -> Response:
     return json_response(200, {"id": repo_id, "full_name": new, "previous": old})
 
 
+def put_index_lag(state: SimState, request: Request) -> Response:
+    lag = json_body(request).get("max_lag_seconds")
+    try:
+        state.index.set_lag(lag)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+    return json_response(200, {"max_lag_seconds": state.index.max_lag_s})
+
+
 def post_reset(state: SimState, request: Request) -> Response:
     state.reset()
     return json_response(200, {"reset": True})
@@ -96,6 +106,7 @@ ROUTES: dict[tuple[str, str], Callable[[SimState, Request], Response]] = {
     ("POST", "faults"): post_fault,
     ("GET", "faults"): get_faults,
     ("POST", "rename"): post_rename,
+    ("PUT", "index-lag"): put_index_lag,
     ("POST", "reset"): post_reset,
     ("GET", "requests"): get_requests,
 }

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from taskpipes.githubsim.catalog import SimRepo, ranked
+from taskpipes.githubsim.catalog import SimRepo
 from taskpipes.githubsim.items import repo_item, search_item, stargazer_entry
 from taskpipes.githubsim.messages import Request
 from taskpipes.githubsim.pagination import link_header, page_count, page_number, page_size
@@ -61,7 +61,8 @@ def search_repositories(state: SimState, request: Request) -> Answer:
     if (page - 1) * per_page >= SEARCH_RESULT_CAP:
         return validation_failed("page", "Only the first 1000 search results are available")
     at, minimum = state.clock.now(), int(match.group(1))
-    hits = [repo for repo, stars in ranked(state.repos, at) if stars > minimum]
+    # Ranked and filtered by the lagging index; each hit reports its live count.
+    hits = [repo for repo, indexed in state.index.ranking(state.repos, at) if indexed > minimum]
     if request.param("order") == "asc":
         hits.reverse()
     shown = hits[(page - 1) * per_page : page * per_page]

@@ -17,6 +17,8 @@ FAULT_PARAMS: dict[str, dict[str, float]] = {
     "malformed_json": {},
     "incomplete_results": {},
     "duplicate_id": {},
+    # Links (and, for a repository, a redirect) naming another origin, given as `to`.
+    "foreign_link": {},
 }
 # Faults that reshape search results and make no sense elsewhere.
 SEARCH_ONLY = ("incomplete_results", "duplicate_id")
@@ -32,9 +34,11 @@ class Fault:
     name: str
     times: int
     params: dict[str, float] = field(default_factory=dict)
+    to: str | None = None  # the foreign origin of foreign_link
 
     def describe(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, "fault": self.name, "times": self.times, **self.params}
+        described = {"endpoint": self.endpoint, "fault": self.name, "times": self.times}
+        return {**described, **self.params, **({"to": self.to} if self.to else {})}
 
 
 def check_fault(endpoint: str, name: str, times: int) -> None:
@@ -61,6 +65,16 @@ def fault_params(name: str, given: dict[str, Any]) -> dict[str, float]:
     return params
 
 
+def foreign_origin(name: str, params: dict[str, Any]) -> str | None:
+    """Take foreign_link's `to` (http(s)://host:port) out of the parameters."""
+    if name != "foreign_link":
+        return None
+    to = params.pop("to", None)
+    if not isinstance(to, str) or not to.startswith(("http://", "https://")):
+        raise FaultError("fault 'foreign_link' needs 'to': the foreign origin, http(s)://host:port")
+    return to.rstrip("/")
+
+
 class FaultBook:
     """Pending faults per endpoint, applied first-in first-out."""
 
@@ -70,7 +84,8 @@ class FaultBook:
 
     def add(self, endpoint: str, name: str, times: int = 1, **params: Any) -> Fault:
         check_fault(endpoint, name, times)
-        fault = Fault(endpoint, name, times, fault_params(name, params))
+        to = foreign_origin(name, params)
+        fault = Fault(endpoint, name, times, fault_params(name, params), to)
         with self._lock:
             self._pending.append(fault)
         return fault
@@ -83,7 +98,7 @@ class FaultBook:
                     fault.times -= 1
                     if fault.times == 0:
                         self._pending.remove(fault)
-                    return Fault(endpoint, fault.name, 1, dict(fault.params))
+                    return Fault(endpoint, fault.name, 1, dict(fault.params), fault.to)
         return None
 
     def pending(self) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from typing import Any
 from taskpipes.githubsim import endpoints
 from taskpipes.githubsim.endpoints import Answer
 from taskpipes.githubsim.faults import Fault
+from taskpipes.githubsim.foreign import point_elsewhere
 from taskpipes.githubsim.messages import (
     JSON_TYPE,
     Request,
@@ -150,6 +151,8 @@ def answer_github(state: SimState, request: Request) -> tuple[str, Response]:
     if fault is not None and fault.name == "stall":
         state.wakeup.wait(fault.params["seconds"])
     answer = reshape(route.handler(state, request), fault)
+    if fault is not None and fault.to is not None:
+        answer = point_elsewhere(answer, request, route.endpoint, fault.to)
     body = encode_json(answer.payload)
     if fault is not None and fault.name == "malformed_json":
         body = body[: len(body) // 2]

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, cast
 
-from taskpipes.githubsim.catalog import ranked
 from taskpipes.githubsim.items import search_item
 from taskpipes.githubsim.server import SimServer
 from taskpipes.githubsim.state import SimState
@@ -46,6 +45,10 @@ class Simulator:
     def add_fault(self, endpoint: str, fault: str, times: int = 1, **params: Any) -> None:
         self.state.faults.add(endpoint, fault, times, **params)
 
+    def set_index_lag(self, max_lag_s: int) -> None:
+        """How far behind the live counts search ranks (0: strictly sorted)."""
+        self.state.index.set_lag(max_lag_s)
+
     def rename(self, old: str, new: str) -> int:
         return self.state.names.rename(old, new)
 
@@ -58,7 +61,7 @@ class Simulator:
     def top(self, at: datetime, n: int = 100) -> list[dict[str, Any]]:
         """The first n search items at `at`, exactly as GET /search/repositories lists them."""
         ts = epoch(at)
-        leaders = ranked(self.state.repos, ts)[:n]
+        leaders = self.state.index.ranking(self.state.repos, ts)[:n]
         return [search_item(repo, self.state.names.current(repo.id), ts) for repo, _ in leaders]
 
     def stargazers(self, full_name: str, at: datetime) -> int:

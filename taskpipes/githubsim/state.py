@@ -14,6 +14,7 @@ from taskpipes.githubsim.faults import FaultBook
 from taskpipes.githubsim.names import RepoNames
 from taskpipes.githubsim.ratelimit import RateLimiter
 from taskpipes.githubsim.requestlog import RequestLog
+from taskpipes.githubsim.searchindex import SearchIndex
 
 
 class SimState:
@@ -24,6 +25,7 @@ class SimState:
         self.faults = FaultBook()
         self.limiter = RateLimiter(search_limit=search_limit, core_limit=core_limit)
         self.log = RequestLog()
+        self.index = SearchIndex()
         # Set to wake stalled requests on reset/close; replaced so later stalls still sleep.
         self.wakeup = threading.Event()
 
@@ -33,6 +35,7 @@ class SimState:
         self.faults.clear()
         self.limiter.reset()
         self.log.reset()
+        self.index.reset()
         self.wake_stalled()
 
     def wake_stalled(self) -> None:
