@@ -3,11 +3,17 @@
 Each node has its own node name, AMQP and distribution ports, data and log directories;
 they share an Erlang cookie through the HOME every node and every rabbitmqctl call gets.
 The machine's own node is never touched: different names, ports, cookie and files.
+
+`three_nodes` puts them on loopback. `three_nodes_apart` puts each node in a network
+namespace of its own, linked to a private bridge (no route leaves the machine), so one
+node can be cut off from the others and from the clients: a network partition.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import random
 import shutil
 import signal
 import socket
@@ -40,6 +46,9 @@ class Node:
     amqp_port: int
     dist_port: int
     home: Path
+    ip: str = "127.0.0.1"
+    # The network namespace the node lives in; None: the machine's own, on loopback.
+    netns: str | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -47,12 +56,19 @@ class Node:
         return self.home / self.name.split("@")[0]
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
+        if self.netns:
+            # Debian's rabbitmq-env.conf pins epmd and distribution to 127.0.0.1, which
+            # the other namespaces cannot reach; nodes named by address need long names.
+            env.update(
+                RABBITMQ_CONF_ENV_FILE=str(self.home / "rabbitmq-env.conf"),
+                RABBITMQ_USE_LONGNAME="true",
+            )
         env.update(
             HOME=str(self.home),
             RABBITMQ_NODENAME=self.name,
             RABBITMQ_NODE_PORT=str(self.amqp_port),
-            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_IP_ADDRESS=self.ip,
             RABBITMQ_DIST_PORT=str(self.dist_port),
             RABBITMQ_MNESIA_BASE=str(self.base / "mnesia"),
             RABBITMQ_LOG_BASE=str(self.base / "log"),
@@ -66,13 +82,16 @@ class Node:
         return env
 
     def url(self, vhost: str) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/{vhost}"
+        return f"amqp://guest:guest@{self.ip}:{self.amqp_port}/{vhost}"
+
+    def _in_netns(self, args: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.netns, *args] if self.netns else args
 
     def start(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
         with (self.base / "console.log").open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(SERVER)],
+                self._in_netns([str(SERVER)]),
                 env=self.env(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -81,7 +100,7 @@ class Node:
 
     def ctl(self, *args: str, timeout: float = 120) -> str:
         done = subprocess.run(
-            [str(CTL), "-q", "-n", self.name, *args],
+            self._in_netns([str(CTL), "-q", "-n", self.name, *args]),
             env=self.env(),
             capture_output=True,
             text=True,
@@ -93,7 +112,7 @@ class Node:
 
     def await_startup(self) -> None:
         deadline = time.monotonic() + BOOT_TIMEOUT_S
-        while not port_open("127.0.0.1", self.amqp_port):
+        while not port_open(self.ip, self.amqp_port):
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: see {self.base / 'console.log'}")
             if time.monotonic() > deadline:
@@ -123,6 +142,7 @@ class Node:
 @dataclass
 class Cluster:
     nodes: list[Node]
+    bridge: Bridge | None = None
 
     def url(self, vhost: str, order: list[Node] | None = None) -> str:
         """BROKER_URL listing every node, `;`-separated, in `order` (the first is tried first)."""
@@ -166,7 +186,43 @@ log.file.level = warning
 
 @contextmanager
 def three_nodes(home: Path) -> Iterator[Cluster]:
-    """Start three nodes, join them into one cluster; stop them all at the end."""
+    """Start three nodes on loopback, join them into one cluster; stop them at the end."""
+    _prepare(home)
+    host = socket.gethostname().split(".")[0]
+    tag = uuid.uuid4().hex[:6]
+    nodes = [Node(f"tp{tag}n{i}@{host}", free_port(), _free_dist_port(), home) for i in (1, 2, 3)]
+    with _joined(nodes) as cluster:
+        yield cluster
+
+
+@contextmanager
+def three_nodes_apart(home: Path) -> Iterator[Cluster]:
+    """Three nodes, each in a network namespace of its own on a private bridge."""
+    if shutil.which("ip") is None or _run(["ip", "netns", "list"]).returncode != 0:
+        unavailable("network namespaces (`ip netns`, as root)")
+    _prepare(home)
+    # Faster partition detection than the 60 s default, for a bounded test.
+    with (home / "rabbitmq.conf").open("a") as config:
+        config.write("net_ticktime = 10\n")
+    (home / "rabbitmq-env.conf").write_text("")
+    with Bridge() as bridge:
+        nodes = [
+            Node(
+                f"tp{bridge.tag}n{i}@{bridge.address(i)}",
+                5672,
+                25672,
+                home,
+                ip=bridge.address(i),
+                netns=bridge.attach(i),
+            )
+            for i in (1, 2, 3)
+        ]
+        with _joined(nodes) as cluster:
+            cluster.bridge = bridge
+            yield cluster
+
+
+def _prepare(home: Path) -> None:
     if not SERVER.exists() or shutil.which("erl") is None:
         unavailable("Debian's rabbitmq-server (to start a cluster of the tests' own)")
     home.mkdir(parents=True, exist_ok=True)
@@ -175,9 +231,11 @@ def three_nodes(home: Path) -> Iterator[Cluster]:
     cookie.chmod(0o400)
     (home / "rabbitmq.conf").write_text(CONFIG)
     (home / "enabled_plugins").write_text("[].\n")
-    host = socket.gethostname().split(".")[0]
-    tag = uuid.uuid4().hex[:6]
-    nodes = [Node(f"tp{tag}n{i}@{host}", free_port(), _free_dist_port(), home) for i in (1, 2, 3)]
+
+
+@contextmanager
+def _joined(nodes: list[Node]) -> Iterator[Cluster]:
+    """Start `nodes`, join the others to the first; stop them all at the end."""
     try:
         for node in nodes:
             node.start()
@@ -209,3 +267,103 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=30)
+
+
+def _must(args: list[str]) -> None:
+    done = _run(args)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip()}")
+
+
+class Bridge:
+    """A private /24 on a bridge of its own; each node's namespace gets a veth link to it.
+
+    `cut(i)` takes node i's link down: its peers and its clients lose it at once, and it
+    loses them (no reset, no goodbye: packets simply stop). `heal(i)` brings it back.
+    """
+
+    def __init__(self) -> None:
+        self.tag = uuid.uuid4().hex[:4]
+        self.network = _free_network()
+        self.name = f"tp{self.tag}br"
+        self.namespaces: list[str] = []
+
+    def address(self, i: int) -> str:
+        return str(self.network.network_address + i)
+
+    def __enter__(self) -> Bridge:
+        gateway = f"{self.network.network_address + 254}/{self.network.prefixlen}"
+        _must(["ip", "link", "add", self.name, "type", "bridge"])
+        _must(["ip", "addr", "add", gateway, "dev", self.name])
+        _must(["ip", "link", "set", self.name, "up"])
+        return self
+
+    def link(self, i: int) -> str:
+        return f"tp{self.tag}v{i}"
+
+    def attach(self, i: int) -> str:
+        netns = f"tp{self.tag}n{i}"
+        inside = ["ip", "netns", "exec", netns, "ip"]
+        _must(["ip", "netns", "add", netns])
+        self.namespaces.append(netns)
+        _must(
+            [
+                "ip",
+                "link",
+                "add",
+                self.link(i),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                netns,
+            ]
+        )
+        _must(["ip", "link", "set", self.link(i), "master", self.name])
+        _must(["ip", "link", "set", self.link(i), "up"])
+        _must(
+            [*inside, "addr", "add", f"{self.address(i)}/{self.network.prefixlen}", "dev", "eth0"]
+        )
+        _must([*inside, "link", "set", "eth0", "up"])
+        _must([*inside, "link", "set", "lo", "up"])
+        return netns
+
+    def cut(self, i: int) -> None:
+        _must(["ip", "link", "set", self.link(i), "down"])
+
+    def heal(self, i: int) -> None:
+        _must(["ip", "link", "set", self.link(i), "up"])
+
+    def __exit__(self, *exc: object) -> None:
+        for netns in self.namespaces:
+            # epmd (started by the node) lives on in the namespace: end it, then the namespace.
+            pids = _run(["ip", "netns", "pids", netns]).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            _run(["ip", "netns", "del", netns])
+        _run(["ip", "link", "del", self.name])
+
+
+def _free_network() -> ipaddress.IPv4Network:
+    """A 10.x.y.0/24 no route of this machine uses yet."""
+    routes = _run(["ip", "-4", "route", "show"]).stdout
+    taken = [
+        ipaddress.ip_network(line.split()[0])
+        for line in routes.splitlines()
+        if "/" in line.split()[0]
+    ]
+    while True:
+        network = ipaddress.ip_network(
+            f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24"
+        )
+        if not any(network.overlaps(other) for other in taken):
+            return network

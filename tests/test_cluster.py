@@ -8,6 +8,7 @@ of the session.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -44,15 +45,21 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield three
 
 
-@pytest.fixture
-def deployment(cluster: Cluster, postgres_url: str, simulator: Simulator, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A vhost of its own on the whole cluster, its queues led by node 1, and the env."""
+@pytest.fixture(scope="module")
+def cluster_apart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with clusters.three_nodes_apart(tmp_path_factory.mktemp("rabbit-netns")) as three:
+        yield three
+
+
+def prepare(
+    cluster: Cluster, leader: Node, postgres_url: str, simulator: Simulator, tmp_path: Path
+):  # type: ignore[no-untyped-def]
+    """A vhost of its own on the whole cluster, its queues led by `leader`, and the env."""
     for node in cluster.nodes:
         if not node.running:
             cluster.restart(node)
     vhost = cluster.add_vhost()
     migrate.upgrade(postgres_url)
-    leader = cluster.nodes[0]
     _declare_queues(leader.url(vhost))
     members = cluster.queue_members(vhost)
     assert {name: size for name, (_l, size) in members.items()} == {
@@ -71,7 +78,13 @@ def deployment(cluster: Cluster, postgres_url: str, simulator: Simulator, tmp_pa
             **extra,
         )
 
-    engine = create_engine(postgres_url)
+    return vhost, env, create_engine(postgres_url)
+
+
+@pytest.fixture
+def deployment(cluster: Cluster, postgres_url: str, simulator: Simulator, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The loopback cluster, its queues led by node 1."""
+    vhost, env, engine = prepare(cluster, cluster.nodes[0], postgres_url, simulator, tmp_path)
     yield vhost, env, engine
     engine.dispose()
 
@@ -216,3 +229,44 @@ def test_a_node_stopped_for_a_minute_while_two_schedulers_tick(  # type: ignore[
 def _minutes(start: datetime, end: datetime) -> list[datetime]:
     count = int((end - start).total_seconds() // 60) + 1
     return [start + timedelta(minutes=i) for i in range(count)]
+
+
+def test_a_network_partition_of_the_leaders_node(  # type: ignore[no-untyped-def]
+    cluster_apart, postgres_url, simulator, tmp_path
+) -> None:
+    # Given nodes in network namespaces of their own, the queues led by node 3, one worker
+    # group connected to node 3 and one to node 1
+    one, _two, three = cluster_apart.nodes
+    vhost, env, engine = prepare(cluster_apart, three, postgres_url, simulator, tmp_path)
+    ticks = [T0 + timedelta(minutes=10 * i) for i in range(TICKS)]
+    simulator.set_clock(T0)
+    simulator.add_fault("search", "stall", times=TICKS * 2, seconds=2)
+    exits: list[int] = []
+    with (
+        workers(env(three), tmp_path / "workers-3.log"),
+        workers(env(one), tmp_path / "workers-1.log"),
+    ):
+        sender = send_ticks(env(one), ticks, exits)
+        wait_until(lambda: len(succeeded(engine)) >= 2 and fetching(engine), 120, "tick 3")
+        # When node 3's link goes down mid-run: no reset, its packets just stop
+        fault_at = datetime.now(UTC)
+        cluster_apart.bridge.cut(3)
+        # Then the majority elects new leaders and the ticks all run, once
+        try:
+            wait_until(lambda: len(succeeded(engine)) == TICKS, RUNS_DEADLINE_S, "every tick")
+        finally:
+            cluster_apart.bridge.heal(3)
+        sender.join(60)
+        # And when the link is back, node 3 rejoins (pause_minority paused it meanwhile)
+        wait_until(lambda: _whole(one, 3), 180, "node 3 back in the cluster")
+    record("partition the leaders' node (node 3)", engine, ticks, fault_at)
+    engine.dispose()
+    assert exits == [0] * TICKS, exits
+    # The majority took the lead while node 3 was cut off
+    leaders = {lead for lead, _size in cluster_apart.queue_members(vhost).values()}
+    assert three.name not in leaders
+
+
+def _whole(node: Node, size: int) -> bool:
+    status = json.loads(node.ctl("cluster_status", "--formatter", "json"))
+    return len(status.get("running_nodes", [])) == size and not status.get("partitions")
