@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dramatiq
+import pika
 import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
@@ -270,3 +272,44 @@ def test_a_network_partition_of_the_leaders_node(  # type: ignore[no-untyped-def
 def _whole(node: Node, size: int) -> bool:
     status = json.loads(node.ctl("cluster_status", "--formatter", "json"))
     return len(status.get("running_nodes", [])) == size and not status.get("partitions")
+
+
+def test_consumer_timeout_returns_a_message_held_too_long_by_a_quorum_consumer(
+    cluster: Cluster,
+) -> None:
+    # Given node 1 with a 2 s consumer_timeout, checked every second (30 min and 1 min by
+    # default: too long for a test; new channels read both when they open)
+    node = cluster.nodes[0]
+    vhost = cluster.add_vhost()
+    url = node.url(vhost)
+    _declare_queues(url)
+    settings = {"consumer_timeout": (2000, 1_800_000), "channel_tick_interval": (1000, 60_000)}
+    for key, (short, _default) in settings.items():
+        node.ctl("eval", f"application:set_env(rabbit, {key}, {short}).")
+    try:
+        broker = TypedQueuesBroker(
+            queue_type="quorum", max_crashes=3, url=url, confirm_delivery=True, middleware=[]
+        )
+        broker.enqueue(dramatiq.Message("rollup", "rollup_tick", (), {}, {}))
+        broker.close()
+        deliveries: list[bool] = []
+        with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+            channel = connection.channel()
+            channel.basic_consume(
+                "rollup", lambda _c, method, _p, _b: deliveries.append(method.redelivered)
+            )
+
+            # When the consumer holds the message without acking it past the timeout
+            def closed() -> bool:
+                connection.process_data_events(time_limit=0.5)
+                return not channel.is_open
+
+            wait_until(closed, 120, "the broker to close the channel")
+            # Then the broker closed the channel and the message is ready again, redelivered
+            again = connection.channel()
+            method, _properties, _body = again.basic_get("rollup", auto_ack=True)
+        assert deliveries == [False]
+        assert method is not None and method.redelivered
+    finally:
+        for key, (_short, default) in settings.items():
+            node.ctl("eval", f"application:set_env(rabbit, {key}, {default}).")
