@@ -32,7 +32,9 @@ from tests.processes import scheduler, service_env, taskpipes, workers
 from tests.queues import wait_until
 from tests.services import QUEUES
 
-pytestmark = pytest.mark.faults
+# Booting the cluster (~40 s), a minute's outage and minute ticks outlast the suite's
+# 300 s per-test timeout; each wait below has its own, shorter bound.
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 TICKS = 6
