@@ -25,8 +25,6 @@ from taskpipes import rabbit
 
 # Where a queue's messages wait while the queue is declared again as quorum.
 HOLDING_SUFFIX = ".migrating"
-# RabbitMQ's reply code for an inequivalent redeclare or a delete of a non-empty queue.
-PRECONDITION_FAILED = 406
 
 
 class MigrationError(RuntimeError):
@@ -103,7 +101,7 @@ def _redeclares(connection: pika.BlockingConnection, queue: str, arguments: dict
         _declare(connection, queue, arguments)
         return True
     except ChannelClosedByBroker as exc:
-        if exc.reply_code == PRECONDITION_FAILED:
+        if exc.reply_code == rabbit.PRECONDITION_FAILED:
             return False
         raise
 
@@ -145,7 +143,7 @@ def _delete_empty(connection: pika.BlockingConnection, queue: str) -> None:
         with rabbit.channel(connection) as channel:
             channel.queue_delete(queue, if_empty=True)
     except ChannelClosedByBroker as exc:
-        if exc.reply_code != PRECONDITION_FAILED:
+        if exc.reply_code != rabbit.PRECONDITION_FAILED:
             raise
         raise MigrationError(
             f"{queue} received new messages while it was being migrated: stop whatever "

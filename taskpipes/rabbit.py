@@ -23,8 +23,10 @@ from pika.exceptions import ChannelClosedByBroker
 
 from pipelines.status import QueueDepth
 
-# RabbitMQ's reply code for a queue that does not exist.
+# RabbitMQ's reply codes for a queue that does not exist, and for a redeclare with other
+# arguments (a classic queue declared as quorum, say).
 NOT_FOUND = 404
+PRECONDITION_FAILED = 406
 # Persistent, like every message Dramatiq publishes.
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
@@ -37,6 +39,7 @@ class _QuietNotFound(logging.Filter):
 
 
 logging.getLogger("pika.channel").addFilter(_QuietNotFound())
+logger = logging.getLogger("taskpipes")
 
 
 # Heartbeats keep an idle publisher connection alive through NAT and broker timeouts; the
@@ -106,7 +109,12 @@ class TypedQueuesBroker(RabbitmqBroker):
 
     def _declare(self, queue: str) -> Any:
         arguments = queue_arguments(queue, self.queue_type, self.max_crashes)
-        return self.channel.queue_declare(queue=queue, durable=True, arguments=arguments)
+        try:
+            return self.channel.queue_declare(queue=queue, durable=True, arguments=arguments)
+        except ChannelClosedByBroker as exc:
+            if exc.reply_code == PRECONDITION_FAILED:
+                logger.error("%s", type_mismatch(queue, self.queue_type, exc.reply_text))
+            raise
 
     def _declare_queue(self, queue_name: str) -> Any:
         return self._declare(queue_name)
@@ -116,6 +124,20 @@ class TypedQueuesBroker(RabbitmqBroker):
 
     def _declare_xq_queue(self, queue_name: str) -> Any:
         return self._declare(xq_name(queue_name))
+
+
+def type_mismatch(queue: str, queue_type: str, reply: str) -> str:
+    """What to do when `queue` exists with other arguments than the configured type's."""
+    # "PRECONDITION_FAILED - inequivalent arg 'x-overflow' for queue 'q' in vhost ..."
+    detail = reply.removeprefix("PRECONDITION_FAILED - ").split(" for queue")[0]
+    if queue_type == "quorum":
+        fix = "if it is classic, run `taskpipes rabbit migrate-queues` first"
+    else:
+        fix = "if it is quorum, set TASKPIPES_QUEUE_TYPE=quorum"
+    return (
+        f"queue {queue} exists with other arguments than TASKPIPES_QUEUE_TYPE={queue_type} "
+        f"declares ({detail}): {fix}"
+    )
 
 
 @contextmanager

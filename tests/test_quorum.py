@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pika
 import pytest
+from dramatiq.errors import ConnectionClosed
 
 from taskpipes.rabbit import RETURN_ALLOWANCE, TypedQueuesBroker, broker_hosts, queue_arguments
 from taskpipes.settings import ConfigError, load_settings
@@ -112,3 +113,27 @@ def test_the_broker_buries_a_message_returned_past_its_delivery_limit(rabbitmq: 
     assert deliveries == limit + 1
     wait_until(lambda: count(rabbitmq, "rollup.XQ") == 1, 30, "the dead letter")
     assert count(rabbitmq, "rollup") == 0
+
+
+def test_quorum_workers_on_classic_queues_say_to_migrate(
+    rabbitmq: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given the classic queues of a deployment that has not migrated
+    classic = TypedQueuesBroker(queue_type="classic", max_crashes=3, url=rabbitmq, middleware=[])
+    classic.declare_queue("rollup", ensure=True)
+    classic.close()
+
+    # When a worker configured for quorum queues declares them
+    broker = quorum_broker(rabbitmq)
+    try:
+        with pytest.raises(ConnectionClosed):
+            broker.declare_queue("rollup", ensure=True)
+    finally:
+        broker.close()
+
+    # Then the log says what to do
+    assert (
+        "queue rollup exists with other arguments than TASKPIPES_QUEUE_TYPE=quorum declares "
+        "(inequivalent arg 'x-"
+    ) in caplog.text
+    assert "if it is classic, run `taskpipes rabbit migrate-queues` first" in caplog.text
