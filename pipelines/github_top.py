@@ -32,17 +32,18 @@ SEARCH_PATH = "/search/repositories?q=stars:>50000&sort=stars&order=desc&per_pag
 MAX_SUSPECT_FETCHES = 3
 
 
-def fetch_search(client: GitHubClient, etag: str | None) -> tuple[int, Any, str | None]:
-    """GET the top list, following `link` pages until it holds TOP_SIZE items."""
-    page = client.get("search", SEARCH_PATH, etag=etag)
-    if page.status == 304:
-        return 304, None, page.etag or etag
+def fetch_search(client: GitHubClient) -> tuple[Any, str | None]:
+    """GET the top list, following `link` pages until it holds TOP_SIZE items.
+
+    Unconditional: GitHub's search answers carry no ETag (and say `no-cache`), so a
+    conditional search would never be answered 304."""
+    page = client.get("search", SEARCH_PATH)
     payload, next_url = page.payload, page.next_url
     while next_url and isinstance(payload, dict) and _short(payload):
         more = client.get("search", next_url)
         payload = {**payload, "items": payload["items"] + list(more.payload.get("items", []))}
         next_url = more.next_url
-    return 200, payload, page.etag
+    return payload, page.etag
 
 
 def _short(payload: dict[str, Any]) -> bool:
@@ -51,26 +52,17 @@ def _short(payload: dict[str, Any]) -> bool:
 
 
 def fetch(run_id: int, client: GitHubClient, now: datetime) -> int:
-    """Fetch and keep the raw answer for this run. A 304 reuses the last kept payload."""
+    """Fetch and keep the raw answer for this run."""
     with begin() as session:
         tick = session.get_one(Run, run_id).tick
-        last = session.scalars(
-            select(RawResponse)
-            .where(RawResponse.etag.is_not(None))
-            .order_by(RawResponse.fetched_at.desc(), RawResponse.id.desc())
-        ).first()
-    status, payload, etag = fetch_search(client, last.etag if last else None)
-    if status == 304:
-        if last is None:
-            raise InvalidPayload("GitHub answered 304 Not Modified but no earlier answer is kept")
-        payload = last.payload
+    payload, etag = fetch_search(client)
     with begin() as session:
         session.add(
             RawResponse(
                 run_id=run_id,
                 tick=tick,
                 fetched_at=now,
-                http_status=status,
+                http_status=200,
                 etag=etag,
                 payload=payload,
             )
@@ -125,10 +117,6 @@ def suspect_fetches(run_id: int) -> int:
 
 
 def refetch(run_id: int) -> None:
-    """Reject the run's latest answer and reopen fetch. The rejected answer loses its ETag,
-    so a 304 can never hand the same suspect payload back."""
+    """Reject the run's latest answer and reopen fetch; the next fetch asks afresh."""
     with begin() as session:
-        raw = _latest_raw(session, run_id)
-        if raw is not None:
-            raw.etag = None
         runs.reopen_stage(session, run_id, "fetch")
