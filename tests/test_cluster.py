@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -154,25 +155,33 @@ def send_ticks(env: dict[str, str], ticks: list[datetime], exits: list[int]) -> 
     return thread
 
 
-def kill_mid_run(
-    cluster: Cluster,
-    deployment,  # type: ignore[no-untyped-def]
+def ticks_through(  # type: ignore[no-untyped-def]
+    fault: Callable[[], None],
+    deployment,
     simulator: Simulator,
     tmp_path: Path,
-    victim: Node,
-    workers_on: Node,
+    workers_on: list[Node],
+    cli_on: Node,
 ) -> tuple[list[datetime], datetime, list[int]]:
+    """Send TICKS ticks through the CLI and strike with `fault` in the middle of the third.
+
+    Returns the ticks, when the fault struck and the CLI's exit codes.
+    """
     _vhost, env, engine = deployment
     ticks = [T0 + timedelta(minutes=10 * i) for i in range(TICKS)]
     simulator.set_clock(T0)
-    # Every fetch takes a moment, so the kill lands in the middle of one.
+    # Every fetch takes a moment, so the fault lands in the middle of one.
     simulator.add_fault("search", "stall", times=TICKS * 2, seconds=2)
     exits: list[int] = []
-    with workers(env(workers_on), tmp_path / "workers.log"):
-        sender = send_ticks(env(workers_on), ticks, exits)
+    with ExitStack() as stack:
+        for node in workers_on:
+            stack.enter_context(
+                workers(env(node), tmp_path / f"workers-{node.ip}-{node.amqp_port}.log")
+            )
+        sender = send_ticks(env(cli_on), ticks, exits)
         wait_until(lambda: len(succeeded(engine)) >= 2 and fetching(engine), 120, "tick 3")
         fault_at = datetime.now(UTC)
-        victim.kill()
+        fault()
         wait_until(lambda: len(succeeded(engine)) == TICKS, RUNS_DEADLINE_S, "every tick")
         sender.join(60)
     return ticks, fault_at, exits
@@ -182,8 +191,8 @@ def test_sigkill_of_the_node_the_workers_use(cluster, deployment, simulator, tmp
     # Given workers and the CLI connected to node 2 (the queues are led by node 1)
     workers_on = cluster.nodes[1]
     # When node 2 is SIGKILLed in the middle of a run
-    ticks, fault_at, exits = kill_mid_run(
-        cluster, deployment, simulator, tmp_path, workers_on, workers_on
+    ticks, fault_at, exits = ticks_through(
+        workers_on.kill, deployment, simulator, tmp_path, [workers_on], workers_on
     )
     # Then the workers and the CLI move to a surviving node and every tick runs once
     record("SIGKILL the workers' node (node 2)", deployment[2], ticks, fault_at)
@@ -192,10 +201,10 @@ def test_sigkill_of_the_node_the_workers_use(cluster, deployment, simulator, tmp
 
 def test_sigkill_of_the_queue_leader(cluster, deployment, simulator, tmp_path) -> None:  # type: ignore[no-untyped-def]
     # Given the queues led by node 1 and the workers on node 2
-    leader = cluster.nodes[0]
+    leader, workers_on = cluster.nodes[0], cluster.nodes[1]
     # When the leader is SIGKILLed in the middle of a run
-    ticks, fault_at, exits = kill_mid_run(
-        cluster, deployment, simulator, tmp_path, leader, cluster.nodes[1]
+    ticks, fault_at, exits = ticks_through(
+        leader.kill, deployment, simulator, tmp_path, [workers_on], workers_on
     )
     # Then a follower takes the lead with every message and every tick runs once
     record("SIGKILL the queue leader (node 1)", deployment[2], ticks, fault_at)
@@ -241,34 +250,22 @@ def test_a_network_partition_of_the_leaders_node(  # type: ignore[no-untyped-def
     # Given nodes in network namespaces of their own, the queues led by node 3, one worker
     # group connected to node 3 and one to node 1
     one, _two, three = cluster_apart.nodes
-    vhost, env, engine = prepare(cluster_apart, three, postgres_url, simulator, tmp_path)
-    ticks = [T0 + timedelta(minutes=10 * i) for i in range(TICKS)]
-    simulator.set_clock(T0)
-    simulator.add_fault("search", "stall", times=TICKS * 2, seconds=2)
-    exits: list[int] = []
-    with (
-        workers(env(three), tmp_path / "workers-3.log"),
-        workers(env(one), tmp_path / "workers-1.log"),
-    ):
-        sender = send_ticks(env(one), ticks, exits)
-        wait_until(lambda: len(succeeded(engine)) >= 2 and fetching(engine), 120, "tick 3")
+    deployment = prepare(cluster_apart, three, postgres_url, simulator, tmp_path)
+    vhost, _env, engine = deployment
+    try:
         # When node 3's link goes down mid-run: no reset, its packets just stop
-        fault_at = datetime.now(UTC)
-        cluster_apart.bridge.cut(3)
-        # Then the majority elects new leaders and the ticks all run, once
-        try:
-            wait_until(lambda: len(succeeded(engine)) == TICKS, RUNS_DEADLINE_S, "every tick")
-        finally:
-            cluster_apart.bridge.heal(3)
-        sender.join(60)
-        # And when the link is back, node 3 rejoins (pause_minority paused it meanwhile)
-        wait_until(lambda: _whole(one, 3), 180, "node 3 back in the cluster")
+        ticks, fault_at, exits = ticks_through(
+            lambda: cluster_apart.bridge.cut(3), deployment, simulator, tmp_path, [three, one], one
+        )
+    finally:
+        cluster_apart.bridge.heal(3)
+    # Then the majority took the lead and every tick ran, once
     record("partition the leaders' node (node 3)", engine, ticks, fault_at)
     engine.dispose()
     assert exits == [0] * TICKS, exits
-    # The majority took the lead while node 3 was cut off
-    leaders = {lead for lead, _size in cluster_apart.queue_members(vhost).values()}
-    assert three.name not in leaders
+    assert three.name not in {lead for lead, _size in cluster_apart.queue_members(vhost).values()}
+    # And with the link back, node 3 rejoins (pause_minority paused it meanwhile)
+    wait_until(lambda: _whole(one, 3), 180, "node 3 back in the cluster")
 
 
 def _whole(node: Node, size: int) -> bool:
