@@ -8,6 +8,7 @@ import dramatiq
 
 from actors import github_top, maintenance, rollup, stargazers
 from pipelines.schedule import Schedule
+from taskpipes.settings import check_override_names, get_settings
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ PIPELINES: dict[str, PipelineEntry] = {
         "stargazers", stargazers.stargazers_tick, stargazers.SCHEDULE, False
     ),
 }
+check_override_names(get_settings(), PIPELINES)
 
 
 def get_pipeline(name: str) -> PipelineEntry:
