@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_dlq_parser(sub)
     rabbit = sub.add_parser("rabbit", help="RabbitMQ maintenance (needs BROKER_URL)")
-    rabbit_actions = rabbit.add_subparsers(dest="action", required=True)
+    rabbit_actions = rabbit.add_subparsers(dest="action", required=True, metavar="{migrate-queues}")
     rabbit_actions.add_parser(
         "migrate-queues", help="turn every classic queue (Q, Q.DQ, Q.XQ) into a quorum queue"
     )
