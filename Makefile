@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 # 0: any free port; the simulator prints the one it got.
 SIM_PORT ?= 0
 PYTEST_ARGS ?=
+# The RabbitMQ end-to-end tests run again on quorum queues: a representative few in
+# `make test`, all of them in `make faults`.
+QUORUM_TESTS ?= tests/test_github_top_rabbitmq.py tests/test_crash_loop.py tests/test_dlq.py
+QUORUM_ALL := $(QUORUM_TESTS) tests/test_scheduler.py tests/test_status.py \
+	tests/test_tick_age.py tests/test_observability.py tests/test_faults.py
 # The hashed lock of the image's dependencies (`make lock`), and the tool that writes it.
 LOCK := requirements.lock
 UV_VERSION := 0.13.8
@@ -31,12 +36,14 @@ run: install
 
 test: install
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+	TASKPIPES_QUEUE_TYPE=quorum $(BIN)/pytest -q $(QUORUM_TESTS)
 
 faults: install
 	$(BIN)/pytest -q -m faults $(PYTEST_ARGS)
+	TASKPIPES_QUEUE_TYPE=quorum $(BIN)/pytest -q -m "faults or not faults" $(QUORUM_ALL)
 
 bench: install
-	@for script in bench/store.py bench/rollup.py bench/api.py bench/spread.py; do \
+	@for script in bench/store.py bench/rollup.py bench/api.py bench/spread.py bench/crashguard.py; do \
 		test -f $$script || continue; \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; \
 	done

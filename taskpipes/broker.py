@@ -4,30 +4,16 @@ and `periodiq actors` find the broker and every actor."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
 import dramatiq
 import pendulum
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, default_middleware
 from sqlalchemy import Engine
 
+from taskpipes import rabbit
 from taskpipes.database import use_engine
 from taskpipes.middleware import CrashGuard, MetricsFiles, SchedulerProbe, TickAge
 from taskpipes.settings import Settings, get_settings, use_settings
-
-# Heartbeats keep an idle publisher connection alive through NAT and broker timeouts; the
-# blocked timeout turns a publish during a RabbitMQ memory/disk alarm into an error, not a hang.
-CONNECTION_PARAMS = {"heartbeat": "30", "blocked_connection_timeout": "60"}
-
-
-def with_connection_params(url: str) -> str:
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    for key, value in CONNECTION_PARAMS.items():
-        query.setdefault(key, value)
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
@@ -37,8 +23,10 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         return StubBroker(middleware=middleware)
     from dramatiq.middleware.prometheus import Prometheus
 
-    return RabbitmqBroker(
-        url=with_connection_params(settings.broker_url or ""),
+    return rabbit.TypedQueuesBroker(
+        queue_type=settings.queue_type,
+        max_crashes=settings.max_crashes,
+        url=rabbit.broker_urls(settings.broker_url or ""),
         confirm_delivery=True,
         middleware=[*middleware, MetricsFiles(), Prometheus()],
     )

@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add_dlq_parser(sub)
+    rabbit = sub.add_parser("rabbit", help="RabbitMQ maintenance (needs BROKER_URL)")
+    rabbit_actions = rabbit.add_subparsers(dest="action", required=True, metavar="{migrate-queues}")
+    rabbit_actions.add_parser(
+        "migrate-queues", help="turn every classic queue (Q, Q.DQ, Q.XQ) into a quorum queue"
+    )
     status = sub.add_parser("status", help="freshness, failures, runs in progress, queue depths")
     status.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -162,9 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def broker_problem(exc: Exception) -> str:
     """Where the broker was looked for and the failure's class: no password, no pika dump."""
+    from taskpipes import rabbit
     from taskpipes.settings import get_settings
 
-    url = urlsplit(get_settings().broker_url or "")
+    url = get_settings().broker_url or ""
     cause: BaseException = exc
     while True:  # pika wraps the socket's own error twice, the second time as .exception
         inner = cause.args[0] if cause.args else getattr(cause, "exception", None)
@@ -172,9 +178,10 @@ def broker_problem(exc: Exception) -> str:
             break
         cause = inner
     detail = str(cause).strip()
-    if url.password:
-        detail = detail.replace(url.password, "***")
-    where = f"cannot reach RabbitMQ at {url.hostname}:{url.port or 5672}"
+    for node in url.split(";"):
+        if password := urlsplit(node.strip()).password:
+            detail = detail.replace(password, "***")
+    where = f"cannot reach RabbitMQ at {rabbit.broker_hosts(url)}"
     return f"{where}: {type(cause).__name__}" + (f": {detail}" if detail else "")
 
 
@@ -404,6 +411,28 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rabbit(args: argparse.Namespace) -> int:
+    from taskpipes import dlq
+    from taskpipes.migrate_queues import MigrationError, migrate
+    from taskpipes.settings import get_settings
+
+    settings = get_settings()
+    if not settings.broker_url:
+        print(
+            "taskpipes rabbit: BROKER_URL is not set: there is no queue to migrate", file=sys.stderr
+        )
+        return EXIT_USAGE
+    try:
+        for done in migrate(settings.broker_url, dlq.declared_queues(), settings.max_crashes):
+            print(done.line())
+    except MigrationError as exc:
+        print(f"taskpipes rabbit migrate-queues: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if settings.queue_type != "quorum":
+        print("every queue is quorum now: run the workers with TASKPIPES_QUEUE_TYPE=quorum")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from taskpipes.report import report_json, report_text
     from taskpipes.settings import get_settings
@@ -431,6 +460,7 @@ COMMANDS = {
     "backfill": cmd_backfill,
     "dlq": cmd_dlq,
     "status": cmd_status,
+    "rabbit": cmd_rabbit,
 }
 
 

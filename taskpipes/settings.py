@@ -18,6 +18,9 @@ DEFAULT_DATABASE_URL = "sqlite:///taskpipes.db"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 # Prefix of the per-pipeline schedule overrides, e.g. TASKPIPES_SCHEDULE_GITHUB_TOP.
 SCHEDULE_PREFIX = "TASKPIPES_SCHEDULE_"
+# RabbitMQ queue types. Classic is the default: a queue that exists cannot change type, so a
+# deployment moves to quorum on purpose, with `taskpipes rabbit migrate-queues`.
+QUEUE_TYPES = ("classic", "quorum")
 
 
 class ConfigError(ValueError):
@@ -42,6 +45,7 @@ class Settings:
     db_lock_timeout_s: float = 100.0
     # prometheus_client reads this variable itself; we read it to find and wipe the files.
     metrics_dir: str | None = None
+    queue_type: str = "classic"
 
     @property
     def in_process(self) -> bool:
@@ -64,13 +68,22 @@ def _positive_number(env: Mapping[str, str], name: str, default: float, kind: ty
 
 
 def _check_broker_url(url: str | None) -> str | None:
-    if url and not url.startswith(("amqp://", "amqps://")):
-        raise ConfigError(
-            f"BROKER_URL must start with amqp:// or amqps://, got scheme {url.split(':')[0]!r}"
-        )
-    if url:
-        _check_parts("BROKER_URL", url)
+    # The nodes of one cluster are listed `;`-separated, as Dramatiq accepts them.
+    for part in url.split(";") if url else []:
+        if not part.strip().startswith(("amqp://", "amqps://")):
+            raise ConfigError(
+                "BROKER_URL must be amqp:// or amqps:// URLs separated by ';', "
+                f"got scheme {part.strip().split(':')[0]!r}"
+            )
+        _check_parts("BROKER_URL", part.strip())
     return url or None
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name) or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def _check_parts(name: str, url: str) -> None:
@@ -136,6 +149,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         db_lock_timeout_s=_positive_number(env, "TASKPIPES_DB_LOCK_TIMEOUT_S", 100.0, float),
         metrics_host=env.get("TASKPIPES_METRICS_HOST") or "0.0.0.0",
         metrics_dir=_check_metrics_dir(env),
+        queue_type=_choice(env, "TASKPIPES_QUEUE_TYPE", QUEUE_TYPES),
     )
 
 

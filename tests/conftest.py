@@ -84,3 +84,13 @@ def api_server() -> Iterator[str]:
 
     with serve_in_thread(create_app()) as url:
         yield url
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """The cluster scenarios' table: ticks expected and stored, lost, duplicated, recovery."""
+    from tests import cluster
+
+    if cluster.TABLE:
+        terminalreporter.write_sep("-", "three-node RabbitMQ cluster")
+        for line in [cluster.TABLE_HEADER, *cluster.TABLE]:
+            terminalreporter.write_line(line)

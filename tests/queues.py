@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import dramatiq
 import pika
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from pika.exceptions import ChannelClosedByBroker
+
+from taskpipes.rabbit import TypedQueuesBroker
+from taskpipes.settings import load_settings
 
 # How often a waiting test looks again.
 POLL_S = 0.2
 T = TypeVar("T")
 
 
+def broker_for(url: str) -> TypedQueuesBroker:
+    """A broker declaring queues as the workers of this test run do: TASKPIPES_QUEUE_TYPE
+    in the tests' environment switches the whole run to quorum queues."""
+    settings = load_settings(os.environ)
+    return TypedQueuesBroker(
+        queue_type=settings.queue_type,
+        max_crashes=settings.max_crashes,
+        url=url,
+        confirm_delivery=True,
+        middleware=[],
+    )
+
+
 def declare(url: str, queue: str) -> None:
     """Declare `queue` with its `.DQ` and `.XQ` exactly as Dramatiq's workers would."""
-    broker = RabbitmqBroker(url=url, middleware=[])
+    broker = broker_for(url)
     try:
         broker.declare_queue(queue, ensure=True)
     finally:

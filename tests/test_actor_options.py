@@ -9,7 +9,8 @@ import dramatiq
 import pytest
 
 import actors  # noqa: F401 (declares every actor on the broker)
-from taskpipes.broker import build_broker, with_connection_params
+from taskpipes.broker import build_broker
+from taskpipes.rabbit import with_connection_params
 from taskpipes.settings import load_settings
 
 MINUTE_MS = 60_000

@@ -46,6 +46,8 @@ CASES = [
     ("sim-bad-port", ["github-sim", "--port", "-1"], {}, USAGE, "-1"),
     ("dlq-no-broker", ["dlq", "list"], {}, USAGE, "BROKER_URL is not set"),
     ("dlq-no-target", ["dlq", "purge"], {"BROKER_URL": NO_BROKER}, USAGE, "--id"),
+    ("rabbit-no-broker", ["rabbit", "migrate-queues"], {}, USAGE, "BROKER_URL is not set"),
+    ("rabbit-no-action", ["rabbit"], {}, USAGE, "migrate-queues"),
     ("no-command", [], {}, USAGE, "command"),
     # bad configuration
     ("db-url-scheme", ["db", "upgrade"], {"DATABASE_URL": "mysql://x/y"}, USAGE, "DATABASE_URL"),
@@ -126,6 +128,20 @@ CASES = [
         "127.0.0.1:1",
     ),
     ("dlq-broker-down", ["dlq", "list"], {"BROKER_URL": NO_BROKER}, FAILED, "127.0.0.1:1"),
+    (
+        "rabbit-broker-down",
+        ["rabbit", "migrate-queues"],
+        {"BROKER_URL": NO_BROKER},
+        FAILED,
+        "127.0.0.1:1",
+    ),
+    (
+        "queue-type",
+        ["status"],
+        {"TASKPIPES_QUEUE_TYPE": "mirrored"},
+        USAGE,
+        "TASKPIPES_QUEUE_TYPE must be one of classic, quorum",
+    ),
     ("status-broker-down", ["status"], {"BROKER_URL": NO_BROKER}, FAILED, "RabbitMQ unreachable"),
 ]
 

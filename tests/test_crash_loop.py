@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
@@ -18,6 +17,7 @@ from taskpipes.githubsim import Simulator
 from taskpipes.models import Run
 from taskpipes.rabbit import queue_depths
 from tests.processes import VENV_BIN, service_env, supervised, taskpipes
+from tests.queues import broker_for
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 DEADLINE_S = 120
@@ -33,7 +33,7 @@ def claim_run(url: str) -> int:
 
 
 def send_crashing_message(broker_url: str, run_id: int) -> None:
-    broker = RabbitmqBroker(url=broker_url, confirm_delivery=True)
+    broker = broker_for(broker_url)
     try:
         broker.declare_queue("default")
         message = dramatiq.Message(
