@@ -422,6 +422,7 @@ def cmd_rabbit(args: argparse.Namespace) -> int:
             "taskpipes rabbit: BROKER_URL is not set: there is no queue to migrate", file=sys.stderr
         )
         return EXIT_USAGE
+    sending_registry()  # the application's actors declare their queues
     try:
         for done in migrate(settings.broker_url, dlq.declared_queues(), settings.max_crashes):
             print(done.line())

@@ -70,8 +70,9 @@ def test_the_rabbitmq_broker_confirms_and_bounds_its_connection() -> None:
     broker = build_broker(settings)
 
     assert broker.confirm_delivery is True  # type: ignore[attr-defined]
-    parameters = broker.parameters  # type: ignore[attr-defined]
-    assert (parameters.heartbeat, parameters.blocked_connection_timeout) == (30, 60)
+    # One set of connection parameters per node BROKER_URL lists
+    nodes = broker.parameters  # type: ignore[attr-defined]
+    assert [(p.heartbeat, p.blocked_connection_timeout) for p in nodes] == [(30, 60)]
 
 
 def test_connection_params_keep_what_the_url_already_says() -> None:
