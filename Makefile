@@ -33,7 +33,7 @@ faults: install
 	$(BIN)/pytest -q -m faults $(PYTEST_ARGS)
 
 bench: install
-	@for script in bench/store.py bench/rollup.py bench/api.py bench/spread.py; do \
+	@for script in bench/store.py bench/rollup.py bench/api.py bench/spread.py bench/overhead.py; do \
 		test -f $$script || continue; \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; \
 	done

@@ -82,3 +82,8 @@ def enqueue_tick(
             # it again). A worker that gets the message first waits on the row lock.
             tick_actor.broker.enqueue(message)
     return run_id, False
+
+
+def enqueue_ticks(pipeline: Pipeline, ticks: list[datetime]) -> list[int]:
+    """Record and send explicit requests for many ticks (a backfill); their run ids."""
+    return [enqueue_tick(pipeline, tick)[0] for tick in ticks]
