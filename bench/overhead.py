@@ -390,7 +390,86 @@ def table(figures: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+# What a taskpipes worker's time goes to, by the kit function on the stack (inclusive).
+PROFILE_PARTS = {
+    "CrashGuard": "middleware.py",
+    "claim (start_tick)": "start_tick",
+    "stage work + bookkeeping (_perform)": "_perform",
+    "hand-off (send_stage)": "send_stage",
+    "metrics": "metrics.py",
+    "Prometheus middleware": "prometheus.py",
+}
+# Leaf frames of a thread that waits (py-spy samples them too).
+IDLE_LEAVES = ("select (", "poll (", "wait (", "sleep", "TimeoutManager.run", "worker_process (")
+PROFILE_LIBRARIES = ("sqlalchemy", "psycopg", "pika", "dramatiq", "prometheus_client")
+
+
+def profile(stack: ExitStack, logs: Path) -> None:
+    """py-spy over the taskpipes workers while they work 3 bursts: where the CPU goes."""
+    kit = kit_system(stack, logs)
+    stack.callback(lambda: [stop(p) for p in kit.workers])
+    kit.run(kit.keys(20))
+    out = logs / "profile.txt"
+    spy = subprocess.Popen(
+        [
+            str(BIN / "py-spy"),
+            "record",
+            "--subprocesses",
+            "--idle",
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "-o",
+            str(out),
+            "-p",
+            str(kit.workers[0].pid),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(2)
+    for _ in range(BURST_REPEATS):
+        kit.run(kit.keys(BURST))
+    spy.send_signal(2)
+    spy.wait(60)
+    text = out.read_text()
+    Path(os.environ.get("PROFILE_OUT", "/dev/null")).write_text(text)
+    print(summarize(text))
+
+
+def summarize(collapsed: str) -> str:
+    parts = dict.fromkeys(PROFILE_PARTS, 0)
+    libraries = dict.fromkeys(PROFILE_LIBRARIES, 0)
+    busy = 0
+    for line in collapsed.splitlines():
+        frames, _, count = line.rpartition(" ")
+        if not frames or "(_ssl" in frames or "wait (threading.py" in frames.split(";")[-1]:
+            continue
+        leaf = frames.split(";")[-1]
+        if any(idle in leaf for idle in IDLE_LEAVES):
+            continue  # a thread waiting, not working
+        n = int(count)
+        busy += n
+        for name, marker in PROFILE_PARTS.items():
+            if marker in frames:
+                parts[name] += n
+        for library in PROFILE_LIBRARIES:
+            if f"({library}/" in leaf or f"/{library}/" in leaf:
+                libraries[library] += n
+                break
+    lines = [f"busy samples: {busy}"]
+    lines += [f"  {name}: {100 * n / max(busy, 1):.0f}%" for name, n in parts.items()]
+    lines.append("by library (self time):")
+    lines += [f"  {name}: {100 * n / max(busy, 1):.0f}%" for name, n in libraries.items()]
+    return "\n".join(lines)
+
+
 def main() -> int:
+    if "--profile" in sys.argv:
+        with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
+            profile(stack, Path(tmp))
+        return 0
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load: {os.getloadavg()}", flush=True)
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
         logs = Path(tmp)

@@ -8,10 +8,11 @@ serialise on the database row and exactly one of them wins.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from taskpipes.models import Run, StageRun
@@ -114,11 +115,39 @@ def _run(session: Session, pipeline: str, tick: datetime, lock: bool = False) ->
     return session.scalars(query).one()
 
 
-def stage_done(session: Session, run_id: int, stage: str) -> bool:
-    status = session.scalar(
-        select(StageRun.status).where(StageRun.run_id == run_id, StageRun.stage == stage)
+def run_with_stage(session: Session, run_id: int, stage: str) -> tuple[Run, str | None]:
+    """The run and its stage's status, in one query: a stage message's first read. The run
+    stays in the session, so reading it again costs no round trip."""
+    row = session.execute(
+        select(Run, StageRun.status)
+        .outerjoin(StageRun, (StageRun.run_id == Run.id) & (StageRun.stage == stage))
+        .where(Run.id == run_id)
+    ).one()
+    return row[0], row[1]
+
+
+def stage_succeeded(
+    session: Session, run_id: int, stage: str, rows_written: int, seconds: float
+) -> None:
+    """Record an attempt of a stage and its success in one statement (the usual path: the
+    attempt was not counted before its work)."""
+    now = utcnow()
+    values = {
+        "status": SUCCEEDED,
+        "started_at": now - timedelta(seconds=seconds),
+        "finished_at": now,
+        "duration_seconds": seconds,
+        "rows_written": rows_written,
+        "error": None,
+    }
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(StageRun).values(run_id=run_id, stage=stage, attempts=1, **values)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["run_id", "stage"],
+            set_={**values, "attempts": StageRun.attempts + 1},
+        )
     )
-    return status == SUCCEEDED
 
 
 def begin_stage(session: Session, run_id: int, stage: str) -> None:

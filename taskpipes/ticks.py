@@ -11,7 +11,7 @@ from typing import Any
 from dramatiq.middleware import CurrentMessage
 
 from taskpipes import metrics, runs
-from taskpipes.database import begin
+from taskpipes.database import begin, retrying
 from taskpipes.errors import PermanentError
 from taskpipes.models import Run
 from taskpipes.pipeline import Pipeline
@@ -44,10 +44,15 @@ def start_tick(
     at = current_tick(pipeline.schedule or EVERY_MINUTE, tick)
     message = CurrentMessage.get_current_message()
     assert message is not None, "start_tick runs inside an actor"
-    with begin() as session:
-        claim = runs.claim(session, pipeline.name, at, message.message_id, explicit)
-        if claim.run_id is not None and pipeline.on_claim is not None:
-            pipeline.on_claim(session, claim.run_id, options)
+
+    def claim_tick() -> runs.Claim:
+        with begin() as session:
+            claim = runs.claim(session, pipeline.name, at, message.message_id, explicit)
+            if claim.run_id is not None and pipeline.on_claim is not None:
+                pipeline.on_claim(session, claim.run_id, options)
+        return claim
+
+    claim = retrying(claim_tick)
     if claim.run_id is None:
         logger.info(
             "%s tick %s: duplicate delivery, %s", pipeline.name, at.isoformat(), claim.reason
