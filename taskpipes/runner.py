@@ -133,7 +133,7 @@ def backfill(entry: Pipeline, start: datetime, end: datetime, timeout_s: float) 
     spec = (entry.schedule or EVERY_MINUTE).spec
     ticks = list(ticks_between(spec, start, end - start + timedelta(minutes=1)))
     ensure_workers(registry.broker)
-    run_ids = enqueue_ticks(entry, ticks)
+    run_ids = [run_id for run_id, _ in enqueue_ticks(entry, ticks)]
     deadline = time.monotonic() + timeout_s
     with (
         abandoned_on_exit(run_ids, timeout_s),

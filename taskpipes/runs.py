@@ -7,6 +7,7 @@ serialise on the database row and exactly one of them wins.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,15 +54,40 @@ class Claim:
     reason: str
 
 
-def record_queued(session: Session, pipeline: str, tick: datetime, message_id: str) -> int:
-    """Note an explicit request for a tick before its message is sent.
+def record_queued_many(
+    session: Session, pipeline: str, message_ids: Mapping[datetime, str]
+) -> dict[datetime, Run]:
+    """Note explicit requests for ticks (tick -> its message id) before their messages are
+    sent; returns each tick's run, locked for this transaction.
 
-    A finished run is re-opened for the new message; a queued or running one is left alone.
+    A finished run is re-opened for the new message; a queued or running one is left alone;
+    a run whose `message_id` is the new one is the one to send. Two statements for any
+    number of ticks.
     """
-    run = _queued_run(session, pipeline, tick, message_id)
-    if run.status in REOPENABLE:
-        _reopen(session, run, message_id)
-    return run.id
+    now = utcnow()
+    rows = [
+        {
+            "pipeline": pipeline,
+            "tick": tick,
+            "status": QUEUED,
+            "attempts": 0,
+            "message_id": message_id,
+            "enqueued_at": now,
+        }
+        for tick, message_id in message_ids.items()
+    ]
+    upsert(session, Run.__table__, rows, key=("pipeline", "tick"), update=())
+    wanted = {tick.astimezone(UTC): tick for tick in message_ids}
+    found = session.scalars(
+        select(Run)
+        .where(Run.pipeline == pipeline, Run.tick.in_(list(message_ids)))
+        .with_for_update()
+    )
+    recorded = {wanted[run.tick.astimezone(UTC)]: run for run in found}
+    for tick, run in recorded.items():
+        if run.status in REOPENABLE:
+            _reopen(session, run, message_ids[tick])
+    return recorded
 
 
 def claim(

@@ -4,16 +4,15 @@ explicit requests for a tick that `taskpipes run`, backfill and catch-up send.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from dramatiq.middleware import CurrentMessage
 
-from taskpipes import metrics, runs
+from taskpipes import metrics, publish, runs
 from taskpipes.database import begin, retrying
 from taskpipes.errors import PermanentError
-from taskpipes.models import Run
 from taskpipes.pipeline import Pipeline
 from taskpipes.registry import registry
 from taskpipes.schedule import EVERY_MINUTE, Schedule, floor_tick, parse_tick
@@ -72,23 +71,36 @@ def enqueue_tick(
 
     `options` are extra keyword arguments of the tick message (JSON primitives).
     """
+    return enqueue_ticks(pipeline, [tick], options)[0]
+
+
+def enqueue_ticks(
+    pipeline: Pipeline,
+    ticks: Sequence[datetime],
+    options: Mapping[str, object] | None = None,
+) -> list[tuple[int, bool]]:
+    """Record and send explicit requests for `ticks` (a backfill, a catch-up): (run id,
+    already succeeded) for each, in order. One transaction and one broker round trip per
+    batch of ticks."""
     tick_actor = registry.tick_actor(pipeline)
-    message = tick_actor.message_with_options(
-        kwargs={"tick": tick.isoformat(), "explicit": True, **(options or {})}
-    )
-    with begin() as session:
-        existing = runs.find_run(session, pipeline.name, tick)
-        if existing is not None and existing.status == runs.SUCCEEDED:
-            return existing.id, True
-        run_id = runs.record_queued(session, pipeline.name, tick, message.message_id)
-        if session.get_one(Run, run_id).message_id == message.message_id:
-            # Sent before the record commits: a failed send rolls the record back, so no
-            # run waits as queued for a message that never left (catch-up or a re-run sends
-            # it again). A worker that gets the message first waits on the row lock.
-            tick_actor.broker.enqueue(message)
-    return run_id, False
-
-
-def enqueue_ticks(pipeline: Pipeline, ticks: list[datetime]) -> list[int]:
-    """Record and send explicit requests for many ticks (a backfill); their run ids."""
-    return [enqueue_tick(pipeline, tick)[0] for tick in ticks]
+    kwargs = {"explicit": True, **(options or {})}
+    outcome: dict[datetime, tuple[int, bool]] = {}
+    unique = list(dict.fromkeys(ticks))
+    for start in range(0, len(unique), publish.BATCH):
+        batch = {
+            tick: tick_actor.message_with_options(kwargs={"tick": tick.isoformat(), **kwargs})
+            for tick in unique[start : start + publish.BATCH]
+        }
+        with begin() as session:
+            message_ids = {tick: message.message_id for tick, message in batch.items()}
+            recorded = runs.record_queued_many(session, pipeline.name, message_ids)
+            session.flush()
+            # Sent before the records commit: a failed send rolls them back, so no run
+            # waits as queued for a message that never left (catch-up or a re-run sends it
+            # again). A worker that gets a message first waits on its row lock.
+            publish.enqueue_all(
+                tick_actor.broker,
+                [batch[t] for t, run in recorded.items() if run.message_id == message_ids[t]],
+            )
+        outcome |= {t: (run.id, run.status == runs.SUCCEEDED) for t, run in recorded.items()}
+    return [outcome[tick] for tick in ticks]
