@@ -238,17 +238,23 @@ def reopen_stage(session: Session, run_id: int, stage: str) -> None:
 def finish_run(
     session: Session, run_id: int, status: str, error: str | None = None, details: Any = None
 ) -> Run | None:
-    """Close a run once; returns it only when this call changed its status."""
-    run = session.get(Run, run_id, with_for_update=True)
-    if run is None or run.status in FINISHED:
-        return None
-    run.status = status
-    run.finished_at = utcnow()
+    """Close a run once; returns it only when this call changed its status.
+
+    One statement: the UPDATE locks the row and re-checks the status after any concurrent
+    closer committed, so exactly one of them gets the run back."""
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow()}
     if error is not None:
-        run.error = error[:MAX_ERROR_CHARS]
+        values["error"] = error[:MAX_ERROR_CHARS]
     if details is not None:
-        run.details = details
-    return run
+        values["details"] = details
+    closed = session.scalars(
+        update(Run)
+        .where(Run.id == run_id, Run.status.not_in(FINISHED))
+        .values(**values)
+        .returning(Run),
+        execution_options={"populate_existing": True},
+    )
+    return closed.one_or_none()
 
 
 def get_run(session: Session, run_id: int) -> Run | None:
