@@ -102,6 +102,9 @@ class CrashGuard(Middleware):
         reason = f"{message.actor_name} killed its worker {crashes} times; moved to dead letters"
         logger.error("message %s: %s", message.message_id, reason)
         run_id = message.options.get(runs.RUN_OPTION)
+        if run_id is None:  # a tick message, which may have claimed a run and worked on it
+            with begin() as session:
+                run_id = runs.run_of_message(session, message.message_id)
         if run_id is not None:
             complete_run(int(run_id), runs.DEAD, reason)
         self._forget(message)

@@ -257,6 +257,13 @@ def finish_run(
     return closed.one_or_none()
 
 
+def run_of_message(session: Session, message_id: str) -> int | None:
+    """The unfinished run a tick message claimed or was recorded for."""
+    return session.scalar(
+        select(Run.id).where(Run.message_id == message_id, Run.status.in_(IN_PROGRESS))
+    )
+
+
 def get_run(session: Session, run_id: int) -> Run | None:
     return session.get(Run, run_id)
 
