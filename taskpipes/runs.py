@@ -141,11 +141,11 @@ def _run(session: Session, pipeline: str, tick: datetime, lock: bool = False) ->
     return session.scalars(query).one()
 
 
-def run_with_stage(session: Session, run_id: int, stage: str) -> tuple[Run, str | None]:
-    """The run and its stage's status, in one query: a stage message's first read. The run
-    stays in the session, so reading it again costs no round trip."""
+def tick_and_stage(session: Session, run_id: int, stage: str) -> tuple[datetime, str | None]:
+    """The run's tick and its stage's status, in one query: a stage message's first read
+    (plain columns: loading the ORM object cost more than the query)."""
     row = session.execute(
-        select(Run, StageRun.status)
+        select(Run.tick, StageRun.status)
         .outerjoin(StageRun, (StageRun.run_id == Run.id) & (StageRun.stage == stage))
         .where(Run.id == run_id)
     ).one()

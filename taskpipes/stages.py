@@ -59,6 +59,8 @@ class Attempt:
     # The attempt is already counted on its stage row (a calling stage's first transaction).
     counted: bool = False
     closed: Run | None = None
+    # The run's tick, once read (the first query of the attempt reads it with the status).
+    tick: datetime | None = None
 
     @property
     def last(self) -> bool:
@@ -69,12 +71,13 @@ class Attempt:
         return time.monotonic() - self.started
 
     def context(self, session: Session, answer: Any = None) -> Context:
-        run = session.get_one(Run, self.run_id)
+        if self.tick is None:
+            self.tick = session.get_one(Run, self.run_id).tick
         return Context(
             self.pipeline.name,
             self.stage.name,
             self.run_id,
-            run.tick,
+            self.tick,
             runs.utcnow(),
             session,
             answer,
@@ -135,7 +138,7 @@ def _perform(attempt: Attempt) -> bool:
 
 def _skip_if_done(session: Session, attempt: Attempt) -> bool:
     """True when the stage is recorded done (a redelivery); the last one still closes."""
-    _, status = runs.run_with_stage(session, attempt.run_id, attempt.stage.name)
+    attempt.tick, status = runs.tick_and_stage(session, attempt.run_id, attempt.stage.name)
     if status != SUCCEEDED:
         return False
     if attempt.last:
