@@ -155,10 +155,9 @@ class System:
         self.send(keys)
         return self.finishes.wait(keys, self.name) - started
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU of every process in the workers' sessions, children included."""
+    def processes(self) -> Iterator[tuple[Path, list[str]]]:
+        """/proc entries and stat fields of every process in the workers' sessions."""
         sessions = {p.pid for p in self.workers}
-        total = 0
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -167,8 +166,20 @@ class System:
             except OSError:
                 continue
             if int(fields[3]) in sessions:  # field 6 of stat: the session id
-                total += int(fields[11]) + int(fields[12])
-        return total / CLOCK_TICKS
+                yield entry, fields
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the worker processes, children included."""
+        return sum(int(f[11]) + int(f[12]) for _, f in self.processes()) / CLOCK_TICKS
+
+    def peak_rss_mb(self) -> float:
+        """The largest peak resident set (VmHWM) of any one worker process."""
+        peaks = [0]
+        for entry, _ in self.processes():
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]))
+        return max(peaks) / 1024
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -349,6 +360,7 @@ def measure(systems: list[System]) -> dict[str, dict[str, float]]:
         figures[system.name] |= {
             "runs_per_s": statistics.median(rates[system.name]),
             "cpu_ms_per_run": 1000 * statistics.median(cpu[system.name]),
+            "peak_rss_mb": system.peak_rss_mb(),
         }
     return figures
 
@@ -379,13 +391,13 @@ def confirm_rates(raw: System) -> tuple[float, float]:
 def table(figures: dict[str, dict[str, float]]) -> str:
     lines = [
         "| per 4-message run | p50 latency | p99 latency | runs/s, 300 at once | "
-        "CPU per run | transactions per run |",
-        "|---|---|---|---|---|---|",
+        "CPU per run | transactions per run | peak RSS of a worker process |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, f in figures.items():
         lines.append(
             f"| {name} | {f['p50_ms']:.1f} ms | {f['p99_ms']:.1f} ms | {f['runs_per_s']:.0f} | "
-            f"{f['cpu_ms_per_run']:.1f} ms | {f['xact_per_run']:.1f} |"
+            f"{f['cpu_ms_per_run']:.1f} ms | {f['xact_per_run']:.1f} | {f['peak_rss_mb']:.0f} MB |"
         )
     return "\n".join(lines)
 
