@@ -405,7 +405,7 @@ def table(figures: dict[str, dict[str, float]]) -> str:
 # What a taskpipes worker's time goes to, by the kit function on the stack (inclusive).
 PROFILE_PARTS = {
     "CrashGuard": "middleware.py",
-    "claim (start_tick)": "start_tick",
+    "claim (runs.claim)": "claim (taskpipes/runs.py",
     "stage work + bookkeeping (_perform)": "_perform",
     "hand-off (send_stage)": "send_stage",
     "metrics": "metrics.py",
@@ -413,7 +413,7 @@ PROFILE_PARTS = {
 }
 # Leaf frames of a thread that waits (py-spy samples them too).
 IDLE_LEAVES = ("select (", "poll (", "wait (", "sleep", "TimeoutManager.run", "worker_process (")
-PROFILE_LIBRARIES = ("sqlalchemy", "psycopg", "pika", "dramatiq", "prometheus_client")
+PROFILE_LIBRARIES = ("sqlalchemy", "psycopg", "pika", "prometheus_client")
 
 
 def profile(stack: ExitStack, logs: Path) -> None:
@@ -451,15 +451,14 @@ def profile(stack: ExitStack, logs: Path) -> None:
 
 
 def summarize(collapsed: str) -> str:
+    """Busy samples per run, and the share of them under each kit part and library."""
     parts = dict.fromkeys(PROFILE_PARTS, 0)
     libraries = dict.fromkeys(PROFILE_LIBRARIES, 0)
     busy = 0
     for line in collapsed.splitlines():
         frames, _, count = line.rpartition(" ")
-        if not frames or "(_ssl" in frames or "wait (threading.py" in frames.split(";")[-1]:
-            continue
         leaf = frames.split(";")[-1]
-        if any(idle in leaf for idle in IDLE_LEAVES):
+        if not frames or any(idle in leaf for idle in IDLE_LEAVES):
             continue  # a thread waiting, not working
         n = int(count)
         busy += n
@@ -467,12 +466,12 @@ def summarize(collapsed: str) -> str:
             if marker in frames:
                 parts[name] += n
         for library in PROFILE_LIBRARIES:
-            if f"({library}/" in leaf or f"/{library}/" in leaf:
+            if f"({library}/" in frames or f"/{library}/" in frames:
                 libraries[library] += n
-                break
-    lines = [f"busy samples: {busy}"]
+    runs = BURST_REPEATS * BURST  # py-spy starts after the warm-up
+    lines = [f"busy samples at 200 Hz: {busy} ({busy / runs * 5:.1f} ms per run)"]
     lines += [f"  {name}: {100 * n / max(busy, 1):.0f}%" for name, n in parts.items()]
-    lines.append("by library (self time):")
+    lines.append("by library (inclusive):")
     lines += [f"  {name}: {100 * n / max(busy, 1):.0f}%" for name, n in libraries.items()]
     return "\n".join(lines)
 
