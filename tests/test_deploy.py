@@ -100,6 +100,7 @@ def test_the_image_context_builds_a_wheel_with_everything_the_code_loads(
         "taskpipes/githubsim/github-top100-stars-2026-08.csv",
         "taskpipes/web/templates/base.html",
         "taskpipes/web/templates/notice.html",
+        "taskpipes/web/static/site.css",
     ]
     assert not [name for name in needed if name not in names]
     assert any(name.endswith("entry_points.txt") for name in names)
