@@ -24,7 +24,7 @@ from taskpipes.schedule import (
     periodic_option,
     plan_catchup,
 )
-from taskpipes.ticks import enqueue_tick
+from taskpipes.ticks import enqueue_ticks
 
 logger = logging.getLogger("taskpipes")
 
@@ -54,7 +54,7 @@ def catch_up_pipeline(entry: Pipeline, now: datetime) -> tuple[int, int]:
         logger.warning("%s tick %s recorded as skipped: %s", entry.name, tick.isoformat(), reason)
     for tick in plan.run:
         logger.warning("%s tick %s was missed: enqueued by catch-up", entry.name, tick.isoformat())
-        enqueue_tick(entry, tick)
+    enqueue_ticks(entry, plan.run)
     return len(plan.run), len(skipped)
 
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from functools import cache
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from taskpipes.settings import get_settings
+
+logger = logging.getLogger("taskpipes")
+T = TypeVar("T")
+
+# A pooled connection older than this is replaced at checkout (server-side idle limits,
+# NAT): with no pre-ping round trip per checkout, age is what retires connections.
+POOL_RECYCLE_S = 600
 
 # SQLite waits this long for a writer lock instead of failing at once: worker threads share a file.
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -38,6 +47,9 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         _configure_sqlite(engine)
         return engine
+    # No pool_pre_ping: it costs a round trip per transaction. A connection that died in the
+    # pool fails its first statement instead, which invalidates the pool; `retrying` then
+    # runs the unit of work once more on a fresh connection.
     # A worker thread waiting for a lock sits in psycopg's C wait loop, where Dramatiq's time
     # limit (an exception raised into the thread) cannot reach it: a lock held elsewhere
     # would wedge the thread for as long as it is held. The server gives up instead, well
@@ -45,7 +57,7 @@ def make_engine(url: str) -> Engine:
     lock_timeout_ms = int(get_settings().db_lock_timeout_s * 1000)
     return create_engine(
         url,
-        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE_S,
         pool_size=5,
         max_overflow=5,
         connect_args={"options": f"-c lock_timeout={lock_timeout_ms}"},
@@ -81,6 +93,18 @@ def affected_rows(result: Result[Any]) -> int:
 def begin() -> Session:
     """`with begin() as session:` runs one transaction, committed on success."""
     return session_factory().begin()  # type: ignore[return-value]
+
+
+def retrying(work: Callable[[], T]) -> T:
+    """Run a unit of work (transactions that are safe to repeat) once more if the database
+    connection turned out dead: a server restart or a cut leaves stale pooled connections."""
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        logger.warning("database connection lost (%s); retrying once", type(exc.orig).__name__)
+        return work()
 
 
 def describe_error(exc: SQLAlchemyError) -> str:

@@ -13,7 +13,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from taskpipes import metrics, runs
-from taskpipes.database import begin
+from taskpipes.database import begin, retrying
 from taskpipes.models import MessageDelivery
 from taskpipes.schedule import Schedule
 from taskpipes.settings import get_settings
@@ -39,7 +39,7 @@ class TickAge(PeriodiqMiddleware):
         scheduled_at = message.options.get("scheduled_at")
         if schedule is None or scheduled_at is None or message.options.get("retries", 0):
             return
-        if getattr(getattr(message, "_message", None), "redelivered", False):
+        if redelivered(message):
             return
         age = datetime.now(UTC) - datetime.fromisoformat(str(scheduled_at))
         if age > schedule.period:
@@ -53,14 +53,26 @@ class CrashGuard(Middleware):
     """Dead-letter a message whose processing keeps killing its worker.
 
     RabbitMQ redelivers a message whose worker died without counting a retry, so an OOM
-    message would loop forever. Each attempt is counted in the database before it starts
-    and forgotten when it ends; a count past `max_crashes` means every attempt died.
+    message would loop forever. RabbitMQ also marks each redelivery, so a first delivery
+    costs nothing here: only a redelivered attempt is counted in the database, before it
+    starts, and forgotten when it ends. The unseen first delivery is taken to have crashed
+    (a worker stopped with the message still prefetched counts one crash too many, at
+    most once); a count reaching `max_crashes` means every attempt died.
     """
 
     def __init__(self, max_crashes: int) -> None:
         self.max_crashes = max_crashes
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        if not redelivered(message):
+            return
+        crashes = retrying(lambda: self._count(message))
+        if crashes >= self.max_crashes:
+            self._bury(message, crashes)
+
+    @staticmethod
+    def _count(message: MessageProxy) -> int:
+        """Count this redelivery; returns the attempts of this message seen dying so far."""
         retries = message.options.get("retries", 0)
         with begin() as session:
             upsert(
@@ -78,20 +90,21 @@ class CrashGuard(Middleware):
                 key=("message_id", "retries"),
                 update=(),
             )
-            deliveries = session.execute(
+            return session.execute(
                 update(MessageDelivery)
                 .where(MessageDelivery.message_id == message.message_id)
                 .where(MessageDelivery.retries == retries)
                 .values(deliveries=MessageDelivery.deliveries + 1)
                 .returning(MessageDelivery.deliveries)
             ).scalar_one()
-        if deliveries > self.max_crashes:
-            self._bury(message, deliveries - 1)
 
     def _bury(self, message: MessageProxy, crashes: int) -> None:
         reason = f"{message.actor_name} killed its worker {crashes} times; moved to dead letters"
         logger.error("message %s: %s", message.message_id, reason)
         run_id = message.options.get(runs.RUN_OPTION)
+        if run_id is None:  # a tick message, which may have claimed a run and worked on it
+            with begin() as session:
+                run_id = runs.run_of_message(session, message.message_id)
         if run_id is not None:
             complete_run(int(run_id), runs.DEAD, reason)
         self._forget(message)
@@ -106,7 +119,10 @@ class CrashGuard(Middleware):
 
     @staticmethod
     def _forget(message: MessageProxy) -> None:
-        # After-hooks run in reverse order, before Retries counts this attempt.
+        # Only a redelivery wrote a count. After-hooks run in reverse order, before Retries
+        # counts this attempt.
+        if not redelivered(message):
+            return
         retries = message.options.get("retries", 0)
         try:
             with begin() as session:
@@ -120,6 +136,12 @@ class CrashGuard(Middleware):
             logger.warning(
                 "could not clear delivery count of %s: %s", message.message_id, type(exc).__name__
             )
+
+
+def redelivered(message: MessageProxy) -> bool:
+    """RabbitMQ's mark on a message it delivers again (its consumer died or disconnected);
+    dramatiq's RabbitMQ message proxy carries it, other brokers' messages never do."""
+    return bool(getattr(message, "redelivered", False))
 
 
 class SchedulerProbe(Middleware):

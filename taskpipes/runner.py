@@ -22,7 +22,7 @@ from taskpipes.registry import registry
 from taskpipes.schedule import EVERY_MINUTE, floor_minute, floor_tick, ticks_between
 from taskpipes.settings import get_settings
 from taskpipes.stages import complete_run
-from taskpipes.ticks import enqueue_tick
+from taskpipes.ticks import enqueue_tick, enqueue_ticks
 
 # How often the waiting CLI looks at the run table.
 POLL_INTERVAL_S = 0.1
@@ -133,7 +133,7 @@ def backfill(entry: Pipeline, start: datetime, end: datetime, timeout_s: float) 
     spec = (entry.schedule or EVERY_MINUTE).spec
     ticks = list(ticks_between(spec, start, end - start + timedelta(minutes=1)))
     ensure_workers(registry.broker)
-    run_ids = [enqueue_tick(entry, tick)[0] for tick in ticks]
+    run_ids = [run_id for run_id, _ in enqueue_ticks(entry, ticks)]
     deadline = time.monotonic() + timeout_s
     with (
         abandoned_on_exit(run_ids, timeout_s),

@@ -7,11 +7,13 @@ serialise on the database row and exactly one of them wins.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from taskpipes.models import Run, StageRun
@@ -52,15 +54,40 @@ class Claim:
     reason: str
 
 
-def record_queued(session: Session, pipeline: str, tick: datetime, message_id: str) -> int:
-    """Note an explicit request for a tick before its message is sent.
+def record_queued_many(
+    session: Session, pipeline: str, message_ids: Mapping[datetime, str]
+) -> dict[datetime, Run]:
+    """Note explicit requests for ticks (tick -> its message id) before their messages are
+    sent; returns each tick's run, locked for this transaction.
 
-    A finished run is re-opened for the new message; a queued or running one is left alone.
+    A finished run is re-opened for the new message; a queued or running one is left alone;
+    a run whose `message_id` is the new one is the one to send. Two statements for any
+    number of ticks.
     """
-    run = _queued_run(session, pipeline, tick, message_id)
-    if run.status in REOPENABLE:
-        _reopen(session, run, message_id)
-    return run.id
+    now = utcnow()
+    rows = [
+        {
+            "pipeline": pipeline,
+            "tick": tick,
+            "status": QUEUED,
+            "attempts": 0,
+            "message_id": message_id,
+            "enqueued_at": now,
+        }
+        for tick, message_id in message_ids.items()
+    ]
+    upsert(session, Run.__table__, rows, key=("pipeline", "tick"), update=())
+    wanted = {tick.astimezone(UTC): tick for tick in message_ids}
+    found = session.scalars(
+        select(Run)
+        .where(Run.pipeline == pipeline, Run.tick.in_(list(message_ids)))
+        .with_for_update()
+    )
+    recorded = {wanted[run.tick.astimezone(UTC)]: run for run in found}
+    for tick, run in recorded.items():
+        if run.status in REOPENABLE:
+            _reopen(session, run, message_ids[tick])
+    return recorded
 
 
 def claim(
@@ -114,11 +141,39 @@ def _run(session: Session, pipeline: str, tick: datetime, lock: bool = False) ->
     return session.scalars(query).one()
 
 
-def stage_done(session: Session, run_id: int, stage: str) -> bool:
-    status = session.scalar(
-        select(StageRun.status).where(StageRun.run_id == run_id, StageRun.stage == stage)
+def tick_and_stage(session: Session, run_id: int, stage: str) -> tuple[datetime, str | None]:
+    """The run's tick and its stage's status, in one query: a stage message's first read
+    (plain columns: loading the ORM object cost more than the query)."""
+    row = session.execute(
+        select(Run.tick, StageRun.status)
+        .outerjoin(StageRun, (StageRun.run_id == Run.id) & (StageRun.stage == stage))
+        .where(Run.id == run_id)
+    ).one()
+    return row[0], row[1]
+
+
+def stage_succeeded(
+    session: Session, run_id: int, stage: str, rows_written: int, seconds: float
+) -> None:
+    """Record an attempt of a stage and its success in one statement (the usual path: the
+    attempt was not counted before its work)."""
+    now = utcnow()
+    values = {
+        "status": SUCCEEDED,
+        "started_at": now - timedelta(seconds=seconds),
+        "finished_at": now,
+        "duration_seconds": seconds,
+        "rows_written": rows_written,
+        "error": None,
+    }
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(StageRun).values(run_id=run_id, stage=stage, attempts=1, **values)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["run_id", "stage"],
+            set_={**values, "attempts": StageRun.attempts + 1},
+        )
     )
-    return status == SUCCEEDED
 
 
 def begin_stage(session: Session, run_id: int, stage: str) -> None:
@@ -183,17 +238,30 @@ def reopen_stage(session: Session, run_id: int, stage: str) -> None:
 def finish_run(
     session: Session, run_id: int, status: str, error: str | None = None, details: Any = None
 ) -> Run | None:
-    """Close a run once; returns it only when this call changed its status."""
-    run = session.get(Run, run_id, with_for_update=True)
-    if run is None or run.status in FINISHED:
-        return None
-    run.status = status
-    run.finished_at = utcnow()
+    """Close a run once; returns it only when this call changed its status.
+
+    One statement: the UPDATE locks the row and re-checks the status after any concurrent
+    closer committed, so exactly one of them gets the run back."""
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow()}
     if error is not None:
-        run.error = error[:MAX_ERROR_CHARS]
+        values["error"] = error[:MAX_ERROR_CHARS]
     if details is not None:
-        run.details = details
-    return run
+        values["details"] = details
+    closed = session.scalars(
+        update(Run)
+        .where(Run.id == run_id, Run.status.not_in(FINISHED))
+        .values(**values)
+        .returning(Run),
+        execution_options={"populate_existing": True},
+    )
+    return closed.one_or_none()
+
+
+def run_of_message(session: Session, message_id: str) -> int | None:
+    """The unfinished run a tick message claimed or was recorded for."""
+    return session.scalar(
+        select(Run.id).where(Run.message_id == message_id, Run.status.in_(IN_PROGRESS))
+    )
 
 
 def get_run(session: Session, run_id: int) -> Run | None:

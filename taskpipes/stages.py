@@ -24,7 +24,7 @@ from dramatiq.middleware import CurrentMessage
 from sqlalchemy.orm import Session
 
 from taskpipes import metrics, runs
-from taskpipes.database import begin
+from taskpipes.database import begin, retrying
 from taskpipes.errors import PermanentError
 from taskpipes.models import Run
 from taskpipes.pipeline import MAX_DELAY_S, Call, Context, Pipeline, Stage
@@ -59,6 +59,8 @@ class Attempt:
     # The attempt is already counted on its stage row (a calling stage's first transaction).
     counted: bool = False
     closed: Run | None = None
+    # The run's tick, once read (the first query of the attempt reads it with the status).
+    tick: datetime | None = None
 
     @property
     def last(self) -> bool:
@@ -69,12 +71,13 @@ class Attempt:
         return time.monotonic() - self.started
 
     def context(self, session: Session, answer: Any = None) -> Context:
-        run = session.get_one(Run, self.run_id)
+        if self.tick is None:
+            self.tick = session.get_one(Run, self.run_id).tick
         return Context(
             self.pipeline.name,
             self.stage.name,
             self.run_id,
-            run.tick,
+            self.tick,
             runs.utcnow(),
             session,
             answer,
@@ -89,7 +92,7 @@ def run_stage(pipeline: Pipeline, stage: Stage, run_id: int) -> None:
     """
     attempt = Attempt(pipeline, stage, run_id, time.monotonic())
     try:
-        worked = _perform(attempt)
+        worked = retrying(lambda: _perform(attempt))
     except stage.defer_on as exc:
         metrics.stage_attempt(pipeline.name, stage.name, attempt.seconds, type(exc).__name__)
         _defer(attempt, exc)
@@ -124,9 +127,10 @@ def _perform(attempt: Attempt) -> bool:
         if _skip_if_done(session, attempt):
             return False
         rows = stage.run(attempt.context(session, answer)) or 0
-        if not attempt.counted:
-            runs.begin_stage(session, attempt.run_id, stage.name)
-        runs.finish_stage(session, attempt.run_id, stage.name, rows, attempt.seconds)
+        if attempt.counted:
+            runs.finish_stage(session, attempt.run_id, stage.name, rows, attempt.seconds)
+        else:
+            runs.stage_succeeded(session, attempt.run_id, stage.name, rows, attempt.seconds)
         if attempt.last:
             attempt.closed = runs.finish_run(session, attempt.run_id, SUCCEEDED)
     return True
@@ -134,7 +138,8 @@ def _perform(attempt: Attempt) -> bool:
 
 def _skip_if_done(session: Session, attempt: Attempt) -> bool:
     """True when the stage is recorded done (a redelivery); the last one still closes."""
-    if not runs.stage_done(session, attempt.run_id, attempt.stage.name):
+    attempt.tick, status = runs.tick_and_stage(session, attempt.run_id, attempt.stage.name)
+    if status != SUCCEEDED:
         return False
     if attempt.last:
         attempt.closed = runs.finish_run(session, attempt.run_id, SUCCEEDED)

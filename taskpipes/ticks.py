@@ -4,20 +4,19 @@ explicit requests for a tick that `taskpipes run`, backfill and catch-up send.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from dramatiq.middleware import CurrentMessage
 
-from taskpipes import metrics, runs
-from taskpipes.database import begin
+from taskpipes import metrics, publish, runs
+from taskpipes.database import begin, retrying
 from taskpipes.errors import PermanentError
-from taskpipes.models import Run
-from taskpipes.pipeline import Pipeline
+from taskpipes.pipeline import FanOut, Pipeline, Stage
 from taskpipes.registry import registry
 from taskpipes.schedule import EVERY_MINUTE, Schedule, floor_tick, parse_tick
-from taskpipes.stages import send_stage
+from taskpipes.stages import run_stage, send_stage
 
 logger = logging.getLogger("taskpipes")
 
@@ -44,18 +43,34 @@ def start_tick(
     at = current_tick(pipeline.schedule or EVERY_MINUTE, tick)
     message = CurrentMessage.get_current_message()
     assert message is not None, "start_tick runs inside an actor"
-    with begin() as session:
-        claim = runs.claim(session, pipeline.name, at, message.message_id, explicit)
-        if claim.run_id is not None and pipeline.on_claim is not None:
-            pipeline.on_claim(session, claim.run_id, options)
+
+    def claim_tick() -> runs.Claim:
+        with begin() as session:
+            claim = runs.claim(session, pipeline.name, at, message.message_id, explicit)
+            if claim.run_id is not None and pipeline.on_claim is not None:
+                pipeline.on_claim(session, claim.run_id, options)
+        return claim
+
+    claim = retrying(claim_tick)
     if claim.run_id is None:
         logger.info(
             "%s tick %s: duplicate delivery, %s", pipeline.name, at.isoformat(), claim.reason
         )
         metrics.duplicate_tick(pipeline.name)
         return None
-    send_stage(pipeline, pipeline.stages[0].name, claim.run_id)
+    first = pipeline.stages[0]
+    if shares_tick_message(first):
+        run_stage(pipeline, first, claim.run_id)
+    else:
+        send_stage(pipeline, first.name, claim.run_id)
     return claim.run_id
+
+
+def shares_tick_message(stage: Stage | FanOut) -> TypeGuard[Stage]:
+    """A first stage that works in the tick's own message, one hand-off fewer: one that
+    calls nothing and retries as its pipeline does (the tick actor's options are its own).
+    A failure retries the tick message, whose claim lets the same message in again."""
+    return isinstance(stage, Stage) and stage.call is None and stage.retries is None
 
 
 def enqueue_tick(
@@ -67,18 +82,36 @@ def enqueue_tick(
 
     `options` are extra keyword arguments of the tick message (JSON primitives).
     """
+    return enqueue_ticks(pipeline, [tick], options)[0]
+
+
+def enqueue_ticks(
+    pipeline: Pipeline,
+    ticks: Sequence[datetime],
+    options: Mapping[str, object] | None = None,
+) -> list[tuple[int, bool]]:
+    """Record and send explicit requests for `ticks` (a backfill, a catch-up): (run id,
+    already succeeded) for each, in order. One transaction and one broker round trip per
+    batch of ticks."""
     tick_actor = registry.tick_actor(pipeline)
-    message = tick_actor.message_with_options(
-        kwargs={"tick": tick.isoformat(), "explicit": True, **(options or {})}
-    )
-    with begin() as session:
-        existing = runs.find_run(session, pipeline.name, tick)
-        if existing is not None and existing.status == runs.SUCCEEDED:
-            return existing.id, True
-        run_id = runs.record_queued(session, pipeline.name, tick, message.message_id)
-        if session.get_one(Run, run_id).message_id == message.message_id:
-            # Sent before the record commits: a failed send rolls the record back, so no
-            # run waits as queued for a message that never left (catch-up or a re-run sends
-            # it again). A worker that gets the message first waits on the row lock.
-            tick_actor.broker.enqueue(message)
-    return run_id, False
+    kwargs = {"explicit": True, **(options or {})}
+    outcome: dict[datetime, tuple[int, bool]] = {}
+    unique = list(dict.fromkeys(ticks))
+    for start in range(0, len(unique), publish.BATCH):
+        batch = {
+            tick: tick_actor.message_with_options(kwargs={"tick": tick.isoformat(), **kwargs})
+            for tick in unique[start : start + publish.BATCH]
+        }
+        with begin() as session:
+            message_ids = {tick: message.message_id for tick, message in batch.items()}
+            recorded = runs.record_queued_many(session, pipeline.name, message_ids)
+            session.flush()
+            # Sent before the records commit: a failed send rolls them back, so no run
+            # waits as queued for a message that never left (catch-up or a re-run sends it
+            # again). A worker that gets a message first waits on its row lock.
+            publish.enqueue_all(
+                tick_actor.broker,
+                [batch[t] for t, run in recorded.items() if run.message_id == message_ids[t]],
+            )
+        outcome |= {t: (run.id, run.status == runs.SUCCEEDED) for t, run in recorded.items()}
+    return [outcome[tick] for tick in ticks]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dramatiq
+import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,8 @@ from tests.queues import broker_for
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 DEADLINE_S = 120
+# The message id the crash test's run was claimed with.
+CLAIMING_MESSAGE = "crash-test"
 
 
 def dead_letters(broker_url: str) -> int:
@@ -29,10 +32,12 @@ def dead_letters(broker_url: str) -> int:
 
 def claim_run(url: str) -> int:
     with Session(create_engine(url)) as session, session.begin():
-        return runs.claim(session, "maintenance", T0, "crash-test", explicit=True).run_id  # type: ignore[return-value]
+        return runs.claim(session, "maintenance", T0, CLAIMING_MESSAGE, explicit=True).run_id  # type: ignore[return-value]
 
 
-def send_crashing_message(broker_url: str, run_id: int) -> None:
+def send_crashing_message(broker_url: str, run_id: int, as_tick: bool) -> None:
+    """A stage message names its run in its options; a tick message (whose first stage may
+    work in it) is the run's own message."""
     broker = broker_for(broker_url)
     try:
         broker.declare_queue("default")
@@ -41,15 +46,17 @@ def send_crashing_message(broker_url: str, run_id: int) -> None:
             actor_name="kill_own_worker",
             args=(run_id,),
             kwargs={},
-            options={runs.RUN_OPTION: run_id},
+            options={} if as_tick else {runs.RUN_OPTION: run_id},
+            message_id=CLAIMING_MESSAGE if as_tick else "a-stage-message",
         )
         broker.enqueue(message)
     finally:
         broker.close()
 
 
+@pytest.mark.parametrize("as_tick", [False, True], ids=["stage message", "tick message"])
 def test_a_crash_looping_message_ends_dead_and_other_work_goes_on(
-    tmp_path: Path, postgres_url: str, rabbitmq: str, simulator: Simulator
+    tmp_path: Path, postgres_url: str, rabbitmq: str, simulator: Simulator, as_tick: bool
 ) -> None:
     # Given supervised workers (dramatiq's master exits when a child dies) and a run
     migrate.upgrade(postgres_url)
@@ -69,7 +76,7 @@ def test_a_crash_looping_message_ends_dead_and_other_work_goes_on(
 
     with supervised(args, env, tmp_path / "workers.log") as exits:
         # When a message that kills its worker is sent
-        send_crashing_message(rabbitmq, run_id)
+        send_crashing_message(rabbitmq, run_id, as_tick)
         deadline = time.monotonic() + DEADLINE_S
         while dead_letters(rabbitmq) == 0 and time.monotonic() < deadline:
             time.sleep(0.5)

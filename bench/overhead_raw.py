@@ -1,0 +1,43 @@
+"""Raw Dramatiq for bench/overhead.py: 4 actors, each sends the next, the last inserts one
+row (its only transaction). `dramatiq bench.overhead_raw` works it; OVERHEAD_BROKER_URL and
+OVERHEAD_DSN say where."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import dramatiq
+import psycopg
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+broker = RabbitmqBroker(url=os.environ["OVERHEAD_BROKER_URL"], confirm_delivery=True)
+dramatiq.set_broker(broker)
+OPTIONS = {"broker": broker, "queue_name": "raw", "max_retries": 3, "min_backoff": 1000}
+_local = threading.local()
+
+
+def _connection() -> psycopg.Connection:
+    if not hasattr(_local, "conn"):
+        _local.conn = psycopg.connect(os.environ["OVERHEAD_DSN"], autocommit=True)
+    return _local.conn
+
+
+@dramatiq.actor(**OPTIONS)
+def raw_4(run: int) -> None:
+    _connection().execute("INSERT INTO finished (run) VALUES (%s)", (run,))
+
+
+@dramatiq.actor(**OPTIONS)
+def raw_3(run: int) -> None:
+    raw_4.send(run)
+
+
+@dramatiq.actor(**OPTIONS)
+def raw_2(run: int) -> None:
+    raw_3.send(run)
+
+
+@dramatiq.actor(**OPTIONS)
+def raw_1(run: int) -> None:
+    raw_2.send(run)
