@@ -23,8 +23,9 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 
 from db import migrate
-from db.models import Run, Snapshot
+from db.models import Snapshot
 from taskpipes.githubsim import Simulator
+from taskpipes.models import Run
 from taskpipes.rabbit import TypedQueuesBroker
 from taskpipes.schedule import floor_minute
 from tests import cluster as clusters
