@@ -349,8 +349,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # The protocol must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets
+    # that say they are TCP, and without it Nagle's algorithm meets the client's delayed
+    # ACK and every answer waits about 40 ms.
+    family, kind, protocol, _, _ = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, protocol)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
