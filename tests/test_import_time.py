@@ -72,7 +72,8 @@ def test_status_on_sqlite_and_db_upgrade_build_no_broker(tmp_path: Path) -> None
 def test_import_actors_builds_the_broker_without_connecting(tmp_path: Path) -> None:
     seen = probe("import actors", tmp_path, BROKER_URL=nowhere())
 
-    assert seen == {"broker": "RabbitmqBroker", "connections": []}
+    # The RabbitmqBroker that declares queues classic or quorum (TASKPIPES_QUEUE_TYPE)
+    assert seen == {"broker": "TypedQueuesBroker", "connections": []}
 
 
 # A host application's own pipeline, on its own settings and engine: the settings name a
