@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # `make test`, all of them in `make faults`.
 QUORUM_TESTS ?= tests/test_github_top_rabbitmq.py tests/test_crash_loop.py tests/test_dlq.py
 QUORUM_ALL := $(QUORUM_TESTS) tests/test_scheduler.py tests/test_status.py \
-	tests/test_tick_age.py tests/test_observability.py tests/test_faults.py
+	tests/test_tick_age.py tests/test_observability.py tests/faults
 # The hashed lock of the image's dependencies (`make lock`), and the tool that writes it.
 LOCK := requirements.lock
 UV_VERSION := 0.13.8
