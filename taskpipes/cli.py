@@ -18,7 +18,7 @@ import dramatiq
 import pika.exceptions
 from sqlalchemy.exc import SQLAlchemyError
 
-from taskpipes import stargazers_cli
+from taskpipes import controls_cli, stargazers_cli
 from taskpipes.database import describe_error
 from taskpipes.runs import SUCCEEDED
 from taskpipes.settings import ConfigError
@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
 
     add_dlq_parser(sub)
+    controls_cli.add_parsers(sub)
     status = sub.add_parser("status", help="freshness, failures, runs in progress, queue depths")
     status.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -367,6 +368,7 @@ COMMANDS = {
     "backfill": cmd_backfill,
     "dlq": cmd_dlq,
     "status": cmd_status,
+    **controls_cli.COMMANDS,
 }
 
 

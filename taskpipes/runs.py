@@ -20,20 +20,22 @@ from taskpipes.upsert import upsert
 # The message option naming the run a stage message works for.
 RUN_OPTION = "taskpipes_run"
 # The statuses of runs and stages, named once.
-QUEUED, RUNNING, SUCCEEDED, FAILED, DEAD, SKIPPED = (
+QUEUED, RUNNING, SUCCEEDED, FAILED, DEAD, SKIPPED, PAUSED, CANCELLED = (
     "queued",
     "running",
     "succeeded",
     "failed",
     "dead",
     "skipped",
+    "paused",
+    "cancelled",
 )
 # Statuses of a run that has not finished yet.
 IN_PROGRESS = (QUEUED, RUNNING)
 # Statuses after which a run does nothing more unless asked explicitly.
-FINISHED = (SUCCEEDED, FAILED, DEAD, SKIPPED)
+FINISHED = (SUCCEEDED, FAILED, DEAD, SKIPPED, PAUSED, CANCELLED)
 # Finished without success: an explicit request may run these again.
-REOPENABLE = (FAILED, DEAD, SKIPPED)
+REOPENABLE = (FAILED, DEAD, SKIPPED, PAUSED, CANCELLED)
 # Finished without success and will not go on by itself.
 UNSUCCESSFUL = (FAILED, DEAD)
 # Error texts are cut so one huge traceback cannot bloat the run table.

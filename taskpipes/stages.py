@@ -59,6 +59,8 @@ class Attempt:
     # The attempt is already counted on its stage row (a calling stage's first transaction).
     counted: bool = False
     closed: Run | None = None
+    # The run was cancelled (`taskpipes cancel`): this stage and the later ones do nothing.
+    cancelled: bool = False
 
     @property
     def last(self) -> bool:
@@ -98,6 +100,9 @@ def run_stage(pipeline: Pipeline, stage: Stage, run_id: int) -> None:
         metrics.stage_attempt(pipeline.name, stage.name, attempt.seconds, type(exc).__name__)
         _fail(attempt, exc)
         raise
+    if attempt.cancelled:
+        logger.info("%s run %s is cancelled: stage %s not run", pipeline.name, run_id, stage.name)
+        return
     if worked:
         metrics.stage_attempt(pipeline.name, stage.name, attempt.seconds, None)
     following = pipeline.after(stage.name)
@@ -133,7 +138,11 @@ def _perform(attempt: Attempt) -> bool:
 
 
 def _skip_if_done(session: Session, attempt: Attempt) -> bool:
-    """True when the stage is recorded done (a redelivery); the last one still closes."""
+    """True when the stage is recorded done (a redelivery; the last one still closes) or
+    the run is cancelled (a stage message sent or delayed before the cancel)."""
+    if session.get_one(Run, attempt.run_id).status == runs.CANCELLED:
+        attempt.cancelled = True
+        return True
     if not runs.stage_done(session, attempt.run_id, attempt.stage.name):
         return False
     if attempt.last:
