@@ -23,6 +23,10 @@ class MalformedResponse(PermanentError):
     """The GitHub answer is not JSON at all."""
 
 
+class ResponseTooLarge(PermanentError):
+    """The GitHub answer is bigger than any real one; refused before it is read whole."""
+
+
 class GitHubRequestError(PermanentError):
     """GitHub refused the request itself (bad credentials, bad query)."""
 

@@ -8,7 +8,6 @@ redirect or a stored URL naming any other origin is refused before anything is s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,13 +17,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from pipelines.errors import (
-    ForeignOrigin,
-    GitHubRequestError,
-    MalformedResponse,
-    RateLimited,
-    TransientError,
-)
+from pipelines.errors import ForeignOrigin, GitHubRequestError, RateLimited, TransientError
+from pipelines.github_body import error_message, parse_json, read_body
 from taskpipes import metrics
 from taskpipes.settings import get_settings
 
@@ -142,7 +136,7 @@ class GitHubClient:
         headers = {**headers, **self.api_headers(endpoint, url)}
         try:
             response = self.session.get(
-                url, headers=headers, timeout=self.timeout, allow_redirects=False
+                url, headers=headers, timeout=self.timeout, allow_redirects=False, stream=True
             )
         except (requests.Timeout, requests.ConnectionError) as exc:
             metrics.github_request(endpoint, type(exc).__name__)
@@ -154,20 +148,19 @@ class GitHubClient:
     def _page(self, endpoint: str, response: requests.Response) -> Page:
         status = response.status_code
         headers = {k.lower(): v for k, v in response.headers.items()}
-        headers["_body"] = response.text[:200] if status in (403, 429) else ""
+        if status >= 500:
+            response.close()
+            raise TransientError(f"GitHub {endpoint}: HTTP {status}")
+        body = read_body(endpoint, response)
+        headers["_body"] = body[:200].decode("utf-8", "replace") if status in (403, 429) else ""
         wait = rate_limit_wait(status, headers, datetime.now(UTC))
         if wait is not None:
             raise RateLimited(wait, headers.get("x-ratelimit-resource", endpoint))
-        if status >= 500:
-            raise TransientError(f"GitHub {endpoint}: HTTP {status}")
         if status == 304:
             return Page(304, None, headers.get("etag"), None)
         if status != 200:
-            raise GitHubRequestError(f"GitHub {endpoint}: HTTP {status}: {_message(response)}")
-        try:
-            payload = response.json()
-        except (ValueError, json.JSONDecodeError) as exc:
-            raise MalformedResponse(f"GitHub {endpoint} answer is not valid JSON: {exc}") from None
+            raise GitHubRequestError(f"GitHub {endpoint}: HTTP {status}: {error_message(body)}")
+        payload = parse_json(endpoint, body, headers.get("content-type", ""))
         return Page(200, payload, headers.get("etag"), next_link(headers.get("link")))
 
     @staticmethod
@@ -177,13 +170,6 @@ class GitHubClient:
         resource = response.headers.get("x-ratelimit-resource", "")
         if remaining.isdigit() and reset.isdigit() and resource.isidentifier():
             metrics.github_ratelimit(resource, int(remaining), float(reset))
-
-
-def _message(response: requests.Response) -> str:
-    try:
-        return str(response.json().get("message", ""))[:200]
-    except (ValueError, AttributeError):
-        return response.text[:200]
 
 
 @contextmanager

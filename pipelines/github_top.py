@@ -8,7 +8,6 @@ API serves. Each stage's writes commit with the record that the stage is done.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -31,44 +30,23 @@ MAX_SUSPECT_FETCHES = 3
 SUSPECT_REFETCH_S = 5
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What the search call got: a payload, or a 304 meaning "the kept answer `reuse`"."""
-
-    status: int
-    payload: Any
-    etag: str | None
-    reuse: int | None
-
-
-def last_etag(ctx: Context) -> tuple[int, str] | None:
-    """The newest kept answer with an ETag: (its id, the ETag) for a conditional search."""
-    last = ctx.session.scalars(
-        select(RawResponse)
-        .where(RawResponse.etag.is_not(None))
-        .order_by(RawResponse.fetched_at.desc(), RawResponse.id.desc())
-    ).first()
-    return None if last is None or last.etag is None else (last.id, last.etag)
-
-
-def search_top(call: Call) -> Answer:
-    last: tuple[int, str] | None = call.asked
+def search_top(call: Call) -> tuple[Any, str | None]:
     with github_client() as client:
-        status, payload, etag = fetch_search(client, last[1] if last else None)
-    return Answer(status, payload, etag, last[0] if last else None)
+        return fetch_search(client)
 
 
-def fetch_search(client: GitHubClient, etag: str | None) -> tuple[int, Any, str | None]:
-    """GET the top list, following `link` pages until it holds TOP_SIZE items."""
-    page = client.get("search", SEARCH_PATH, etag=etag)
-    if page.status == 304:
-        return 304, None, page.etag or etag
+def fetch_search(client: GitHubClient) -> tuple[Any, str | None]:
+    """GET the top list, following `link` pages until it holds TOP_SIZE items.
+
+    Unconditional: GitHub's search answers carry no ETag (and say `no-cache`), so a
+    conditional search would never be answered 304."""
+    page = client.get("search", SEARCH_PATH)
     payload, next_url = page.payload, page.next_url
     while next_url and isinstance(payload, dict) and _short(payload):
         more = client.get("search", next_url)
         payload = {**payload, "items": payload["items"] + list(more.payload.get("items", []))}
         next_url = more.next_url
-    return 200, payload, page.etag
+    return payload, page.etag
 
 
 def _short(payload: dict[str, Any]) -> bool:
@@ -77,20 +55,15 @@ def _short(payload: dict[str, Any]) -> bool:
 
 
 def keep_answer(ctx: Context) -> int:
-    """Keep the raw answer for this run. A 304 reuses the last kept payload."""
-    answer: Answer = ctx.answer
-    payload = answer.payload
-    if answer.status == 304:
-        if answer.reuse is None:
-            raise InvalidPayload("GitHub answered 304 Not Modified but no earlier answer is kept")
-        payload = ctx.session.get_one(RawResponse, answer.reuse).payload
+    """Keep the raw answer for this run."""
+    payload, etag = ctx.answer
     ctx.session.add(
         RawResponse(
             run_id=ctx.run_id,
             tick=ctx.tick,
             fetched_at=ctx.now,
-            http_status=answer.status,
-            etag=answer.etag,
+            http_status=200,
+            etag=etag,
             payload=payload,
         )
     )
@@ -133,16 +106,14 @@ def aggregate(ctx: Context) -> int:
 
 
 def refetch_later(ctx: Context, exc: Exception) -> Later:
-    """Reject the run's latest answer and fetch again later, backing off; after
-    MAX_SUSPECT_FETCHES suspect answers the run fails. The rejected answer loses its ETag,
-    so a 304 can never hand the same suspect payload back."""
+    """Fetch again later (the next fetch asks afresh), backing off; after
+    MAX_SUSPECT_FETCHES suspect answers the run fails."""
     fetched = ctx.session.scalar(
         select(func.count()).select_from(RawResponse).where(RawResponse.run_id == ctx.run_id)
     )
     fetched = fetched or 0
     if fetched >= MAX_SUSPECT_FETCHES:
         raise PermanentError(f"{exc} ({fetched} suspect answers in a row; nothing stored)")
-    latest_raw(ctx.session, ctx.run_id).etag = None
     return Later(SUSPECT_REFETCH_S * 2 ** (fetched - 1), stage=FETCH)
 
 
@@ -155,7 +126,7 @@ github_top = Pipeline(
     schedule=Schedule("*/10 * * * *", catchup="latest"),
     overlap="skip",
     stages=(
-        Stage(FETCH, keep_answer, read=last_etag, call=search_top, defer_on=(RateLimited,)),
+        Stage(FETCH, keep_answer, call=search_top, defer_on=(RateLimited,)),
         Stage(NORMALIZE, normalize, defer_on=(SuspectSnapshot,), later=refetch_later),
         Stage(STORE, store),
         Stage(AGGREGATE, aggregate),

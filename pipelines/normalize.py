@@ -20,6 +20,12 @@ TOP_SIZE = 100
 # GitHub owner and repository names: no slash and no whitespace on either side.
 FULL_NAME = re.compile(r"^[^/\s]+/[^/\s]+$")
 COUNT_FIELDS = ("stargazers_count", "forks_count", "open_issues_count")
+# The columns' bounds (db/models.py): past them a value fails here, named, not in the database.
+MAX_ID = 2**63 - 1
+MAX_COUNT = 2**31 - 1
+MAX_CHARS = {"full_name": 200, "language": 100, "license.spdx_id": 100}
+# How much of a bad value an error message shows.
+SHOWN_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -72,12 +78,17 @@ def _record(item: Any, index: int) -> RepoSnapshot:
     if not isinstance(item, dict):
         raise InvalidPayload(f"{where} must be an object, got {type(item).__name__}")
     repo_id = item.get("id")
-    if not _is_int(repo_id) or repo_id <= 0:
-        raise InvalidPayload(f"{where}: field 'id' must be a positive integer, got {repo_id!r}")
+    if not _is_int(repo_id) or not 0 < repo_id <= MAX_ID:
+        raise InvalidPayload(
+            f"{where}: field 'id' must be a positive integer, got {_shown(repo_id)}"
+        )
     full_name = item.get("full_name")
     where = f"{where} (id {repo_id})"
-    if not isinstance(full_name, str) or not FULL_NAME.match(full_name):
-        raise InvalidPayload(f"{where}: field 'full_name' must be 'owner/name', got {full_name!r}")
+    if not isinstance(full_name, str) or not FULL_NAME.fullmatch(full_name):
+        raise InvalidPayload(
+            f"{where}: field 'full_name' must be 'owner/name', got {_shown(full_name)}"
+        )
+    _check_text(full_name, "full_name", where)
     where = f"repository {full_name} (id {repo_id})"
     counts = [_count(item, name, where) for name in COUNT_FIELDS]
     return RepoSnapshot(
@@ -101,9 +112,9 @@ def _count(item: dict[str, Any], name: str, where: str) -> int:
     if name not in item:
         raise InvalidPayload(f"{where}: field '{name}' is missing")
     value = item[name]
-    if not _is_int(value) or value < 0:
+    if not _is_int(value) or not 0 <= value <= MAX_COUNT:
         raise InvalidPayload(
-            f"{where}: field '{name}' must be a non-negative integer, got {value!r}"
+            f"{where}: field '{name}' must be a non-negative integer, got {_shown(value)}"
         )
     return value
 
@@ -111,18 +122,42 @@ def _count(item: dict[str, Any], name: str, where: str) -> int:
 def _optional_text(item: dict[str, Any], name: str, where: str) -> str | None:
     value = item.get(name)
     if value is not None and not isinstance(value, str):
-        raise InvalidPayload(f"{where}: field '{name}' must be a string or null, got {value!r}")
+        raise InvalidPayload(
+            f"{where}: field '{name}' must be a string or null, got {_shown(value)}"
+        )
+    return None if value is None else _check_text(value, name, where)
+
+
+def _check_text(value: str, name: str, where: str) -> str:
+    """No NUL (PostgreSQL text cannot hold one) and no more than the column holds."""
+    if "\x00" in value:
+        raise InvalidPayload(f"{where}: field '{name}' holds a NUL character")
+    limit = MAX_CHARS.get(name)
+    if limit is not None and len(value) > limit:
+        raise InvalidPayload(f"{where}: field '{name}' is longer than {limit} characters")
     return value
+
+
+def _shown(value: Any) -> str:
+    """A bad value as an error shows it: its repr, cut short (outside data is unbounded)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 def _license(value: Any, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise InvalidPayload(f"{where}: field 'license' must be an object or null, got {value!r}")
+        raise InvalidPayload(
+            f"{where}: field 'license' must be an object or null, got {_shown(value)}"
+        )
     name = value.get("spdx_id") or value.get("key")
     if name is not None and not isinstance(name, str):
-        raise InvalidPayload(f"{where}: field 'license.spdx_id' must be a string, got {name!r}")
+        raise InvalidPayload(
+            f"{where}: field 'license.spdx_id' must be a string, got {_shown(name)}"
+        )
+    if name is not None:
+        _check_text(name, "license.spdx_id", where)
     return name
 
 

@@ -77,6 +77,7 @@ class Progress:
 class PageJob:
     """What a page message needs, read in one query."""
 
+    repo_id: int
     full_name: str
     page: int
     run_status: str
@@ -282,11 +283,16 @@ def page_job(run_id: int, repo_id: int, page: int) -> PageJob | None:
     if row is None:
         return None
     full_name, stored_at, status = row
-    return PageJob(full_name, page, status, stored_at is not None)
+    return PageJob(repo_id, full_name, page, status, stored_at is not None)
+
+
+def page_path(repo_id: int, page: int) -> str:
+    """The page as GitHub's own `link` URLs name it: by id, so a rename costs no redirect."""
+    return f"/repositories/{repo_id}/stargazers?per_page={spread.PER_PAGE}&page={page}"
 
 
 def fetch_page(client: GitHubClient, job: PageJob) -> list[Stargazer]:
-    url = f"/repos/{job.full_name}/stargazers?per_page={spread.PER_PAGE}&page={job.page}"
+    url = page_path(job.repo_id, job.page)
     payload = client.get("stargazers", url, accept=STAR_JSON).payload
     return parse_stargazers(payload, f"{job.full_name} stargazers page {job.page}")
 

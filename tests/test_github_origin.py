@@ -113,7 +113,10 @@ def test_stargazers_pages_never_follow_a_link_to_another_host(
 
     outcome = run_tick(registry.get("stargazers"), T0, TIMEOUT_S, options)
 
-    # Then every page came from the API origin only
+    # Then every page came from the API origin only, asked by id as GitHub's links name it
     assert outcome.status == "succeeded", outcome.error
     assert simulator.requests()["counts"]["stargazers"]["by_status"] == {"200": 3}
+    assert simulator.requests()["last"]["stargazers"]["path"] == (
+        f"/repositories/{repo.id}/stargazers"
+    )
     assert_nothing_arrived(foreign, outcome)

@@ -147,6 +147,29 @@ def test_rate_limit_403_waits_for_the_reset_then_succeeds(app_env, sqlite_url, s
     assert fetched - run.started_at >= timedelta(seconds=1)
 
 
+@pytest.mark.parametrize(
+    ("fault", "params", "status"),
+    [("primary_limit_429", {"reset_in": 2}, "429"), ("secondary_limit", {"retry_after": 1}, "403")],
+)
+def test_primary_429_and_secondary_403_are_waited_out(
+    app_env, sqlite_url, simulator, fault, params, status
+) -> None:
+    app_env(sqlite_url)
+    simulator.add_fault("search", fault, **params)
+
+    outcome = run_at(simulator, T0)
+
+    assert outcome.status == "succeeded", outcome.error
+    assert simulator.requests()["counts"]["search"]["by_status"] == {status: 1, "200": 1}
+    with begin() as session:
+        attempts = session.scalar(
+            select(StageRun.attempts).where(
+                StageRun.run_id == outcome.run_id, StageRun.stage == "fetch"
+            )
+        )
+    assert attempts == 2  # the limited attempt, then the one after GitHub's wait
+
+
 def test_retry_after_429_and_a_500_are_retried(app_env, sqlite_url, simulator) -> None:
     app_env(sqlite_url)
     simulator.add_fault("search", "rate_limit_429", retry_after=1)
@@ -174,7 +197,7 @@ def test_malformed_json_fails_the_run_and_keeps_stored_data(
     assert after[:3] == before[:3]
 
 
-@pytest.mark.parametrize("fault", ["incomplete_results", "duplicate_id"])
+@pytest.mark.parametrize("fault", ["incomplete_results", "duplicate_id", "short_page"])
 def test_a_suspect_answer_is_fetched_again(app_env, sqlite_url, simulator, fault) -> None:
     app_env(sqlite_url)
     simulator.add_fault("search", fault)

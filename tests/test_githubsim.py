@@ -153,18 +153,48 @@ def test_link_header_pages_through_all_results(sim: Simulator) -> None:
     assert response.links["prev"]["url"].startswith(sim.url)
 
 
-def test_etag_304_does_not_count_against_the_limit(sim: Simulator) -> None:
+def test_search_has_no_etag_and_is_never_answered_304(sim: Simulator) -> None:
     first = search(sim)
-    etag = first.headers["etag"]
-    assert etag.startswith('"') and etag.endswith('"')
 
     again = requests.get(
-        f"{sim.url}/search/repositories", params=TOP_QUERY, headers={"If-None-Match": etag}
+        f"{sim.url}/search/repositories", params=TOP_QUERY, headers={"If-None-Match": "*"}
+    )
+
+    assert "etag" not in first.headers and first.headers["cache-control"] == "no-cache"
+    assert again.status_code == 200 and again.json() == first.json()
+
+
+def test_a_stargazer_page_weak_etag_304_does_not_count_against_the_limit(
+    sim: Simulator,
+) -> None:
+    url = f"{sim.url}/repos/axios/axios/stargazers"
+    first = requests.get(url, params={"per_page": 100}, headers=STAR_JSON)
+    etag = first.headers["etag"]
+    assert etag.startswith('W/"') and etag.endswith('"')
+
+    again = requests.get(
+        url, params={"per_page": 100}, headers={**STAR_JSON, "If-None-Match": etag}
     )
 
     assert again.status_code == 304 and again.content == b""
     assert again.headers["x-ratelimit-remaining"] == first.headers["x-ratelimit-remaining"]
-    assert sim.requests()["last"]["search"]["if_none_match"] is True
+    assert sim.requests()["last"]["stargazers"]["if_none_match"] is True
+
+
+def test_stargazer_headers_are_githubs(sim: Simulator) -> None:
+    repo_id = sim.state.names.resolve("axios/axios").repo_id
+    url = f"{sim.url}/repos/axios/axios/stargazers"
+
+    starred = requests.get(url, params={"per_page": 100, "page": 2}, headers=STAR_JSON)
+    plain = requests.get(url, params={"per_page": 100, "page": 2})
+
+    assert starred.headers["x-github-media-type"] == "github.v3; param=star; format=json"
+    assert plain.headers["x-github-media-type"] == "github.v3; format=json"
+    by_id = f"{sim.url}/repositories/{repo_id}/stargazers?per_page=100&page="
+    assert starred.links["next"]["url"] == by_id + "3"
+    assert starred.links["prev"]["url"] == by_id + "1"
+    followed = requests.get(starred.links["next"]["url"], headers=STAR_JSON)
+    assert followed.status_code == 200 and len(followed.json()) == 100
 
 
 @pytest.mark.parametrize(

@@ -187,6 +187,38 @@ def test_a_wrong_type_names_field_and_repository(field: str, value: Any, message
 
 
 @pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("stargazers_count", 2**31, "field 'stargazers_count' must be a non-negative integer"),
+        ("id", 2**63, "field 'id' must be a positive integer"),
+        ("full_name", "owner/name\n", "field 'full_name' must be 'owner/name'"),
+        ("full_name", "o/" + "n" * 199, "field 'full_name' is longer than 200 characters"),
+        ("language", "Py" * 51, "field 'language' is longer than 100 characters"),
+        ("description", "nul \x00 inside", "field 'description' holds a NUL character"),
+        ("license", {"spdx_id": "X" * 101}, "field 'license.spdx_id' is longer than 100"),
+    ],
+)
+def test_values_past_what_the_database_holds_are_named(
+    field: str, value: Any, message: str
+) -> None:
+    items = top()
+    items[4] = {**items[4], field: value}
+
+    with pytest.raises(InvalidPayload, match=message):
+        normalize_top(payload(items))
+
+
+def test_an_error_shows_a_long_bad_value_cut_short() -> None:
+    items = top()
+    items[0] = {**items[0], "language": ["x" * 10_000]}
+
+    with pytest.raises(InvalidPayload) as error:
+        normalize_top(payload(items))
+
+    assert "got ['xxx" in str(error.value) and len(str(error.value)) < 200
+
+
+@pytest.mark.parametrize(
     ("answer", "message"),
     [
         ([], "search answer must be a JSON object, got list"),
@@ -217,6 +249,40 @@ def test_any_json_either_normalizes_or_raises_a_named_error(answer: Any) -> None
         assert str(exc)
     else:
         assert len(result.records) == 100 and result.inversions >= 0
+
+
+FIELDS = [*item(1, 1), "incomplete_results", "items", "spdx_id"]
+SEARCH_SHAPED = st.fixed_dictionaries(
+    {"items": st.lists(st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=9), max_size=8)},
+    optional={"incomplete_results": JSON, "total_count": JSON},
+)
+
+
+def outcome_of(answer: Any) -> str:
+    """normalize's verdict; any exception but its own two propagates and fails the test."""
+    try:
+        result = normalize_top(answer)
+    except (InvalidPayload, SuspectSnapshot) as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return type(exc).__name__
+    assert len(result.records) == 100 and result.inversions >= 0
+    assert [r.rank for r in result.records] == list(range(1, 101))
+    return "records"
+
+
+@given(SEARCH_SHAPED)
+def test_search_shaped_json_either_normalizes_or_raises_a_named_error(answer: Any) -> None:
+    assert outcome_of(answer) in ("InvalidPayload", "SuspectSnapshot")
+
+
+@given(st.integers(0, 99), st.sampled_from([*item(1, 1), "license"]), JSON)
+def test_any_value_in_any_field_of_a_real_answer_is_accepted_or_named(
+    where: int, field: str, value: Any
+) -> None:
+    items = top()
+    items[where] = {**items[where], field: value}
+
+    assert outcome_of(payload(items)) in ("records", "InvalidPayload", "SuspectSnapshot")
 
 
 @given(

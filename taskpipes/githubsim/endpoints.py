@@ -46,8 +46,8 @@ def validation_failed(field_name: str, message: str) -> Answer:
     return Answer(422, body)
 
 
-def paged(request: Request, page: int, last: int) -> dict[str, str]:
-    link = link_header(request, page, last)
+def paged(request: Request, page: int, last: int, base: str | None = None) -> dict[str, str]:
+    link = link_header(request, page, last, base)
     return {"link": link} if link else {}
 
 
@@ -66,14 +66,16 @@ def search_repositories(state: SimState, request: Request) -> Answer:
     if request.param("order") == "asc":
         hits.reverse()
     shown = hits[(page - 1) * per_page : page * per_page]
-    items = [search_item(repo, state.names.current(repo.id), at) for repo in shown]
+    root = request.api_root()
+    items = [search_item(repo, state.names.current(repo.id), at, root) for repo in shown]
     last = page_count(min(len(hits), SEARCH_RESULT_CAP), per_page)
     payload = {"total_count": len(hits), "incomplete_results": False, "items": items}
     return Answer(200, payload, paged(request, page, last))
 
 
 def repository(state: SimState, request: Request, repo: SimRepo) -> Answer:
-    return Answer(200, repo_item(repo, state.names.current(repo.id), state.clock.now()))
+    item = repo_item(repo, state.names.current(repo.id), state.clock.now(), request.api_root())
+    return Answer(200, item)
 
 
 def stargazers(state: SimState, request: Request, repo: SimRepo) -> Answer:
@@ -84,9 +86,11 @@ def stargazers(state: SimState, request: Request, repo: SimRepo) -> Answer:
     total = repo.stars_at(state.clock.now())
     with_time = "star+json" in (request.headers.get("Accept") or "")
     indices = range((page - 1) * per_page, min(page * per_page, total))
-    entries = [stargazer_entry(repo, index, with_time) for index in indices]
+    root = request.api_root()
+    entries = [stargazer_entry(repo, index, with_time, root) for index in indices]
     last = min(page_count(total, per_page), STARGAZER_PAGE_CAP)
-    return Answer(200, entries, paged(request, page, last))
+    by_id = f"{root}/repositories/{repo.id}/stargazers"
+    return Answer(200, entries, paged(request, page, last, by_id))
 
 
 def moved(request: Request, repo_id: int, suffix: str) -> Answer:

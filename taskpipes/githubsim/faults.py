@@ -12,6 +12,11 @@ ENDPOINTS = ("search", "stargazers", "repo")
 FAULT_PARAMS: dict[str, dict[str, float]] = {
     "rate_limit_403": {"reset_in": 2},
     "rate_limit_429": {"retry_after": 1},
+    # A primary limit answered 429: remaining 0 and a reset, no retry-after.
+    "primary_limit_429": {"reset_in": 2},
+    # Secondary limits: 403 with the message, quota left; with retry-after or without.
+    "secondary_limit": {"retry_after": 1},
+    "secondary_limit_no_retry_after": {},
     "server_error": {},
     "stall": {"seconds": 30},
     "malformed_json": {},
@@ -19,9 +24,28 @@ FAULT_PARAMS: dict[str, dict[str, float]] = {
     "duplicate_id": {},
     # Links (and, for a repository, a redirect) naming another origin, given as `to`.
     "foreign_link": {},
+    # Bad outside data (badbodies.py).
+    "bad_gateway_html": {},
+    "unavailable": {},
+    "connection_reset": {},
+    "html_body": {},
+    "truncated_body": {},
+    # announce=0 sends no content-length: the body ends when the connection closes.
+    "huge_body": {"megabytes": 10, "announce": 1},
+    "short_page": {},
+    "negative_count": {},
+    "null_full_name": {},
+    "unicode_everywhere": {},
 }
 # Faults that reshape search results and make no sense elsewhere.
-SEARCH_ONLY = ("incomplete_results", "duplicate_id")
+SEARCH_ONLY = (
+    "incomplete_results",
+    "duplicate_id",
+    "short_page",
+    "negative_count",
+    "null_full_name",
+    "unicode_everywhere",
+)
 
 
 class FaultError(ValueError):

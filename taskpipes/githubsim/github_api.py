@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from taskpipes.githubsim import endpoints
+from taskpipes.githubsim import badbodies, endpoints
 from taskpipes.githubsim.endpoints import Answer
 from taskpipes.githubsim.faults import Fault
 from taskpipes.githubsim.foreign import point_elsewhere
@@ -37,6 +37,10 @@ SECONDARY_LIMITED = {
 }
 # Sent on every GitHub answer, as api.github.com does.
 GITHUB_HEADERS = {"x-github-media-type": "github.v3; format=json"}
+# What GitHub says of a star+json answer.
+STAR_MEDIA_TYPE = "github.v3; param=star; format=json"
+# Search answers are never cached nor revalidated: no ETag, this Cache-Control.
+SEARCH_CACHE = {"cache-control": "no-cache"}
 
 Handler = Callable[[SimState, Request], Answer]
 
@@ -135,11 +139,35 @@ def fault_response(state: SimState, request: Request, route: Route, fault: Fault
     if fault.name == "rate_limit_429":
         retry = {"retry-after": str(int(fault.params["retry_after"]))}
         return with_headers(429, encode_json(SECONDARY_LIMITED), quota, retry)
+    if fault.name in LIMIT_FAULTS:
+        return limit_response(fault, quota, wall)
+    if fault.name in badbodies.BROKEN:
+        return badbodies.broken_answer(fault, with_headers(200, b"", quota, {}).headers)
     return with_headers(500, encode_json({"message": "Server Error"}), quota, {})
 
 
+def limit_response(fault: Fault, quota: Quota, wall: float) -> Response:
+    """Rate limits as GitHub words them: a primary one spends the quota (403 or 429 with
+    remaining 0 and the reset); a secondary one is a 403 saying so, quota left over."""
+    if fault.name == "primary_limit_429":
+        spent = Quota(quota.resource, quota.limit, 0, int(wall + fault.params["reset_in"]))
+        return with_headers(429, encode_json(RATE_LIMITED), spent, {})
+    retry = {}
+    if "retry_after" in fault.params:
+        retry["retry-after"] = str(int(fault.params["retry_after"]))
+    return with_headers(403, encode_json(SECONDARY_LIMITED), quota, retry)
+
+
+# Rate-limit faults beyond the two historical ones.
+LIMIT_FAULTS = ("primary_limit_429", "secondary_limit", "secondary_limit_no_retry_after")
 # Faults answered without computing the real response.
-ERROR_FAULTS = ("rate_limit_403", "rate_limit_429", "server_error")
+ERROR_FAULTS = (
+    "rate_limit_403",
+    "rate_limit_429",
+    "server_error",
+    *LIMIT_FAULTS,
+    *badbodies.BROKEN,
+)
 
 
 def answer_github(state: SimState, request: Request) -> tuple[str, Response]:
@@ -150,13 +178,27 @@ def answer_github(state: SimState, request: Request) -> tuple[str, Response]:
         return route.endpoint, fault_response(state, request, route, fault)
     if fault is not None and fault.name == "stall":
         state.wakeup.wait(fault.params["seconds"])
-    answer = reshape(route.handler(state, request), fault)
+    answer = badbodies.misshape(reshape(route.handler(state, request), fault), fault)
     if fault is not None and fault.to is not None:
         answer = point_elsewhere(answer, request, route.endpoint, fault.to)
     body = encode_json(answer.payload)
     if fault is not None and fault.name == "malformed_json":
         body = body[: len(body) // 2]
-    return route.endpoint, finish(state, request, route, answer, body)
+    body, abort = badbodies.spoil(body, fault)
+    response = finish(state, request, route, answer, body)
+    response.abort = abort
+    return route.endpoint, response
+
+
+def answer_headers(request: Request, route: Route) -> dict[str, str]:
+    """Media type and caching as GitHub states them for this kind of answer."""
+    headers = {}
+    if "star+json" in (request.headers.get("Accept") or ""):
+        headers["x-github-media-type"] = STAR_MEDIA_TYPE
+    if route.endpoint == "search":
+        return {**headers, **SEARCH_CACHE}
+    audience = "private" if request.headers.get("Authorization") else "public"
+    return {**headers, "cache-control": f"{audience}, max-age=60, s-maxage=60", "vary": "Accept"}
 
 
 def finish(
@@ -164,8 +206,8 @@ def finish(
 ) -> Response:
     """ETag and conditional requests, then the rate limit, then the headers."""
     auth, wall = request.headers.get("Authorization"), time.time()
-    extra = dict(answer.headers)
-    if answer.status == 200:
+    extra = {**answer.headers, **answer_headers(request, route)}
+    if answer.status == 200 and route.endpoint != "search":
         extra["etag"] = etag_of(body)
         if etag_matches(request.headers.get("If-None-Match"), extra["etag"]):
             # A 304 is free on GitHub, which is the point of sending If-None-Match.

@@ -16,18 +16,32 @@ STARGAZER_STRIDE = 1_000_000_007
 # created_at is drawn from this range (epoch seconds, 2008-01-01 .. 2020-12-31 UTC).
 CREATED_FROM = 1_199_145_600
 CREATED_TO = 1_609_459_199
-# A deterministic licence pick; None means "no licence detected", as GitHub reports it.
+# A deterministic licence pick, with GitHub's own node ids for these licences; None means
+# "no licence detected", as GitHub reports it.
 LICENSES: tuple[dict[str, str] | None, ...] = (
-    {"key": "mit", "name": "MIT License", "spdx_id": "MIT"},
-    {"key": "apache-2.0", "name": "Apache License 2.0", "spdx_id": "Apache-2.0"},
-    {"key": "gpl-3.0", "name": "GNU General Public License v3.0", "spdx_id": "GPL-3.0"},
+    {"key": "mit", "name": "MIT License", "spdx_id": "MIT", "node_id": "MDc6TGljZW5zZTEz"},
+    {
+        "key": "apache-2.0",
+        "name": "Apache License 2.0",
+        "spdx_id": "Apache-2.0",
+        "node_id": "MDc6TGljZW5zZTI=",
+    },
+    {
+        "key": "gpl-3.0",
+        "name": "GNU General Public License v3.0",
+        "spdx_id": "GPL-3.0",
+        "node_id": "MDc6TGljZW5zZTk=",
+    },
     {
         "key": "bsd-3-clause",
         "name": 'BSD 3-Clause "New" or "Revised" License',
         "spdx_id": "BSD-3-Clause",
+        "node_id": "MDc6TGljZW5zZTU=",
     },
     None,
 )
+# Repository sizes (KB) are drawn below this.
+MAX_SIZE_KB = 2_000_000
 
 
 def stable_int(*parts: object) -> int:
@@ -66,6 +80,10 @@ def created_epoch(full_name: str) -> int:
 def license_for(full_name: str) -> dict[str, str] | None:
     choice = LICENSES[stable_int("license", full_name.lower()) % len(LICENSES)]
     return dict(choice) if choice else None
+
+
+def size_kb(full_name: str) -> int:
+    return 1_000 + stable_int("size", full_name.lower()) % MAX_SIZE_KB
 
 
 def node_id(kind: str, number: int) -> str:

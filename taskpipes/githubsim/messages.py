@@ -23,9 +23,13 @@ class Request:
     def param(self, name: str) -> str | None:
         return next((value for key, value in self.query if key == name), None)
 
+    def api_root(self) -> str:
+        """The simulator's own address as the client called it (Host header)."""
+        return f"http://{self.headers.get('Host', 'localhost')}"
+
     def base_url(self) -> str:
-        """Absolute URL of this resource as the client addressed it (Host header)."""
-        return f"http://{self.headers.get('Host', 'localhost')}{self.path}"
+        """Absolute URL of this resource as the client addressed it."""
+        return f"{self.api_root()}{self.path}"
 
 
 @dataclass
@@ -33,6 +37,9 @@ class Response:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # A fault in the transport: "reset" the connection unanswered, "truncate" the body, or
+    # send it "unannounced" (no content-length, ended by closing the connection).
+    abort: str | None = None
 
 
 def encode_json(payload: Any) -> bytes:
@@ -45,12 +52,13 @@ def json_response(status: int, payload: Any, headers: dict[str, str] | None = No
 
 
 def etag_of(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+    """A weak ETag, as GitHub sends on the pages it lets clients revalidate."""
+    return 'W/"' + hashlib.sha256(body).hexdigest()[:40] + '"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """If-None-Match may list several tags, weak (W/) or not, or '*'."""
+    """If-None-Match may list several tags, weak (W/) or not, or '*': a weak comparison."""
     if not if_none_match:
         return False
     tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
-    return "*" in tags or etag in tags
+    return "*" in tags or etag.removeprefix("W/") in tags

@@ -32,13 +32,16 @@ def page_count(total: int, per_page: int) -> int:
     return max((total + per_page - 1) // per_page, 1)
 
 
-def page_url(request: Request, page: int) -> str:
+def page_url(request: Request, page: int, base: str | None = None) -> str:
     query = [(key, value) for key, value in request.query if key != "page"]
-    return f"{request.base_url()}?{urlencode([*query, ('page', str(page))])}"
+    return f"{base or request.base_url()}?{urlencode([*query, ('page', str(page))])}"
 
 
-def link_header(request: Request, page: int, last: int) -> str | None:
-    """prev/next/last/first relations, as GitHub orders them; None for a single page."""
+def link_header(request: Request, page: int, last: int, base: str | None = None) -> str | None:
+    """prev/next/last/first relations, as GitHub orders them; None for a single page.
+
+    `base` is the URL the links point at when GitHub names another form of the resource
+    (stargazer links use /repositories/{id}/..., however the client asked)."""
     if last <= 1:
         return None
     relations = []
@@ -48,4 +51,6 @@ def link_header(request: Request, page: int, last: int) -> str | None:
         relations += [("next", page + 1), ("last", last)]
     if page > 1:
         relations.append(("first", 1))
-    return ", ".join(f'<{page_url(request, number)}>; rel="{rel}"' for rel, number in relations)
+    return ", ".join(
+        f'<{page_url(request, number, base)}>; rel="{rel}"' for rel, number in relations
+    )

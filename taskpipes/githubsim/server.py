@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import sys
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,14 +62,30 @@ class SimHandler(BaseHTTPRequestHandler):
         self.send(response)
 
     def send(self, response: Response) -> None:
+        if response.abort == "reset":
+            self.reset_connection()
+            return
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
-        if response.status != 304:
+        if response.abort == "unannounced":
+            self.send_header("connection", "close")
+            self.close_connection = True
+        elif response.status != 304:
             self.send_header("content-length", str(len(response.body)))
         self.end_headers()
+        if response.abort == "truncate":
+            self.wfile.write(response.body[: len(response.body) // 2])
+            self.close_connection = True
+            return
         if self.command != "HEAD" and response.status != 304:
             self.wfile.write(response.body)
+
+    def reset_connection(self) -> None:
+        """Close with an RST (linger 0), as a crashing proxy does, and answer nothing."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
 
     def log_message(self, format: str, *args: object) -> None:
         """Silent: request lines could carry tokens in query strings, headers certainly do."""

@@ -62,7 +62,8 @@ class Simulator:
         """The first n search items at `at`, exactly as GET /search/repositories lists them."""
         ts = epoch(at)
         leaders = self.state.index.ranking(self.state.repos, ts)[:n]
-        return [search_item(repo, self.state.names.current(repo.id), ts) for repo, _ in leaders]
+        names = self.state.names
+        return [search_item(repo, names.current(repo.id), ts, self.url) for repo, _ in leaders]
 
     def stargazers(self, full_name: str, at: datetime) -> int:
         resolved = self.state.names.resolve(full_name)
