@@ -62,7 +62,7 @@ BUILTIN_VARIABLES = {"__rate_interval": "1m", "__interval": "1s", "__range": "5m
 # The pipeline the Pipeline dashboard is looked at for.
 PIPELINE = "github_top"
 # The fallbacks a dashboard query ends with so that Grafana draws something before a metric
-# exists (taskpipes/deploy/dashboards.py). Without them the query must still find data.
+# exists (taskpipes/deploy/panels.py). Without them the query must still find data.
 FALLBACK = re.compile(
     r'( or on\(\) vector\((0|NaN)\)| or label_replace\(vector\(Inf\), "pipeline", "\w+", "", ""\))+$'
 )

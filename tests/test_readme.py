@@ -82,7 +82,15 @@ def test_the_readme_pipeline_runs_as_shown(tmp_path: Path) -> None:
         assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
         outputs.append(result.stdout)
 
-    # Then the tick ran its stage and recorded what it counted
+    # Then the catalog line shown is today's, plus the new pipeline
+    [declared] = re.findall(r"^registry\.declare\((.*)\)$", catalog_line.read_text(), re.MULTILINE)
+    [today] = re.findall(
+        r"^registry\.declare\((.*)\)$",
+        (ROOT / "pipelines" / "catalog.py").read_text(),
+        re.MULTILINE,
+    )
+    assert declared == f"{today}, {module}"
+    # and the tick ran its stage and recorded what it counted
     run_output = next(out for line, out in zip(lines, outputs, strict=True) if " run " in line)
     assert "succeeded" in run_output and "count" in run_output
     engine = create_engine(f"sqlite:///{work / 'taskpipes.db'}")
