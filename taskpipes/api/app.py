@@ -13,7 +13,7 @@ from taskpipes.api import history, languages, observe, runs, stars, top, trendin
 from taskpipes.api.observe import time_request
 from taskpipes.api.schemas import Health
 from taskpipes.database import describe_error
-from taskpipes.web import pages
+from taskpipes.web import pages, pipelines_pages
 
 logger = logging.getLogger("taskpipes")
 
@@ -35,6 +35,6 @@ def create_app() -> FastAPI:
             {"detail": f"database unavailable: {type(exc).__name__}"}, status_code=503
         )
 
-    for module in (top, trending, languages, history, stars, runs, observe, pages):
+    for module in (top, trending, languages, history, stars, runs, observe, pages, pipelines_pages):
         app.include_router(module.router)
     return app
