@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 # 0: any free port; the simulator prints the one it got.
 SIM_PORT ?= 0
 PYTEST_ARGS ?=
+# The hashed lock of the image's dependencies (`make lock`), and the tool that writes it.
+LOCK := requirements.lock
+UV_VERSION := 0.13.8
 
-.PHONY: install run test faults bench lint screenshots clean
+.PHONY: install run test faults bench lint lock screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +44,15 @@ bench: install
 # The web pages at 375 and 1280 px, from a browser test over real pipeline runs, into docs/.
 screenshots: install
 	SCREENSHOTS_DIR=docs $(BIN)/pytest -q tests/test_web.py -k "browser and sqlite"
+
+# The image's pinned, hashed dependencies (the Dockerfile installs them with --require-hashes):
+# the runtime set of pyproject.toml and its build backend, for every platform, on Python 3.11.
+# uv is installed into .venv here only: `make install` and `make test` never need it.
+lock: install
+	$(BIN)/pip install --quiet 'uv==$(UV_VERSION)'
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		| $(BIN)/uv pip compile pyproject.toml - --quiet --generate-hashes --universal \
+			--python-version 3.11 --custom-compile-command 'make lock' -o $(LOCK)
 
 lint: install
 	$(BIN)/ruff check .

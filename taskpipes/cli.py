@@ -9,9 +9,9 @@ import os
 import socket
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import dramatiq
@@ -31,6 +31,7 @@ DEFAULT_DAY = "2026-08-21"
 # Exit codes: 0 success, 1 the work failed, 2 usage or configuration error.
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+T = TypeVar("T")
 # How long `taskpipes run` waits for a run by default.
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -54,8 +55,25 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
+    return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line naming the problem (argparse prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="taskpipes", description=__doc__)
+    parser = OneLineParser(prog="taskpipes", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -84,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("github-sim", help="serve the GitHub API simulator on loopback")
     sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--port", type=_port, default=8765)
     sim.add_argument("--search-limit", type=int, help="search requests per minute")
     sim.add_argument("--core-limit", type=int, help="core requests per hour")
+    sim.add_argument("--hostile", action="store_true", help="add a repository made of markup")
 
     demo = sub.add_parser("demo", help="replay a simulated day of github_top ticks (simulator)")
     demo.add_argument("--day", type=_at, help=f"the day to replay (default {DEFAULT_DAY})")
@@ -94,7 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve the read API")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument(
+        "--metrics-host", help="with --metrics-port: the address of /metrics (default: --host)"
+    )
+    serve.add_argument(
+        "--metrics-port", type=_port, help="serve /metrics on this port instead of on the API"
+    )
 
     add_dlq_parser(sub)
     controls_cli.add_parsers(sub)
@@ -270,6 +295,8 @@ def cmd_github_sim(args: argparse.Namespace) -> int:
         argv += ["--search-limit", str(args.search_limit)]
     if args.core_limit:
         argv += ["--core-limit", str(args.core_limit)]
+    if args.hostile:
+        argv.append("--hostile")
     return sim_main(argv)
 
 
@@ -298,8 +325,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     directory = get_settings().metrics_dir
     if directory:
         metrics.wipe_stale_files(directory)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    apart = args.metrics_port is not None
+    if args.metrics_host and not apart:
+        print("taskpipes serve: --metrics-host needs --metrics-port", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        # Bound here, not by uvicorn: a taken port is one line and exit 1, not uvicorn's 3.
+        api = named_address(listening_socket, args.host, args.port)
+        if apart:
+            named_address(metrics.serve_metrics, args.metrics_host or args.host, args.metrics_port)
+    except OSError as exc:
+        print(f"taskpipes serve: cannot listen: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    config = uvicorn.Config(create_app(metrics_route=not apart), log_level="warning")
+    uvicorn.Server(config).run(sockets=[api])
     return 0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def named_address(listen: Callable[[str, int], T], host: str, port: int) -> T:
+    """`listen(host, port)`; an OSError says which address could not be listened on."""
+    try:
+        return listen(host, port)
+    except OSError as exc:
+        raise OSError(f"{host}:{port}: {exc.strerror or exc}") from None
 
 
 # Dead letters exist only in RabbitMQ: without it `taskpipes dlq` has nothing to read.
@@ -350,12 +407,19 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from taskpipes.report import report_json, report_text
+    from taskpipes.settings import get_settings
     from taskpipes.status import gather
 
     declared_registry()
     now = datetime.now(UTC)
     statuses = gather(now)
     print(json.dumps(report_json(statuses, now), indent=2) if args.json else report_text(statuses))
+    unknown = [s.depths_note for s in statuses if s.depths is None]
+    if get_settings().broker_url and unknown:
+        # The report stands (the database answered), but a broker that cannot be read is a
+        # failure to report on, not a state of the queues.
+        print(f"taskpipes status: queue depths unknown: {unknown[0]}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

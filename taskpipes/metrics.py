@@ -224,15 +224,24 @@ def _alive(pid: int) -> bool:
 
 class _MetricsHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        body = self._answer()
+        if body is not None:
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:  # noqa: N802 (a HEAD probe gets the GET's headers)
+        self._answer()
+
+    def _answer(self) -> bytes | None:
         if self.path.split("?")[0] != "/metrics":
             self.send_error(404)
-            return
+            return None
         body = metrics_text()
         self.send_response(200)
         self.send_header("Content-Type", CONTENT_TYPE_LATEST)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
         self.end_headers()
-        self.wfile.write(body)
+        return body
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # scrapes every 15 s would drown the scheduler's own log

@@ -16,7 +16,7 @@ import dramatiq
 
 from taskpipes.pipeline import Pipeline, Retries
 from taskpipes.schedule import Schedule, ScheduleError
-from taskpipes.settings import SCHEDULE_PREFIX, ConfigError, get_settings
+from taskpipes.settings import SCHEDULE_PREFIX, ConfigError, check_override_names, get_settings
 
 
 class NotRegistered(RuntimeError):
@@ -48,8 +48,11 @@ class Registry:
 
     @property
     def pipelines(self) -> list[Pipeline]:
-        """Every declaration, with its schedule as overridden by TASKPIPES_SCHEDULE_<NAME>."""
-        overrides = get_settings().schedule_overrides
+        """Every declaration, with its schedule as overridden by TASKPIPES_SCHEDULE_<NAME>
+        (an override naming no declared pipeline is refused)."""
+        settings = get_settings()
+        check_override_names(settings, self._declared)
+        overrides = settings.schedule_overrides
         return [with_override(p, overrides.get(p.name)) for p in self._declared.values()]
 
     def get(self, name: str) -> Pipeline:

@@ -8,9 +8,10 @@ application may hand in its own Settings instead (`taskpipes.configure`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from urllib.parse import urlsplit
 
 # The default database is a file next to where taskpipes runs, so `make run` needs nothing.
 DEFAULT_DATABASE_URL = "sqlite:///taskpipes.db"
@@ -65,7 +66,21 @@ def _check_broker_url(url: str | None) -> str | None:
         raise ConfigError(
             f"BROKER_URL must start with amqp:// or amqps://, got scheme {url.split(':')[0]!r}"
         )
+    if url:
+        _check_parts("BROKER_URL", url)
     return url or None
+
+
+def _check_parts(name: str, url: str) -> None:
+    """A URL that cannot be taken apart, named by its broken part: the URL itself is never
+    quoted, since it holds a password."""
+    try:
+        urlsplit(url).port  # noqa: B018 (parsing the port is the check)
+    except ValueError as exc:
+        problem = (
+            "an unclosed '[' in its host" if "IPv6" in str(exc) else "a port that is not 0-65535"
+        )
+        raise ConfigError(f"{name} is malformed: {problem}") from None
 
 
 def _check_database_url(url: str) -> str:
@@ -76,7 +91,24 @@ def _check_database_url(url: str) -> str:
         )
     if url.startswith("sqlite") and url.rstrip("/") in ("sqlite:", "sqlite:///:memory:"):
         raise ConfigError("DATABASE_URL must name a SQLite file: workers run in other threads")
+    _check_parts("DATABASE_URL", url)
     return url
+
+
+def _check_metrics_dir(env: Mapping[str, str]) -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR, which must be dramatiq_prom_db's directory when that is set:
+    prometheus_client picks in-memory metrics at import unless the variable is already set,
+    so the worker children would keep every taskpipes metric to themselves and dramatiq's
+    exporter, reading dramatiq_prom_db, would show none of them."""
+    directory = env.get("PROMETHEUS_MULTIPROC_DIR") or None
+    prom_db = env.get("dramatiq_prom_db") or None
+    if prom_db and directory != prom_db:
+        raise ConfigError(
+            f"dramatiq_prom_db is {prom_db!r} but PROMETHEUS_MULTIPROC_DIR is "
+            f"{'unset' if directory is None else repr(directory)}: set both to the same "
+            "directory, or the workers' taskpipes metrics never reach dramatiq's exporter"
+        )
+    return directory
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -100,7 +132,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             _positive_number(env, "TASKPIPES_RETRY_MIN_BACKOFF_MS", 2000, int)
         ),
         metrics_host=env.get("TASKPIPES_METRICS_HOST") or "0.0.0.0",
-        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        metrics_dir=_check_metrics_dir(env),
     )
 
 
@@ -112,6 +144,18 @@ def use_settings(settings: Settings | None) -> None:
     global _given
     _given = settings
     get_settings.cache_clear()
+
+
+def check_override_names(settings: Settings, pipelines: Iterable[str]) -> None:
+    """A schedule override for a pipeline that does not exist is a typo that changes nothing:
+    refused, so that it does not pass for the override it was meant to be."""
+    known = sorted(pipelines)
+    unknown = sorted(set(settings.schedule_overrides) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{SCHEDULE_PREFIX}{unknown[0].upper()} names no pipeline; known: "
+            + ", ".join(f"{SCHEDULE_PREFIX}{name.upper()}" for name in known)
+        )
 
 
 @cache

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from dramatiq import Broker, Message, Middleware
 from sqlalchemy import func, select
 
 import actors
@@ -14,6 +18,7 @@ from db.models import Snapshot
 from taskpipes import runs
 from taskpipes.database import begin, get_engine, session_factory
 from taskpipes.models import Run
+from taskpipes.schedule import floor_tick
 from taskpipes.settings import get_settings
 
 
@@ -34,6 +39,33 @@ def configure(
         monkeypatch.setenv(key, value)
     reset_caches()
     migrate.upgrade(database_url)
+
+
+def latest_tick(pipeline: str = "github_top") -> datetime:
+    """The pipeline's newest tick as of now, read when a test runs, never at import: a tick
+    taken when the file loads is stale by the time a long suite reaches the test."""
+    from taskpipes import registry
+
+    return floor_tick(registry.get(pipeline).schedule.spec, datetime.now(UTC))
+
+
+@contextmanager
+def retry_counts(actor_name: str) -> Iterator[list[int]]:
+    """The `retries` option of each delivery of `actor_name` on the in-process broker, in
+    order: a retry shows as a count one higher than the delivery before."""
+    seen: list[int] = []
+
+    class RecordRetries(Middleware):
+        def before_process_message(self, broker: Broker, message: Message[Any]) -> None:
+            if message.actor_name == actor_name:
+                seen.append(message.options.get("retries", 0))
+
+    recorder = RecordRetries()
+    actors.broker.middleware.append(recorder)
+    try:
+        yield seen
+    finally:
+        actors.broker.middleware.remove(recorder)
 
 
 def snapshot_count() -> int:

@@ -18,40 +18,46 @@ from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
 from taskpipes.models import Run
 from taskpipes.runner import run_tick
-from tests.app import configure, reset_caches
-
-_NOW = datetime.now(UTC)
-# The newest github_top tick (every 10 minutes): fresh for readyz. rollup floors it to 15.
-T0 = _NOW.replace(minute=_NOW.minute - _NOW.minute % 10, second=0, microsecond=0)
+from tests.app import configure, latest_tick, reset_caches
 
 
 def get(base: str, path: str, **params: object) -> requests.Response:
     return requests.get(f"{base}{path}", params=params, timeout=10)
 
 
-def fill(simulator: Simulator) -> None:
+def fill(simulator: Simulator, t0: datetime) -> None:
     """Two github_top ticks, a rollup and the languages, the way production fills the tables."""
-    for tick in (T0 - timedelta(minutes=10), T0):
+    for tick in (t0 - timedelta(minutes=10), t0):
         simulator.set_clock(tick)
         assert run_tick(registry.get("github_top"), tick, 60).status == "succeeded"
-    assert run_tick(registry.get("rollup"), T0, 60).status == "succeeded"
-    assert run_tick(registry.get("language_stats"), T0, 60).status == "succeeded"
+    assert run_tick(registry.get("rollup"), t0, 60).status == "succeeded"
+    assert run_tick(registry.get("language_stats"), t0, 60).status == "succeeded"
 
 
 @pytest.fixture
-def filled_api(app_env, database_url: str, simulator: Simulator, api_server: str) -> str:
+def t0() -> datetime:
+    """The newest github_top tick as the test starts: fresh for readyz. rollup floors it."""
+    return latest_tick()
+
+
+@pytest.fixture
+def filled_api(
+    app_env, database_url: str, simulator: Simulator, api_server: str, t0: datetime
+) -> str:
     app_env(database_url)
-    fill(simulator)
+    fill(simulator, t0)
     return api_server
 
 
-def test_top_returns_the_ranking_in_order(filled_api: str, simulator: Simulator) -> None:
+def test_top_returns_the_ranking_in_order(
+    filled_api: str, simulator: Simulator, t0: datetime
+) -> None:
     answer = get(filled_api, "/api/top", limit=3)
 
     assert answer.status_code == 200
     body = answer.json()
-    expected = simulator.top(T0)[:3]
-    assert body["as_of"] == T0.isoformat().replace("+00:00", "Z")
+    expected = simulator.top(t0)[:3]
+    assert body["as_of"] == t0.isoformat().replace("+00:00", "Z")
     assert [(r["rank"], r["id"], r["full_name"], r["stars"]) for r in body["repos"]] == [
         (i + 1, e["id"], e["full_name"], e["stargazers_count"]) for i, e in enumerate(expected)
     ]
@@ -74,12 +80,12 @@ def test_a_bad_limit_is_422_with_a_message(filled_api: str, limit: object) -> No
     assert answer.json()["detail"][0]["loc"] == ["query", "limit"]
 
 
-def test_runs_lists_the_history_newest_first(filled_api: str) -> None:
+def test_runs_lists_the_history_newest_first(filled_api: str, t0: datetime) -> None:
     body = get(filled_api, "/api/runs", pipeline="github_top", limit=5).json()
 
     assert [r["tick"] for r in body["runs"]] == [
-        T0.isoformat().replace("+00:00", "Z"),
-        (T0 - timedelta(minutes=10)).isoformat().replace("+00:00", "Z"),
+        t0.isoformat().replace("+00:00", "Z"),
+        (t0 - timedelta(minutes=10)).isoformat().replace("+00:00", "Z"),
     ]
     assert {r["status"] for r in body["runs"]} == {"succeeded"}
     assert set(body["runs"][0]) == {
@@ -126,7 +132,7 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path, simulator_server: Si
     with pytest.MonkeyPatch.context() as monkeypatch:
         simulator_server.reset()
         configure(monkeypatch, f"sqlite:///{tmp_path / 'taskpipes.db'}", simulator_server.url)
-        fill(simulator_server)
+        fill(simulator_server, latest_tick())
         # readyz answers 503 (on purpose) until every scheduled pipeline has succeeded
         assert run_tick(registry.get("maintenance"), datetime.now(UTC), 60).status == "succeeded"
         with serve_in_thread(create_app()) as url:

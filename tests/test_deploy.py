@@ -101,6 +101,7 @@ def test_the_image_context_builds_a_wheel_with_everything_the_code_loads(
         "taskpipes/web/templates/notice.html",
         "taskpipes/deploy/fixed_rules.yml",
         "taskpipes/deploy/fixed_rule_tests.yml",
+        "taskpipes/web/static/site.css",
     ]
     assert not [name for name in needed if name not in names]
     assert any(name.endswith("entry_points.txt") for name in names)

@@ -101,6 +101,20 @@ def test_purge_by_id_removes_only_that_message(dead_letters, rabbitmq: str) -> N
     assert count(rabbitmq, "github_top.XQ") == 1
 
 
+def test_purge_all_drops_every_dead_letter_and_nothing_else(dead_letters, rabbitmq: str) -> None:
+    env, ids = dead_letters
+    # A live message next to them, which purge must leave alone
+    publish(rabbitmq, "github_top", dead_message("github_top_tick", "github_top"))
+
+    purged = taskpipes(["dlq", "purge", "--all"], env)
+
+    assert purged.returncode == 0, purged.stderr
+    named = [line.split()[1] for line in purged.stdout.splitlines() if line.startswith("purged ")]
+    assert sorted(set(named) & set(ids)) == sorted(ids), purged.stdout
+    assert json.loads(taskpipes(["dlq", "list", "--json"], env).stdout) == []
+    assert (count(rabbitmq, "github_top.XQ"), count(rabbitmq, "github_top")) == (0, 1)
+
+
 def test_an_unknown_id_exits_1_and_changes_nothing(dead_letters, rabbitmq: str) -> None:
     env, _ = dead_letters
 

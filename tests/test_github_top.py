@@ -12,13 +12,14 @@ from sqlalchemy import func, select
 
 import actors
 from db.models import LatestRanking, RawResponse, Repository, Snapshot
+from pipelines.github_top import SUSPECT_REFETCH_S
 from taskpipes import metrics, registry
 from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
 from taskpipes.models import Run, StageRun
 from taskpipes.runner import Outcome, run_tick
 from taskpipes.settings import get_settings
-from tests.app import snapshot_count
+from tests.app import retry_counts, snapshot_count
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 TIMEOUT_S = 60
@@ -132,19 +133,37 @@ def test_an_answer_out_of_star_order_is_stored_not_fetched_again(
     assert gauge == out_of_order
 
 
-def test_rate_limit_403_waits_for_the_reset_then_succeeds(app_env, sqlite_url, simulator) -> None:
-    app_env(sqlite_url)
-    simulator.add_fault("search", "rate_limit_403", reset_in=2)
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ordinary fetch retry after 0.1-0.2 s, so only a wait GitHub named lasts longer.
+    (The actors read TASKPIPES_RETRY_MIN_BACKOFF_MS at import, before any test.)"""
+    monkeypatch.setitem(actors.broker.get_actor("github_top_fetch").options, "min_backoff", 100)
 
-    outcome = run_at(simulator, T0)
+
+def seconds_to_first_answer(run_id: int) -> float:
+    """From the run's start to the stored 200 answer, on the timestamps the run recorded."""
+    with begin() as session:
+        run = session.get_one(Run, run_id)
+        fetched = session.scalars(select(RawResponse.fetched_at)).one()
+    return (fetched - run.started_at).total_seconds()
+
+
+def test_rate_limit_403_waits_for_the_reset_then_succeeds(
+    app_env, sqlite_url, simulator, quick_retries
+) -> None:
+    app_env(sqlite_url)
+    # The reset is 2-3 s away (whole epoch seconds), far longer than an ordinary retry
+    simulator.add_fault("search", "rate_limit_403", reset_in=3)
+
+    with retry_counts("github_top_fetch") as retries:
+        outcome = run_at(simulator, T0)
 
     assert outcome.status == "succeeded", outcome.error
     counts = simulator.requests()["counts"]["search"]["by_status"]
     assert counts == {"403": 1, "200": 1}
-    with begin() as session:
-        run = session.get_one(Run, outcome.run_id)
-        fetched = session.scalars(select(RawResponse.fetched_at)).one()
-    assert fetched - run.started_at >= timedelta(seconds=1)
+    assert seconds_to_first_answer(outcome.run_id) >= 1.5
+    # Sent again after the wait, without spending a retry
+    assert retries == [0, 0]
 
 
 @pytest.mark.parametrize(
@@ -152,12 +171,13 @@ def test_rate_limit_403_waits_for_the_reset_then_succeeds(app_env, sqlite_url, s
     [("primary_limit_429", {"reset_in": 2}, "429"), ("secondary_limit", {"retry_after": 1}, "403")],
 )
 def test_primary_429_and_secondary_403_are_waited_out(
-    app_env, sqlite_url, simulator, fault, params, status
+    app_env, sqlite_url, simulator, fault, params, status, quick_retries
 ) -> None:
     app_env(sqlite_url)
     simulator.add_fault("search", fault, **params)
 
-    outcome = run_at(simulator, T0)
+    with retry_counts("github_top_fetch") as retries:
+        outcome = run_at(simulator, T0)
 
     assert outcome.status == "succeeded", outcome.error
     assert simulator.requests()["counts"]["search"]["by_status"] == {status: 1, "200": 1}
@@ -168,17 +188,25 @@ def test_primary_429_and_secondary_403_are_waited_out(
             )
         )
     assert attempts == 2  # the limited attempt, then the one after GitHub's wait
+    assert retries == [0, 0]  # and the wait spent no retry
+    assert seconds_to_first_answer(outcome.run_id) >= 0.5  # an ordinary retry: 0.1-0.2 s
 
 
-def test_retry_after_429_and_a_500_are_retried(app_env, sqlite_url, simulator) -> None:
+def test_retry_after_429_and_a_500_are_retried(
+    app_env, sqlite_url, simulator, quick_retries
+) -> None:
     app_env(sqlite_url)
-    simulator.add_fault("search", "rate_limit_429", retry_after=1)
+    simulator.add_fault("search", "rate_limit_429", retry_after=2)
     simulator.add_fault("search", "server_error")
 
-    outcome = run_at(simulator, T0)
+    with retry_counts("github_top_fetch") as retries:
+        outcome = run_at(simulator, T0)
 
     assert outcome.status == "succeeded", outcome.error
     assert simulator.requests()["counts"]["search"]["by_status"] == {"429": 1, "500": 1, "200": 1}
+    assert seconds_to_first_answer(outcome.run_id) >= 1.5
+    # The 429 is waited out for free; only the 500 spends a retry
+    assert retries == [0, 0, 1]
 
 
 def test_malformed_json_fails_the_run_and_keeps_stored_data(
@@ -206,8 +234,9 @@ def test_a_suspect_answer_is_fetched_again(app_env, sqlite_url, simulator, fault
 
     assert outcome.status == "succeeded", outcome.error
     assert snapshot_count() == 100
-    with begin() as session:
-        assert session.scalar(select(func.count()).select_from(RawResponse)) == 2
+    # Fetched again once, SUSPECT_REFETCH_S after the suspect answer
+    gaps = fetch_gaps()
+    assert len(gaps) == 1 and gaps[0] >= SUSPECT_REFETCH_S, gaps
 
 
 def test_a_persistently_suspect_answer_fails_without_storing(
@@ -221,7 +250,19 @@ def test_a_persistently_suspect_answer_fails_without_storing(
 
     assert outcome.status == "failed"
     assert "incomplete_results" in (outcome.error or "")
+    assert "3 suspect answers in a row" in (outcome.error or "")
     assert snapshot_count() == 0
+    # Three fetches, two pages each, the second 5 s and the third 10 s after the one before
+    assert simulator.requests()["counts"]["search"]["total"] == 6
+    gaps = fetch_gaps()
+    assert len(gaps) == 2 and gaps[0] >= 5 and gaps[1] >= 10, gaps
+
+
+def fetch_gaps() -> list[float]:
+    """Seconds between the stored answers of the run's fetches, oldest first."""
+    with begin() as session:
+        fetched = sorted(session.scalars(select(RawResponse.fetched_at)))
+    return [(b - a).total_seconds() for a, b in zip(fetched, fetched[1:], strict=False)]
 
 
 class FailFirstSend(dramatiq.Middleware):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import re
 from typing import Any
 
 import pytest
@@ -241,14 +243,29 @@ JSON = st.recursive(
 )
 
 
-@given(JSON)
+# Where every error message starts: the answer, its items list, one item, one repository.
+NAMED_PLACE = re.compile(
+    r"^(search answer|field 'items'|items\[\d+\]"
+    r"|repository (\S+/\S+ \(id \d+\)|id \d+ appears twice))"
+)
+# Answers shaped like a search answer whose items are anything, so item errors are reached.
+ANSWERS = JSON | st.fixed_dictionaries(
+    {"items": st.lists(JSON | st.just(item(1, 5)), max_size=5)},
+    optional={"incomplete_results": st.booleans()},
+)
+
+
+@given(ANSWERS)
 def test_any_json_either_normalizes_or_raises_a_named_error(answer: Any) -> None:
+    before = copy.deepcopy(answer)
     try:
         result = normalize_top(answer)
     except (InvalidPayload, SuspectSnapshot) as exc:
-        assert str(exc)
+        # One line, saying where the answer was wrong
+        assert NAMED_PLACE.match(str(exc)) and "\n" not in str(exc), str(exc)
     else:
         assert len(result.records) == 100 and result.inversions >= 0
+    assert answer == before  # normalize reads, never rewrites, what GitHub sent
 
 
 FIELDS = [*item(1, 1), "incomplete_results", "items", "spdx_id"]

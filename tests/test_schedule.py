@@ -126,12 +126,36 @@ def test_floor_tick_and_ticks_between() -> None:
     ]  # fmt: skip
 
 
-def test_ticks_are_utc_across_a_dst_change() -> None:
-    # Europe switched back on 2026-10-25 at 01:00 UTC; in UTC nothing is doubled or missing.
-    spec = parse_cron("0 * * * *")
-    ticks = list(ticks_between(spec, datetime(2026, 10, 24, 23, tzinfo=UTC), timedelta(hours=4)))
+# periodiq's scheduler loop on a host in Europe/Paris: it reads the clock with
+# pendulum.now() (the local zone) and sleeps until next_valid_date. Prints the UTC ticks.
+SCHEDULER_TICKS = """
+import json, actors, dramatiq, pendulum
+from datetime import datetime, timezone
+spec = dramatiq.get_broker().get_actor("github_top_tick").options["periodic"]
+start = datetime(2026, 3, 28, 0, 0, tzinfo=timezone.utc).timestamp()
+now = pendulum.from_timestamp(start, tz=pendulum.local_timezone())
+ticks = []
+for _ in range(3):
+    now = spec.next_valid_date(now)
+    assert spec.validate(now)
+    ticks.append(now.in_timezone("UTC").isoformat())
+print(json.dumps(ticks))
+"""
 
-    assert [t.hour for t in ticks] == [23, 0, 1, 2]
+
+def test_ticks_are_utc_across_a_dst_change_on_a_host_in_another_zone() -> None:
+    # Europe skipped 02:00-03:00 local time on 2026-03-29: a daily 02:30 tick in the host's
+    # zone would move an hour, then go missing that night. In UTC it does neither.
+    env = {"TZ": "Europe/Paris", "TASKPIPES_SCHEDULE_GITHUB_TOP": "30 2 * * *", "PATH": "/usr/bin:/bin"}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", SCHEDULER_TICKS], env=env, capture_output=True, text=True, check=True
+    )
+
+    assert json.loads(result.stdout) == [
+        "2026-03-28T02:30:00+00:00",
+        "2026-03-29T02:30:00+00:00",
+        "2026-03-30T02:30:00+00:00",
+    ]
 
 
 def test_parse_tick_takes_zones_and_refuses_garbage() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name
 from prometheus_client import REGISTRY
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
@@ -175,24 +176,38 @@ def test_stub_depths_count_ready_delayed_and_dead_messages() -> None:
     assert stub_depths(broker) == {"jobs": QueueDepth(ready=1, delayed=1, dead=1)}
 
 
+def broker_state(broker: StubBroker) -> tuple[set[str], set[str], dict[str, int]]:
+    dead = {queue: len(letters) for queue, letters in broker.dead_letters_by_queue.items()}
+    return set(broker.queues), set(broker.delay_queues), {q: n for q, n in dead.items() if n}
+
+
 def test_observe_queues_sets_the_gauge_with_the_in_process_broker() -> None:
     broker = actors.broker
-    broker.declare_queue("observed")
-    message = dramatiq.Message(
-        queue_name="observed", actor_name="a", args=(), kwargs={}, options={}
-    )
-    broker.enqueue(message)
-    broker.enqueue(message.copy())
-    broker.dead_letters_by_queue["observed"].append(MessageProxy(message))
+    before = broker_state(broker)
+    try:
+        broker.declare_queue("observed")
+        message = dramatiq.Message(
+            queue_name="observed", actor_name="a", args=(), kwargs={}, options={}
+        )
+        broker.enqueue(message)
+        broker.enqueue(message.copy())
+        broker.dead_letters_by_queue["observed"].append(MessageProxy(message))
 
-    observe_queues()
+        observe_queues()
 
-    def gauge(state: str) -> float | None:
-        labels = {"queue": "observed", "state": state}
-        return REGISTRY.get_sample_value("taskpipes_queue_messages", labels)
+        def gauge(state: str) -> float | None:
+            labels = {"queue": "observed", "state": state}
+            return REGISTRY.get_sample_value("taskpipes_queue_messages", labels)
 
-    assert [gauge(state) for state in ("ready", "delayed", "dead")] == [2.0, 0.0, 1.0]
-    broker.flush("observed")
+        assert [gauge(state) for state in ("ready", "delayed", "dead")] == [2.0, 0.0, 1.0]
+    finally:
+        # The in-process broker is shared by every test in this process: leave it as found
+        broker.flush("observed")
+        broker.dead_letters_by_queue.pop("observed", None)
+        for queue in ("observed", dq_name("observed")):
+            broker.queues.pop(queue, None)
+        broker.delay_queues.discard(dq_name("observed"))
+    assert broker_state(broker) == before
 
 
 def fill_github_top(url: str) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
+from dramatiq import Broker, Message, Middleware
 from sqlalchemy import create_engine, func, select
 
 import actors
@@ -21,13 +25,15 @@ from tests.queues import declare, publish, wait_until
 from tests.tcpproxy import TcpProxy
 from tests.test_github_top import FailFirstSend
 
+assert github_top.schedule is not None
+TICK_SCHEDULE = github_top.schedule
+
 
 def test_a_failed_periodic_run_retried_past_30s_still_runs(app_env, sqlite_url, simulator) -> None:
     # Given a scheduler's tick sent 40 s ago (periodiq's own middleware drops anything past 30 s)
     app_env(sqlite_url)
     scheduled_at = datetime.now(UTC) - timedelta(seconds=40)
-    assert github_top.schedule is not None
-    tick = floor_tick(github_top.schedule.spec, scheduled_at)
+    tick = floor_tick(TICK_SCHEDULE.spec, scheduled_at)
     simulator.set_clock(tick)
     breaker = FailFirstSend("github_top_fetch")  # the tick's first attempt fails
     actors.broker.add_middleware(breaker)
@@ -48,14 +54,37 @@ def test_a_failed_periodic_run_retried_past_30s_still_runs(app_env, sqlite_url, 
     assert snapshot_count() == 100
 
 
-def test_a_first_delivery_older_than_its_period_is_dropped(app_env, sqlite_url, simulator) -> None:
+class RecordSkips(Middleware):
+    """The ids of messages a middleware told the worker to skip (SkipMessage)."""
+
+    def __init__(self) -> None:
+        self.skipped: list[str] = []
+
+    def after_skip_message(self, broker: Broker, message: Message[Any]) -> None:
+        self.skipped.append(message.message_id)
+
+
+def test_a_first_delivery_older_than_its_period_is_dropped(
+    app_env, sqlite_url, simulator, caplog: pytest.LogCaptureFixture
+) -> None:
     app_env(sqlite_url)
     ensure_workers(actors.broker)
     stale = datetime.now(UTC) - timedelta(minutes=11)  # github_top's period is 10 minutes
+    recorder = RecordSkips()
+    actors.broker.middleware.append(recorder)
 
-    actors.broker.get_actor("github_top_tick").send_with_options(scheduled_at=stale.isoformat())
-    actors.broker.join("github_top", timeout=30_000)
+    try:
+        with caplog.at_level(logging.WARNING, logger="taskpipes"):
+            message = actors.broker.get_actor("github_top_tick").send_with_options(
+                scheduled_at=stale.isoformat()
+            )
+            actors.broker.join("github_top", timeout=30_000)
+    finally:
+        actors.broker.middleware.remove(recorder)
 
+    # Then the worker was told to skip this very message, and said why
+    assert recorder.skipped == [message.message_id]
+    assert f"dropping github_top_tick tick {stale.isoformat()}" in caplog.text
     with begin() as session:
         assert session.scalar(select(func.count()).select_from(Run)) == 0
 
@@ -68,8 +97,7 @@ def test_a_periodic_retry_past_30s_runs_with_rabbitmq_and_workers(
     env = service_env(tmp_path, DATABASE_URL=postgres_url, BROKER_URL=rabbitmq,
                       GITHUB_API_URL=simulator.url, TASKPIPES_RETRY_MIN_BACKOFF_MS="500")  # fmt: skip
     scheduled_at = datetime.now(UTC) - timedelta(seconds=40)
-    assert github_top.schedule is not None
-    tick = floor_tick(github_top.schedule.spec, scheduled_at)
+    tick = floor_tick(TICK_SCHEDULE.spec, scheduled_at)
     simulator.set_clock(tick)
     engine = create_engine(postgres_url)
     with TcpProxy(5432) as proxy:

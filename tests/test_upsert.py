@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from db import migrate
@@ -26,18 +26,28 @@ AWKWARD = [
 
 
 def repo_rows(n: int, version: int) -> list[dict[str, object]]:
+    """Every column differs between versions, so an update of the wrong column shows."""
     return [
         {
             "id": i + 1,
             "full_name": f"owner{i}/repo{i}-v{version}",
-            "description": AWKWARD[i % len(AWKWARD)],
-            "language": None if i % 3 else "Python",
+            "description": AWKWARD[(i + version) % len(AWKWARD)],
+            "language": None if (i + version) % 3 else "Python",
             "license": "MIT",
-            "first_seen": T,
-            "last_seen": T + timedelta(minutes=version),
+            "first_seen": T + timedelta(days=version),
+            "last_seen": T + timedelta(days=version, minutes=version),
         }
         for i in range(n)
     ]
+
+
+def took_copy_path(session: Session) -> bool:
+    """Whether this session's connection merged through COPY: only that path creates the
+    staging temporary table, which lives as long as the connection."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    staging = f"pg_temp.staging_{Repository.__table__.name}"
+    return bool(session.scalar(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": staging}))
 
 
 def read_back(session: Session) -> list[tuple]:
@@ -65,10 +75,31 @@ def test_upsert_inserts_then_updates_with_awkward_text(database_url: str) -> Non
             key=("id",),
             update=("full_name", "last_seen"),
         )
+        copied = took_copy_path(session)
     with Session(engine) as session:
         stored = read_back(session)
 
-    assert stored == expected(repo_rows(n, 2))
+    # Only the named columns change: description, language and first_seen stay version 1
+    first, second = repo_rows(n, 1), repo_rows(n, 2)
+    merged = [
+        {**old, "full_name": new["full_name"], "last_seen": new["last_seen"]}
+        for old, new in zip(first, second, strict=True)
+    ]
+    assert stored == expected(merged)
+    assert stored != expected(second) and stored != expected(first)
+    assert copied == ("postgresql" in database_url)
+
+
+def test_a_small_batch_takes_the_statement_path(postgres_url: str) -> None:
+    migrate.upgrade(postgres_url)
+    engine = make_engine(postgres_url)
+    with Session(engine) as session, session.begin():
+        upsert(session, Repository.__table__, repo_rows(COPY_THRESHOLD - 1, 1), key=("id",))
+        copied = took_copy_path(session)
+    with Session(engine) as session:
+        assert len(read_back(session)) == COPY_THRESHOLD - 1
+
+    assert not copied
 
 
 def test_insert_if_absent_keeps_existing_rows(database_url: str) -> None:

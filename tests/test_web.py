@@ -9,6 +9,7 @@ SCREENSHOTS_DIR (`make screenshots` sets it to docs/).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -25,19 +26,11 @@ from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
 from taskpipes.models import Run
 from taskpipes.runner import run_tick
+from taskpipes.schedule import ticks_between
+from tests.app import latest_tick
 from tests.tools import require_debian_package
 
 ROOT = Path(__file__).resolve().parent.parent
-_NOW = datetime.now(UTC)
-# The newest github_top tick (every 10 minutes): fresh for the page's banner.
-T0 = _NOW.replace(minute=_NOW.minute - _NOW.minute % 10, second=0, microsecond=0)
-# Every 6 hours for 8 days, hourly for the last day, then the last two 10-minute ticks:
-# enough history for every trending window and a sparkline with a shape.
-TICKS = sorted(
-    {T0 - timedelta(hours=6 * i) for i in range(1, 33)}
-    | {T0 - timedelta(hours=i) for i in range(24)}
-    | {T0 - timedelta(minutes=10)}
-)
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -53,15 +46,27 @@ def get(base: str, path: str, **kwargs: object) -> requests.Response:
     return requests.get(f"{base}{path}", timeout=10, **kwargs)  # type: ignore[arg-type]
 
 
+def history(t0: datetime) -> list[datetime]:
+    """Every 6 hours for 8 days, hourly for the last day, then the last two 10-minute ticks
+    up to `t0`: enough history for every trending window and a sparkline with a shape."""
+    return sorted(
+        {t0 - timedelta(hours=6 * i) for i in range(1, 33)}
+        | {t0 - timedelta(hours=i) for i in range(24)}
+        | {t0 - timedelta(minutes=10)}
+    )
+
+
 def fill(simulator: Simulator) -> str:
     """History the way production makes it; returns the repository with stargazers."""
-    for tick in TICKS:
+    # The newest github_top tick as the test runs: fresh for the page's banner.
+    t0 = latest_tick()
+    for tick in history(t0):
         simulator.set_clock(tick)
         assert run_tick(registry.get("github_top"), tick, 60).status == "succeeded"
-    assert run_tick(registry.get("rollup"), T0, 120).status == "succeeded"
-    assert run_tick(registry.get("language_stats"), T0, 60).status == "succeeded"
-    first = simulator.top(T0)[0]["full_name"]
-    outcome = run_tick(registry.get("stargazers"), T0, 300, {"repo": first, **FAST_STARGAZERS})
+    assert run_tick(registry.get("rollup"), t0, 120).status == "succeeded"
+    assert run_tick(registry.get("language_stats"), t0, 60).status == "succeeded"
+    first = simulator.top(t0)[0]["full_name"]
+    outcome = run_tick(registry.get("stargazers"), t0, 300, {"repo": first, **FAST_STARGAZERS})
     assert outcome.status == "succeeded", outcome.error
     return first
 
@@ -177,14 +182,31 @@ def test_the_pages_in_a_browser(filled: tuple[str, str], chromium) -> None:
     assert errors == []
 
 
+def reusable_until_next_tick(max_age: int, before: datetime, after: datetime) -> bool:
+    """Whether `max_age`, answered between `before` and `after`, ends at github_top's next
+    tick after the moment it was answered (whole seconds, rounded up)."""
+    spec = registry.get("github_top").schedule.spec
+    for asked in (before, after):
+        next_tick = next(ticks_between(spec, asked + timedelta(microseconds=1), timedelta(days=1)))
+        if (
+            math.ceil((next_tick - after).total_seconds())
+            <= max_age
+            <= math.ceil((next_tick - before).total_seconds())
+        ):
+            return True
+    return False
+
+
 def test_cache_headers_and_not_modified(filled_sqlite: tuple[str, str]) -> None:
     base, starred = filled_sqlite
     for path in ("/", "/?window=1h", f"/repos/{starred}"):
+        before = datetime.now(UTC)
         answer = get(base, path)
+        after = datetime.now(UTC)
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("text/html")
         max_age = int(re.fullmatch(r"public, max-age=(\d+)", answer.headers["cache-control"])[1])
-        assert 1 <= max_age <= 600
+        assert reusable_until_next_tick(max_age, before, after), (path, max_age, before)
         tag = answer.headers["etag"]
 
         again = get(base, path, headers={"If-None-Match": tag})
@@ -197,7 +219,7 @@ def test_cache_headers_and_not_modified(filled_sqlite: tuple[str, str]) -> None:
         assert stale.status_code == 200 and stale.headers["etag"] != tag
     # New language totals are a new version of the top page
     tag = get(base, "/").headers["etag"]
-    outcome = run_tick(registry.get("language_stats"), T0 + timedelta(minutes=30), 60)
+    outcome = run_tick(registry.get("language_stats"), latest_tick() + timedelta(minutes=30), 60)
     assert outcome.status == "succeeded", outcome.error
     assert get(base, "/", headers={"If-None-Match": tag}).status_code == 200
     # A bad address is a page for a person, naming what was wrong, never the API's JSON

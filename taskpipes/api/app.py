@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -12,15 +13,22 @@ import pipelines.catalog  # noqa: F401  (the declarations /readyz and the pages 
 from taskpipes.api import history, languages, observe, runs, stars, top, trending
 from taskpipes.api.observe import time_request
 from taskpipes.api.schemas import Health
+from taskpipes.api.security import SecurityHeaders, invalid_request
 from taskpipes.database import describe_error
 from taskpipes.web import pages, pipelines_pages
 
 logger = logging.getLogger("taskpipes")
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="taskpipes read API", version="0.1.0")
+def create_app(metrics_route: bool = True) -> FastAPI:
+    """The API; without `metrics_route`, /metrics is served elsewhere (serve --metrics-port)."""
+    # No /docs or /redoc: both load script from a CDN, which the pages' policy forbids;
+    # the schema stays at /openapi.json.
+    app = FastAPI(title="taskpipes read API", version="0.1.0", docs_url=None, redoc_url=None)
     app.middleware("http")(time_request)
+    # Added last, so it wraps the rest: HEAD reaches the routes as GET.
+    app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
 
     @app.get("/healthz", response_model=Health)
     def healthz() -> Health:
@@ -35,6 +43,8 @@ def create_app() -> FastAPI:
             {"detail": f"database unavailable: {type(exc).__name__}"}, status_code=503
         )
 
-    for module in (top, trending, languages, history, stars, runs, observe, pages, pipelines_pages):
+    for module in (top, trending, languages, history, stars, runs, pages, pipelines_pages):
         app.include_router(module.router)
+    if metrics_route:
+        app.include_router(observe.router)
     return app

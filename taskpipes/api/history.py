@@ -22,6 +22,7 @@ from pipelines.buckets import HISTORY_BUCKETS, Point
 from pipelines.history_reads import minus, read_points
 from taskpipes.api.deps import SessionDep
 from taskpipes.api.schemas import NotFound
+from taskpipes.api.security import bounded
 
 router = APIRouter()
 
@@ -64,7 +65,7 @@ def history(
     full_name = f"{owner}/{name}"
     repo = find_repository(session, full_name)
     if repo is None:
-        raise HTTPException(status_code=404, detail=f"repository {full_name} not found")
+        raise HTTPException(status_code=404, detail=f"repository {bounded(full_name)} not found")
     as_of = session.scalar(select(RollupState.as_of).where(RollupState.id == STATE_ID))
     points: list[Point] = []
     if as_of is not None:

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from db.models import StarDay, StargazerCursor
 from pipelines.star_history import every
 from taskpipes.api.deps import SessionDep
+from taskpipes.api.security import bounded
 
 router = APIRouter()
 
@@ -54,6 +55,7 @@ def stars(owner: str, name: str, session: SessionDep, step: Step = "1d") -> Star
         select(StargazerCursor).where(func.lower(StargazerCursor.full_name) == full_name.lower())
     ).first()
     if cursor is None:
+        full_name = bounded(full_name)
         raise HTTPException(
             404,
             detail=f"no star history for {full_name}: "

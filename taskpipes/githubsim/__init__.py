@@ -20,12 +20,16 @@ def serve(
     *,
     search_limit: int | None = None,
     core_limit: int | None = None,
+    hostile: bool = False,
     stop: threading.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve until `stop` is set (or KeyboardInterrupt); `on_ready(url)` once listening."""
     stop = stop or threading.Event()
-    with Simulator(host, port, search_limit=search_limit, core_limit=core_limit) as sim:
+    simulator = Simulator(
+        host, port, search_limit=search_limit, core_limit=core_limit, hostile=hostile
+    )
+    with simulator as sim:
         if on_ready is not None:
             on_ready(sim.url)
         try:

@@ -12,6 +12,7 @@ from taskpipes.githubsim import serve
 
 # Port used by `make run` and the docs when none is given.
 DEFAULT_PORT = 8765
+HOSTILE_HELP = "add a repository whose name, description and language are markup"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -22,6 +23,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--search-limit", type=int, default=None, help="search requests/min")
     parser.add_argument("--core-limit", type=int, default=None, help="core requests/hour")
+    parser.add_argument("--hostile", action="store_true", help=HOSTILE_HELP)
     return parser.parse_args(argv)
 
 
@@ -43,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.port,
         search_limit=args.search_limit,
         core_limit=args.core_limit,
+        hostile=args.hostile,
         stop=stop,
         on_ready=announce,
     )

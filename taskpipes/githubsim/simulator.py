@@ -18,7 +18,8 @@ def epoch(at: datetime) -> int:
 
 
 class Simulator:
-    """Serve the simulated GitHub API on host:port (port 0 picks a free port)."""
+    """Serve the simulated GitHub API on host:port (port 0 picks a free port); `hostile`
+    adds a repository whose name, description and language are markup (githubsim.hostile)."""
 
     def __init__(
         self,
@@ -26,8 +27,9 @@ class Simulator:
         port: int = 0,
         search_limit: int | None = None,
         core_limit: int | None = None,
+        hostile: bool = False,
     ) -> None:
-        self.state = SimState(search_limit=search_limit, core_limit=core_limit)
+        self.state = SimState(search_limit=search_limit, core_limit=core_limit, hostile=hostile)
         self._server = SimServer((host, port), self.state)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="github-sim", daemon=True

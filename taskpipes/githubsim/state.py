@@ -11,6 +11,7 @@ from taskpipes.githubsim.catalog import SimRepo, build_catalog
 from taskpipes.githubsim.clock import SimClock
 from taskpipes.githubsim.data import load_repos
 from taskpipes.githubsim.faults import FaultBook
+from taskpipes.githubsim.hostile import hostile_record
 from taskpipes.githubsim.names import RepoNames
 from taskpipes.githubsim.ratelimit import RateLimiter
 from taskpipes.githubsim.requestlog import RequestLog
@@ -18,8 +19,11 @@ from taskpipes.githubsim.searchindex import SearchIndex
 
 
 class SimState:
-    def __init__(self, search_limit: int | None = None, core_limit: int | None = None) -> None:
-        self.repos: dict[int, SimRepo] = build_catalog(load_repos())
+    def __init__(
+        self, search_limit: int | None = None, core_limit: int | None = None, hostile: bool = False
+    ) -> None:
+        records = load_repos() + ([hostile_record()] if hostile else [])
+        self.repos: dict[int, SimRepo] = build_catalog(records)
         self.names = RepoNames({rid: repo.original_name for rid, repo in self.repos.items()})
         self.clock = SimClock()
         self.faults = FaultBook()

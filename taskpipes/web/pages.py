@@ -26,12 +26,14 @@ from pipelines.trending import WINDOWS
 from taskpipes.api.deps import read_connection
 from taskpipes.api.history import find_repository
 from taskpipes.api.languages import languages_response
+from taskpipes.api.security import bounded
 from taskpipes.api.trending import Window, trending_response
 from taskpipes.registry import registry
 from taskpipes.report import PipelineStatus
 from taskpipes.schedule import floor_tick
 from taskpipes.status import freshness
 from taskpipes.web import reads, views
+from taskpipes.web.policy import page_policy, show_controls, site_css
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,7 +52,9 @@ def templates() -> Environment:
         autoescape=select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=show_controls,
     )
+    env.globals["site_css"] = site_css()
     env.filters["count"] = lambda n: "" if n is None else f"{n:,}"
     env.filters["signed"] = lambda n: "n/a" if n is None else f"{n:+,}"
     env.filters["when"] = lambda moment: "never" if moment is None else moment_text(moment)
@@ -72,7 +76,16 @@ def cache_headers(tag: str, now: datetime) -> dict[str, str]:
     """Reusable until the next github_top tick: the earliest the page can change."""
     spec, period = _github_top_cadence()
     next_tick = floor_tick(spec, now) + period
-    return {"ETag": tag, "Cache-Control": f"public, max-age={seconds_until(now, next_tick)}"}
+    return {
+        **page_headers(),
+        "ETag": tag,
+        "Cache-Control": f"public, max-age={seconds_until(now, next_tick)}",
+    }
+
+
+def page_headers() -> dict[str, str]:
+    """On every page and its 304: a revalidated page keeps the headers of the 304."""
+    return {"Content-Security-Policy": page_policy()}
 
 
 @cache
@@ -108,7 +121,7 @@ def top_page(request: Request, window: str = "24h") -> Response:
         if window not in WINDOWS:
             # A person followed a bad link: a page that says so, not the API's JSON.
             message = f"Trending covers {', '.join(WINDOWS)}."
-            return notice(422, f"No trending window named {window}", message, frame)
+            return notice(422, f"No trending window named {bounded(window)}", message, frame)
         headers = cache_headers(entity_tag("top", window, version, stale_of(statuses)), now)
         unchanged = not_modified(request, headers)
         if unchanged is not None:
@@ -137,10 +150,10 @@ def repo_page(request: Request, owner: str, name: str, scale: str = "linear") ->
         repo = find_repository(session, f"{owner}/{name}")
         if repo is None:
             message = "We only know the repositories that have been in the top 100."
-            return notice(404, f"No repository named {owner}/{name}", message, frame)
+            return notice(404, f"No repository named {bounded(f'{owner}/{name}')}", message, frame)
         if scale not in SCALES:
             message = f"The star history is drawn on a {' or a '.join(SCALES)} scale."
-            return notice(422, f"No scale named {scale}", message, frame)
+            return notice(422, f"No scale named {bounded(scale)}", message, frame)
         cursor = reads.stargazer_cursor(connection, repo.id)
         tag = entity_tag(
             "repo",
@@ -171,7 +184,8 @@ def page_frame(
 
 def notice(status_code: int, heading: str, message: str, frame: dict[str, Any]) -> Response:
     """A page that tells a person what was wrong with the address, in the site's frame."""
-    return render("notice.html", {}, status_code, heading=heading, message=message, **frame)
+    headers = page_headers()
+    return render("notice.html", headers, status_code, heading=heading, message=message, **frame)
 
 
 def _age(version: reads.Version, now: datetime) -> str | None:

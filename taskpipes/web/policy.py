@@ -1,0 +1,52 @@
+"""What the pages may load and run, and how they show text that came from GitHub.
+
+The pages run no script and load nothing: their one `<style>` element is the site's CSS,
+allowed by its hash. A hash rather than a nonce because a page is cached and revalidated
+by ETag (a 304 carries no new body, so a per-response nonce could not match it), and no
+'unsafe-inline': the pages have no style attribute, and inline SVG needs no style source.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from functools import cache
+from importlib import resources
+
+from markupsafe import Markup
+
+# Bidirectional controls (embeddings, overrides, isolates, marks): inside a repository's
+# name or description they would reorder the text around them ("evil\u202egpj.exe").
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+@cache
+def site_css() -> Markup:
+    """The stylesheet every page inlines; Markup because CSS inside <style> is not HTML."""
+    text = resources.files(__package__).joinpath("static/site.css").read_text(encoding="utf-8")
+    return Markup(text)
+
+
+@cache
+def page_policy() -> str:
+    """The Content-Security-Policy of every HTML page."""
+    digest = hashlib.sha256(str(site_css()).encode("utf-8")).digest()
+    style = f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
+    return "; ".join(
+        (
+            "default-src 'none'",
+            f"style-src {style}",
+            "img-src data:",  # the empty favicon (<link rel="icon" href="data:,">)
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        )
+    )
+
+
+def show_controls(value: object) -> object:
+    """Jinja's finalize: a bidi control in text becomes its visible code point, U+202E."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return BIDI_CONTROLS.sub(lambda found: f"[U+{ord(found[0]):04X}]", value)
+    return value

@@ -1,0 +1,81 @@
+"""A tick periodiq could not send because RabbitMQ was down is filled within a minute of
+RabbitMQ coming back (README, "Missed ticks").
+
+Only the scheduler loses RabbitMQ: it talks to it through a TcpProxy the test switches off
+for a minute and a bit, across one tick, and runs under a supervisor, as in production
+(periodiq exits when a send fails). Its restart sends the minute it starts in, so the tick
+missed a minute earlier can only come back through the catch-up pass. Workers and the
+machine's RabbitMQ are untouched. It follows wall-clock minutes, hence the faults mark.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from db import migrate
+from taskpipes.models import Run
+from taskpipes.schedule import floor_minute
+from tests.processes import VENV_BIN, service_env, supervised, workers
+from tests.queues import wait_until
+from tests.tcpproxy import TcpProxy
+
+# How long after RabbitMQ is back the missed tick may take to be enqueued: the catch-up
+# pass runs at the next minute, and its message and enqueue take a few seconds.
+FILL_BOUND = timedelta(seconds=60 + 15)
+
+
+def sleep_until(moment: datetime) -> None:
+    time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()))
+
+
+@pytest.mark.faults
+def test_a_tick_the_scheduler_could_not_send_is_filled_within_a_minute(
+    tmp_path: Path, postgres_url: str, rabbitmq: str, simulator
+) -> None:
+    # Given rollup every minute, already recorded as running from this minute on
+    migrate.upgrade(postgres_url)
+    engine = create_engine(postgres_url)
+    started = floor_minute(datetime.now(UTC))
+    with Session(engine) as session, session.begin():
+        session.add(Run(pipeline="rollup", tick=started, status="succeeded", attempts=1))
+    base = {"DATABASE_URL": postgres_url, "GITHUB_API_URL": simulator.url,
+            "TASKPIPES_SCHEDULE_ROLLUP": "* * * * *"}  # fmt: skip
+    missed = started + timedelta(minutes=1 if datetime.now(UTC) - started < timedelta(seconds=40) else 2)  # fmt: skip
+
+    with TcpProxy(5672) as proxy, workers(service_env(tmp_path, BROKER_URL=rabbitmq, **base), tmp_path / "workers.log"):  # fmt: skip
+        scheduler_env = service_env(tmp_path, BROKER_URL=proxy.proxied(rabbitmq), **base)
+        with supervised([str(VENV_BIN / "periodiq"), "actors"], scheduler_env, tmp_path / "scheduler.log"):  # fmt: skip
+            # When RabbitMQ is unreachable for the scheduler across one tick
+            sleep_until(missed - timedelta(seconds=3))
+            proxy.stop()
+            sleep_until(missed + timedelta(seconds=65))
+            assert missed not in ticks(engine)
+            proxy.start()
+            back = datetime.now(UTC)
+
+            # Then the missed tick is enqueued within a minute and runs
+            run = wait_until(lambda: run_at(engine, missed), 150, "the missed tick to be filled")
+    engine.dispose()
+
+    assert run.status == "succeeded", run.error
+    assert run.enqueued_at is not None and run.enqueued_at - back <= FILL_BOUND, (back, run)
+
+
+def ticks(engine) -> set[datetime]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return set(conn.scalars(select(Run.tick).where(Run.pipeline == "rollup")))
+
+
+def run_at(engine, tick: datetime) -> Run | None:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        run = session.scalars(select(Run).where(Run.pipeline == "rollup", Run.tick == tick)).one_or_none()  # fmt: skip
+        if run is None or run.status not in ("succeeded", "failed", "dead"):
+            return None
+        session.expunge(run)
+        return run
