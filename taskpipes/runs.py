@@ -222,8 +222,16 @@ def finish_stage_once(session: Session, run_id: int, stage: str, rows_written: i
 
 
 def fail_stage(session: Session, run_id: int, stage: str, error: str, seconds: float) -> None:
+    """Record a failed attempt; the run shows it as its last error while it is unfinished.
+
+    A run already closed (given up by `taskpipes run`, cancelled, dead) keeps the reason it
+    was closed with: an attempt still in flight must not overwrite it."""
     _end_stage(session, run_id, stage, FAILED, seconds, error=error[:MAX_ERROR_CHARS])
-    session.execute(update(Run).where(Run.id == run_id).values(error=error[:MAX_ERROR_CHARS]))
+    session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.not_in(FINISHED))
+        .values(error=error[:MAX_ERROR_CHARS])
+    )
 
 
 def reopen_stage(session: Session, run_id: int, stage: str) -> None:

@@ -1,0 +1,40 @@
+"""The run record: a run closed for a reason keeps it (SQLite file, the kit's own calls)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from db import migrate
+from taskpipes import runs
+from taskpipes.database import begin
+from taskpipes.models import Run, StageRun
+
+T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
+
+
+def test_an_attempt_failing_after_its_run_was_closed_leaves_the_closing_reason(
+    app_env, sqlite_url
+) -> None:
+    # Given a run whose fetch is being retried, closed by `taskpipes run` giving up
+    migrate.upgrade(sqlite_url)
+    app_env(sqlite_url)
+    with begin() as session:
+        run_id = runs.claim(session, "github_top", T0, "m-1", explicit=True).run_id
+        assert run_id is not None
+        runs.begin_stage(session, run_id, "fetch")
+        runs.fail_stage(session, run_id, "fetch", "fetch: TransientError: first", 0.1)
+    with begin() as session:
+        assert runs.finish_run(session, run_id, runs.FAILED, error="gave up waiting") is not None
+
+    # When the attempt still in flight fails after that
+    with begin() as session:
+        runs.fail_stage(session, run_id, "fetch", "fetch: TransientError: late", 0.1)
+
+    # Then the run keeps the reason it was closed with; the stage shows the late error
+    with begin() as session:
+        run = session.get(Run, run_id)
+        assert run is not None and (run.status, run.error) == ("failed", "gave up waiting")
+        stage_error = session.scalar(select(StageRun.error).where(StageRun.run_id == run_id))
+        assert stage_error == "fetch: TransientError: late"
