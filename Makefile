@@ -7,7 +7,8 @@ SIM_PORT ?= 0
 PYTEST_ARGS ?=
 # The RabbitMQ end-to-end tests run again on quorum queues: a representative few in
 # `make test`, all of them in `make faults`.
-QUORUM_TESTS ?= tests/test_github_top_rabbitmq.py tests/test_crash_loop.py tests/test_dlq.py
+QUORUM_TESTS ?= tests/test_github_top_rabbitmq.py tests/test_crash_loop.py tests/test_dlq.py \
+	tests/test_publish.py tests/test_rabbitmq_send.py
 QUORUM_ALL := $(QUORUM_TESTS) tests/test_scheduler.py tests/test_status.py \
 	tests/test_tick_age.py tests/test_observability.py tests/faults
 # The hashed lock of the image's dependencies (`make lock`), and the tool that writes it.

@@ -121,7 +121,7 @@ class FanOut:
     """The escape hatch for a stage the kit cannot run as one message (stargazers' waves
     of page messages). The kit hands off to the actor `<pipeline>_<start>` with the run id;
     the application's own actors (made with `Registry.actor`) do the work and close the
-    stage and the run with `taskpipes.finish_fan_out`."""
+    stage and the run with `taskpipes.close_fan_out` (or `fail_fan_out`)."""
 
     name: str
     start: str

@@ -16,12 +16,15 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
+from pipelines import catalog
+
 PG_ADMIN_DSN = os.environ.get(
     "TEST_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 )
 PG_URL_TEMPLATE = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-# Every queue our actors declare, with Dramatiq's delay and dead-letter companions.
-QUEUES = ("github_top", "rollup", "stargazers", "maintenance", "default")
+# Every queue our actors declare, read from the declarations (a new pipeline's queue is
+# expected everywhere at once), plus the kit's own catch-up and housekeeping queue.
+QUEUES = tuple(sorted({p.queue_name for p in catalog.registry.declared} | {"default"}))
 
 
 def unavailable(what: str) -> None:

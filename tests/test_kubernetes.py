@@ -136,10 +136,12 @@ def test_every_queue_has_workers_and_keda_counts_ready_plus_unacked() -> None:
     deployments = of_kind("base", "Deployment")
     consumed = [q for d in deployments.values() if "--queues" in str(d) for q in worker_queues(d)]
     assert sorted(consumed) == sorted(QUEUES)
+    triggered = set()
     for scaled in of_kind("base", "ScaledObject").values():
         target = deployments[scaled["spec"]["scaleTargetRef"]["name"]]
         for trigger in scaled["spec"]["triggers"]:
             meta = trigger["metadata"]
+            triggered.add(meta["queueName"])
             assert (trigger["type"], meta["protocol"], meta["mode"]) == (
                 "rabbitmq",
                 "http",
@@ -148,6 +150,9 @@ def test_every_queue_has_workers_and_keda_counts_ready_plus_unacked() -> None:
             assert meta.get("excludeUnacknowledged", "false") == "false"
             assert meta["queueName"].removesuffix(".DQ") in worker_queues(target)
             assert trigger["authenticationRef"]["name"] == "taskpipes-rabbitmq-management"
+    # Every pipeline's backlog scales its workers; only the kit's light default queue
+    # (catch-up, housekeeping) rides along without a trigger of its own.
+    assert set(QUEUES) - {"default"} <= triggered
 
 
 def test_a_floor_of_one_worker_and_scale_to_zero_for_stargazers_only() -> None:

@@ -12,7 +12,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,15 +25,13 @@ from taskpipes.api.server import serve_in_thread
 from taskpipes.githubsim import Simulator
 from taskpipes.githubsim.hostile import HOSTILE_DESCRIPTION, HOSTILE_FULL_NAME, HOSTILE_LANGUAGE
 from taskpipes.runner import run_tick
-from tests.app import configure, reset_caches
+from tests.app import configure, latest_tick, reset_caches
 from tests.conftest import SIM_LIMITS
 from tests.processes import VENV_BIN, free_port, process, scrape, service_env
 from tests.processes import taskpipes as run_taskpipes
 from tests.queues import wait_until
 from tests.test_web import chromium, nu_validator_errors  # noqa: F401 (a fixture)
 
-_NOW = datetime.now(UTC)
-T0 = _NOW.replace(minute=_NOW.minute - _NOW.minute % 10, second=0, microsecond=0)
 HOSTILE_PAGE = f"/repos/{quote(HOSTILE_FULL_NAME)}"
 # Every kind of answer: pages, their notices, JSON, metrics, the schema.
 PATHS = (
@@ -47,13 +45,15 @@ PATHS = (
     f"/api/repos/{quote(HOSTILE_FULL_NAME)}/history",
     "/api/repos/nobody/nothing/history",
     "/api/runs",
+    "/api/languages",
     "/readyz",
     "/healthz",
     "/metrics",
     "/openapi.json",
 )
-# How much of an error body may be the caller's own input.
-ECHO_BUDGET = 300
+# The README's promise: any quote of the caller's input is cut to 80 characters, and a body
+# quotes it at most twice (a validation error names the value and its field's message).
+ECHO_LIMIT = 80
 
 
 def shown(text: str) -> str:
@@ -72,10 +72,15 @@ def site(tmp_path: Path, hostile_simulator: Simulator) -> Iterator[str]:
     """The API and pages over two github_top ticks and a rollup that stored the hostile repo."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         configure(monkeypatch, f"sqlite:///{tmp_path / 'taskpipes.db'}", hostile_simulator.url)
-        for tick in (T0 - timedelta(minutes=10), T0):
+        # Ticks taken as the test runs, so the pages are fresh; language_stats (every 30
+        # minutes) counts the snapshot of its own tick, which github_top stores too.
+        t0, languages_tick = latest_tick(), latest_tick("language_stats")
+        for tick in sorted({languages_tick, t0 - timedelta(minutes=10), t0}):
             hostile_simulator.set_clock(tick)
             assert run_tick(registry.get("github_top"), tick, 60).status == "succeeded"
-        assert run_tick(registry.get("rollup"), T0, 60).status == "succeeded"
+        assert run_tick(registry.get("rollup"), t0, 60).status == "succeeded"
+        outcome = run_tick(registry.get("language_stats"), languages_tick, 60)
+        assert outcome.status == "succeeded"
         with serve_in_thread(create_app()) as url:
             yield url
         reset_caches()
@@ -107,6 +112,9 @@ def test_hostile_text_stays_text_in_a_browser(site: str, chromium) -> None:  # n
     assert link.inner_text() == HOSTILE_FULL_NAME
     assert row.locator(".lang").inner_text() == shown(HOSTILE_LANGUAGE)
     assert_nothing_injected(page)
+    # and its languages table names the hostile language, as text
+    languages = page.locator("#languages tbody th").all_inner_texts()
+    assert shown(HOSTILE_LANGUAGE) in languages
 
     # Its page, reached by the link, shows the name, description and language as text
     link.click()
@@ -117,6 +125,11 @@ def test_hostile_text_stays_text_in_a_browser(site: str, chromium) -> None:  # n
     assert page.get_by_text(shown(HOSTILE_LANGUAGE), exact=True).count() == 1
     assert_nothing_injected(page)
     assert "\u202e" not in page.locator("body").inner_text()
+
+    # /api/languages opened in the browser is JSON shown as text: the language, raw
+    page.goto(f"{site}/api/languages")
+    assert page.locator("script, svg, [onload]").count() == 0
+    assert HOSTILE_LANGUAGE in page.locator("body").inner_text()
     page.close()
     assert (dialogs, errors) == ([], [])
 
@@ -209,7 +222,7 @@ def test_error_bodies_quote_at_most_a_line_of_the_input(site: str) -> None:
         path = full_path[:60]
         assert answer.status_code == status, path
         quoted = re.findall(r"x{20,}|9{20,}", answer.text)
-        assert quoted and sum(map(len, quoted)) <= ECHO_BUDGET, path
+        assert quoted and max(map(len, quoted)) <= ECHO_LIMIT and len(quoted) <= 2, path
         assert re.search(r"… \(\d+ characters\)", answer.text), path  # and says it cut
 
 
