@@ -31,7 +31,7 @@ from sqlalchemy import MetaData, create_engine, select
 from taskpipes import rabbit
 from taskpipes.githubsim import Simulator
 from tests import services
-from tests.processes import free_port, process, scrape, service_env, workers
+from tests.processes import free_port, process, scheduler, scrape, service_env, workers
 from tests.processes import taskpipes as run_taskpipes
 from tests.queues import wait_until
 
@@ -273,11 +273,25 @@ def test_passwords_and_token_appear_nowhere_on_postgres_and_rabbitmq(
             evidence.add("worker metrics", scrape(int(env["dramatiq_prom_port"])))
             with served_api(env, tmp_path / "serve.log") as base:
                 evidence.api(base, api_paths(simulator.top(datetime_of(TICK))[0]["full_name"]))
+            evidence.add("scheduler log", scheduler_log(env, tmp_path / "scheduler.log"))
         evidence.add("worker log", worker_log.read_text())
         evidence.add("serve log", (tmp_path / "serve.log").read_text())
+        # The operator's commands that move RabbitMQ's messages (no worker consumes now):
+        # the dead letter replayed, purged, and at the end the queues moved to quorum
+        evidence.command(["dlq", "replay", "--all"], env, ok=True)
+        evidence.command(["dlq", "purge", "--all"], env, ok=True)
         evidence.database(db_url)
         failure_paths(env, db_url, mq, tmp_path, evidence)
+        quorum = {**env, "TASKPIPES_QUEUE_TYPE": "quorum"}
+        evidence.command(["rabbit", "migrate-queues"], quorum, ok=True)
     evidence.assert_no_marker()
+
+
+def scheduler_log(env: dict[str, str], log: Path) -> str:
+    """`periodiq actors` with the marked passwords: it sends catch-up as it starts."""
+    with scheduler(env, log):
+        wait_until(lambda: "Scheduling Actor(catch_up)" in log.read_text(), 60, "periodiq")
+    return log.read_text()
 
 
 def failure_paths(
