@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar, cast
 
@@ -19,6 +20,9 @@ T = TypeVar("T")
 # A pooled connection older than this is replaced at checkout (server-side idle limits,
 # NAT): with no pre-ping round trip per checkout, age is what retires connections.
 POOL_RECYCLE_S = 600
+
+# The execution option of a unit of work that only reads (`reading()`, the API's reads).
+READ_ONLY = "taskpipes_read_only"
 
 # SQLite waits this long for a writer lock instead of failing at once: worker threads share a file.
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -38,8 +42,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-        # Take the write lock up front so two writers queue instead of deadlocking on upgrade.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writer takes the write lock up front, so two writers queue instead of deadlocking
+        # on upgrade. A reader begins deferred: under WAL it never waits for that lock, so a
+        # poll or a page is not queued behind (or timed out by) a busy worker.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -93,6 +100,15 @@ def affected_rows(result: Result[Any]) -> int:
 def begin() -> Session:
     """`with begin() as session:` runs one transaction, committed on success."""
     return session_factory().begin()  # type: ignore[return-value]
+
+
+@contextmanager
+def reading() -> Iterator[Session]:
+    """`with reading() as session:` a transaction that only reads (polls, status): one
+    consistent snapshot that takes no write lock."""
+    with session_factory().begin() as session:
+        session.connection(execution_options={READ_ONLY: True})
+        yield session
 
 
 def retrying(work: Callable[[], T]) -> T:

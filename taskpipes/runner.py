@@ -15,7 +15,7 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from taskpipes import runs
-from taskpipes.database import begin
+from taskpipes.database import reading
 from taskpipes.models import Run, StageRun
 from taskpipes.pipeline import Pipeline
 from taskpipes.registry import registry
@@ -71,7 +71,7 @@ def wait_for(
 
 
 def outcome_of(run_id: int, already_done: bool = False) -> Outcome:
-    with begin() as session:
+    with reading() as session:
         run = session.get_one(Run, run_id)
         stages = session.execute(
             select(
@@ -178,7 +178,7 @@ def abandoned_on_exit(run_ids: list[int], timeout_s: float) -> Iterator[None]:
 
 def finished_among(run_ids: set[int]) -> set[int]:
     """The runs of `run_ids` that have finished: one query for the lot."""
-    with begin() as session:
+    with reading() as session:
         return set(
             session.scalars(
                 select(Run.id).where(Run.id.in_(run_ids), Run.status.in_(runs.FINISHED))

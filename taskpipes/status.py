@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from taskpipes import rabbit
-from taskpipes.database import begin
+from taskpipes.database import reading
 from taskpipes.models import Run
 from taskpipes.pipeline import Pipeline
 from taskpipes.registry import registry
@@ -28,7 +28,7 @@ def gather(now: datetime) -> list[PipelineStatus]:
     queues = {entry.queue_name for entry in pipelines}
     depths, note = read_depths(get_settings().broker_url, queues)
     statuses = []
-    with begin() as session:
+    with reading() as session:
         for entry in pipelines:
             queue = entry.queue_name
             success, failure, in_progress = run_rows(session, entry.name)

@@ -11,11 +11,11 @@ from fastapi import Depends
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from taskpipes.database import get_engine, session_factory
+from taskpipes.database import READ_ONLY, get_engine, reading
 
 
 def get_session() -> Iterator[Session]:
-    with session_factory()() as session:
+    with reading() as session:
         yield session
 
 
@@ -28,8 +28,8 @@ def read_connection() -> Iterator[Connection]:
     dependency costs two thread hand-offs per request.
 
     On PostgreSQL it runs in autocommit: a read needing no consistent snapshot across
-    statements skips the BEGIN and ROLLBACK round trips. SQLite keeps its transaction:
-    its begin hook (taskpipes.database) takes the lock regardless.
+    statements skips the BEGIN and ROLLBACK round trips. SQLite keeps its transaction,
+    begun deferred (READ_ONLY): a reader does not queue for the writers' lock.
     """
     with _reader(get_engine()).connect() as connection:
         yield connection
@@ -39,4 +39,4 @@ def read_connection() -> Iterator[Connection]:
 def _reader(engine: Engine) -> Engine:
     if engine.dialect.name == "postgresql":
         return engine.execution_options(isolation_level="AUTOCOMMIT")
-    return engine
+    return engine.execution_options(**{READ_ONLY: True})
