@@ -61,6 +61,8 @@ class Attempt:
     closed: Run | None = None
     # The run's tick, once read (the first query of the attempt reads it with the status).
     tick: datetime | None = None
+    # The run was cancelled (`taskpipes cancel`): this stage and the later ones do nothing.
+    cancelled: bool = False
 
     @property
     def last(self) -> bool:
@@ -101,6 +103,9 @@ def run_stage(pipeline: Pipeline, stage: Stage, run_id: int) -> None:
         metrics.stage_attempt(pipeline.name, stage.name, attempt.seconds, type(exc).__name__)
         _fail(attempt, exc)
         raise
+    if attempt.cancelled:
+        logger.info("%s run %s is cancelled: stage %s not run", pipeline.name, run_id, stage.name)
+        return
     if worked:
         metrics.stage_attempt(pipeline.name, stage.name, attempt.seconds, None)
     following = pipeline.after(stage.name)
@@ -137,8 +142,15 @@ def _perform(attempt: Attempt) -> bool:
 
 
 def _skip_if_done(session: Session, attempt: Attempt) -> bool:
-    """True when the stage is recorded done (a redelivery); the last one still closes."""
-    attempt.tick, status = runs.tick_and_stage(session, attempt.run_id, attempt.stage.name)
+    """True when the stage is recorded done (a redelivery; the last one still closes) or
+    the run is cancelled (a stage message sent or delayed before the cancel). One query
+    reads the run's tick and status with the stage's status."""
+    attempt.tick, run_status, status = runs.tick_and_stage(
+        session, attempt.run_id, attempt.stage.name
+    )
+    if run_status == runs.CANCELLED:
+        attempt.cancelled = True
+        return True
     if status != SUCCEEDED:
         return False
     if attempt.last:
