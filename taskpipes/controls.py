@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from taskpipes import runs
 from taskpipes.models import PipelineControl, Run, StageRun
-from taskpipes.pipeline import OVERLAP_POLICIES, Pipeline
+from taskpipes.pipeline import OVERLAP_POLICIES, Pipeline, Stage
 from taskpipes.upsert import upsert
 
 # What a claimed tick does.
@@ -153,15 +153,23 @@ def cancel(session: Session, pipeline: Pipeline, run: Run, by: str, now: datetim
     run = session.get_one(Run, run.id, with_for_update=True)
     if run.status in runs.FINISHED:
         return False
-    working = session.scalars(
-        select(StageRun.stage).where(StageRun.run_id == run.id, StageRun.status == runs.RUNNING)
-    ).all()
+    done = set(
+        session.scalars(
+            select(StageRun.stage).where(
+                StageRun.run_id == run.id, StageRun.status == runs.SUCCEEDED
+            )
+        )
+    )
     note = f"cancelled by {by} at {now.isoformat()}"
-    for stage in working:
-        retries = getattr(pipeline.stage(stage), "retries", None) or pipeline.retries
+    current = next((s for s in pipeline.stages if s.name not in done), None)
+    if current is not None and run.status == runs.RUNNING:
+        # A stage records itself only as it commits, so "running" cannot be told from
+        # "about to start": say what happens either way.
+        retries = (current.retries if isinstance(current, Stage) else None) or pipeline.retries
         note += (
-            f"; stage {stage} was running: it finishes, or Dramatiq cuts it at its time "
-            f"limit of {retries.time_limit_ms // 1000} s; no later stage starts"
+            f"; stage {current.name} was running or next: a running stage finishes, or "
+            f"Dramatiq cuts it at its time limit of {retries.time_limit_ms // 1000} s; "
+            "no later stage starts"
         )
     runs.finish_run(session, run.id, runs.CANCELLED, error=note)
     run.cancelled_by, run.cancelled_at = by, now
