@@ -110,7 +110,7 @@ def _admitted(pipeline: Pipeline, at: datetime, run_id: int, admission: controls
 # The `reason` label of taskpipes_ticks_skipped for a tick closed at its claim.
 NOT_RUN_REASONS = {runs.SKIPPED: "overlap", runs.PAUSED: "paused"}
 # How often a tick held back by the queue overlap policy looks again.
-QUEUE_WAIT_S = 5.0
+QUEUE_WAIT_S = 2.0
 
 
 def wait_again(session: Session, pipeline: Pipeline, tick: datetime, run_id: int) -> None:
