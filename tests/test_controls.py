@@ -257,3 +257,55 @@ def test_a_bad_declaration_names_the_field() -> None:
         Pipeline("x", stages=(Stage("s", lambda ctx: 1),), overlap="sometimes")
     with pytest.raises(ValueError, match="jitter_s must be within"):
         Pipeline("x", stages=(Stage("s", lambda ctx: 1),), jitter_s=-1)
+
+
+def test_status_api_readyz_page_and_gauge_show_the_pause(app_env, sqlite_url, api_server) -> None:
+    import json
+    import urllib.request
+
+    from prometheus_client import REGISTRY
+
+    from taskpipes.housekeeping import observe_pauses
+
+    # Given rollup paused
+    app_env(sqlite_url)
+    main(["pause", "rollup", "--reason", "reindexing", "--by", "ana"])
+    assert run_tick(registry.get("rollup"), T0, 60).status == runs.PAUSED
+
+    # Then `taskpipes status` says so, in text and JSON
+    from taskpipes.report import report_json, report_text
+    from taskpipes.status import gather
+
+    statuses = gather(T0)
+    assert "PAUSED:       paused by ana at" in report_text(statuses)
+    by_name = {p["pipeline"]: p for p in report_json(statuses, T0)["pipelines"]}
+    assert "reindexing" in by_name["rollup"]["paused"] and by_name["github_top"]["paused"] is None
+
+    # /api/runs names the pause and lists the paused tick; /readyz does not count it stale
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(api_server + path) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    body = json.loads(get("/api/runs")[1])
+    assert "reindexing" in body["paused"]["rollup"] and list(body["paused"]) == ["rollup"]
+    assert body["runs"][0]["status"] == runs.PAUSED
+    checks = json.loads(get("/readyz")[1])["checks"]
+    assert checks["rollup"].startswith("paused: paused by ana")
+    assert checks["github_top"].startswith("stale")
+
+    # The page shows it as paused, not as stale
+    page = get("/")[1]
+    assert 'id="paused-banner"' in page and "rollup: paused by ana" in page
+
+    # And the gauge holds the moment of the pause, 0 for the others
+    observe_pauses()
+    since = REGISTRY.get_sample_value(
+        "taskpipes_pipeline_paused_since_timestamp_seconds", {"pipeline": "rollup"}
+    )
+    other = REGISTRY.get_sample_value(
+        "taskpipes_pipeline_paused_since_timestamp_seconds", {"pipeline": "github_top"}
+    )
+    assert since is not None and since > T0.timestamp() and other == 0

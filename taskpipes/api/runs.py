@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from taskpipes.api.deps import SessionDep
 from taskpipes.models import Run
 from taskpipes.registry import registry
-from taskpipes.status import freshness
+from taskpipes.status import freshness, pause_notes
 
 router = APIRouter()
 
@@ -32,6 +32,8 @@ class RunOut(BaseModel):
 
 class RunsResponse(BaseModel):
     as_of: datetime
+    # The paused pipelines (`taskpipes pause`), each with who paused it, when and why.
+    paused: dict[str, str]
     runs: list[RunOut]
 
 
@@ -55,6 +57,7 @@ def list_runs(
     rows = session.scalars(query).all()
     return RunsResponse(
         as_of=datetime.now(UTC),
+        paused=pause_notes(session),
         runs=[
             RunOut(
                 id=r.id,
@@ -82,7 +85,7 @@ def readyz(session: SessionDep) -> JSONResponse:
         checks.update(_freshness(session, now))
     except SQLAlchemyError as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
-    ready = all(value == "ok" or value.startswith("fresh") for value in checks.values())
+    ready = all(value == "ok" or value.startswith(("fresh", "paused")) for value in checks.values())
     body = ReadyResponse(status="ready" if ready else "not ready", as_of=now, checks=checks)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
 
@@ -90,7 +93,9 @@ def readyz(session: SessionDep) -> JSONResponse:
 def _freshness(session: SessionDep, now: datetime) -> dict[str, str]:
     checks = {}
     for name, status in freshness(session, registry.scheduled(), now).items():
-        if status.last_success is None:
+        if status.paused is not None:
+            checks[name] = f"paused: {status.paused}"  # on purpose: not a reason to be unready
+        elif status.last_success is None:
             checks[name] = "stale: never succeeded"
         else:
             state = "fresh" if status.fresh else "stale"
