@@ -28,6 +28,9 @@ class RunOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    # Set when `taskpipes cancel` (or the cancel_previous overlap policy) ended the run.
+    cancelled_by: str | None = None
+    cancelled_at: datetime | None = None
 
 
 class RunsResponse(BaseModel):
@@ -68,6 +71,8 @@ def list_runs(
                 started_at=r.started_at,
                 finished_at=r.finished_at,
                 error=r.error,
+                cancelled_by=r.cancelled_by,
+                cancelled_at=r.cancelled_at,
             )
             for r in rows
         ],
