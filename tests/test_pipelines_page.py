@@ -77,6 +77,9 @@ def test_the_pipelines_pages_are_valid_html(operated: str, tmp_path: Path) -> No
     for number, path in enumerate(paths):
         answer = get(operated, path)
         assert answer.status_code == (404 if path.endswith("nosuch") else 200), path
+        # the pages' own policy (style by hash, no script) and no caching of live runs
+        assert "style-src 'sha256-" in answer.headers["content-security-policy"], path
+        assert answer.headers["x-content-type-options"] == "nosniff", path
         ids = re.findall(r'\sid="([^"]+)"', answer.text)
         assert len(ids) == len(set(ids)), f"duplicate ids on {path}"
         pages.append(tmp_path / f"page{number}.html")
