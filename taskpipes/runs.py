@@ -143,9 +143,7 @@ def _run(session: Session, pipeline: str, tick: datetime, lock: bool = False) ->
     return session.scalars(query).one()
 
 
-def tick_and_stage(
-    session: Session, run_id: int, stage: str
-) -> tuple[datetime, str, str | None]:
+def tick_and_stage(session: Session, run_id: int, stage: str) -> tuple[datetime, str, str | None]:
     """The run's tick and status and its stage's status, in one query: a stage message's
     first read (plain columns: loading the ORM object cost more than the query)."""
     row = session.execute(

@@ -15,7 +15,14 @@ from fastapi.responses import HTMLResponse, Response
 from taskpipes.registry import registry
 from taskpipes.status import gather
 from taskpipes.web import operations, reads
-from taskpipes.web.pages import data_freshness, notice, page_frame, page_reads, render
+from taskpipes.web.pages import (
+    data_freshness,
+    notice,
+    page_frame,
+    page_headers,
+    page_reads,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store"}
@@ -28,7 +35,7 @@ def pipelines_page() -> Response:
     with page_reads() as (session, connection):
         frame = page_frame(now, reads.read_version(connection), data_freshness(session, now))
     rows = operations.pipeline_rows(registry.pipelines, statuses, now)
-    return render("pipelines.html", NO_STORE, rows=rows, **frame)
+    return render("pipelines.html", NO_STORE | page_headers(), rows=rows, **frame)
 
 
 @router.get("/pipelines/{name}", response_class=HTMLResponse)
@@ -46,7 +53,7 @@ def pipeline_page(name: str) -> Response:
     row = operations.pipeline_rows([pipeline], [status], now)[0]
     return render(
         "pipeline.html",
-        NO_STORE,
+        NO_STORE | page_headers(),
         row=row,
         chart=chart,
         recent=operations.RECENT_RUNS,
