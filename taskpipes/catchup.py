@@ -25,6 +25,7 @@ from taskpipes.schedule import (
     periodic_option,
     plan_catchup,
 )
+from taskpipes.stages import wake_queue
 from taskpipes.ticks import enqueue_ticks
 
 logger = logging.getLogger("taskpipes")
@@ -82,6 +83,11 @@ def catch_up() -> None:
     now = datetime.now(UTC)
     for entry in registry.scheduled():
         catch_up_pipeline(entry, now)
+    for entry in registry.pipelines:
+        # A queue whose hand-off a crash lost (closed, then the worker died before the
+        # next run's start), or that a resume or a cancel left standing, goes on.
+        if wake_queue(entry) is not None:
+            logger.warning("%s: a waiting run started by the catch-up pass", entry.name)
 
 
 def register(broker: dramatiq.Broker) -> None:

@@ -30,8 +30,9 @@ class ControlError(ValueError):
 
 @dataclass(frozen=True)
 class Admission:
-    """What a claimed tick does: START its first stage, WAIT (queue policy: try again
-    later), or nothing because it was closed with `status` (paused, skipped)."""
+    """What a claimed tick does: START its first stage, WAIT (queue policy: the run is
+    `waiting`, and the run ahead of it starts it when it closes), or nothing because it was
+    closed with `status` (paused, skipped)."""
 
     action: str | None
     status: str | None = None
@@ -121,7 +122,7 @@ def admit(session: Session, pipeline: Pipeline, run: Run, explicit: bool) -> Adm
         runs.finish_run(session, run.id, runs.SKIPPED, error=note)
         return Admission(None, runs.SKIPPED, note)
     if pipeline.overlap == "queue":
-        run.status = runs.QUEUED
+        run.status = runs.WAITING
         return Admission(WAIT, reason=f"overlap policy queue: waits for {names}")
     assert pipeline.overlap == "cancel_previous", OVERLAP_POLICIES
     by = f"overlap policy cancel_previous of tick {run.tick.isoformat()}"
@@ -129,7 +130,39 @@ def admit(session: Session, pipeline: Pipeline, run: Run, explicit: bool) -> Adm
     return Admission(START, cancelled=cancelled)
 
 
-def running_others(session: Session, pipeline: Pipeline, run: Run) -> list[Run]:
+def next_waiting(session: Session, pipeline: Pipeline) -> int | None:
+    """Start the oldest waiting run of a `queue` pipeline when none runs: marked running
+    here, its first stage is the caller's to send before this transaction commits. Called
+    by whatever closes a run (in the closing transaction on the happy path) and by the
+    catch-up pass, which restarts a queue a crash left standing.
+
+    The control row is locked first, as a claim locks it before it decides to wait: a
+    closer and a tick that is about to wait take turns, so no waiting run is missed.
+    A waiting run whose row another transaction holds (its tick message redelivered, being
+    admitted again) is passed over. None while paused: the queue goes on after a resume."""
+    if pipeline.overlap != "queue":
+        return None
+    row = session.scalars(
+        select(PipelineControl).where(PipelineControl.pipeline == pipeline.name).with_for_update()
+    ).first()
+    if row is None or is_paused(row):
+        return None  # no row: no tick of the pipeline was ever claimed, so none waits
+    if running_others(session, pipeline, None):
+        return None
+    run = session.scalars(
+        select(Run)
+        .where(Run.pipeline == pipeline.name, Run.status == runs.WAITING)
+        .order_by(Run.tick)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+    if run is None:
+        return None
+    run.status, run.started_at = runs.RUNNING, runs.utcnow()
+    return run.id
+
+
+def running_others(session: Session, pipeline: Pipeline, run: Run | None) -> list[Run]:
     """Other runs of the pipeline still running that could still be working: a run started
     longer ago than its stages' time limits and retries allow is left to the crash guard."""
     since = runs.utcnow() - pipeline.longest_run
@@ -139,7 +172,7 @@ def running_others(session: Session, pipeline: Pipeline, run: Run) -> list[Run]:
             .where(
                 Run.pipeline == pipeline.name,
                 Run.status == runs.RUNNING,
-                Run.id != run.id,
+                *([] if run is None else [Run.id != run.id]),
                 Run.started_at >= since,
             )
             .order_by(Run.tick)

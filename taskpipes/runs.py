@@ -22,8 +22,9 @@ from taskpipes.upsert import upsert
 # The message option naming the run a stage message works for.
 RUN_OPTION = "taskpipes_run"
 # The statuses of runs and stages, named once.
-QUEUED, RUNNING, SUCCEEDED, FAILED, DEAD, SKIPPED, PAUSED, CANCELLED = (
+QUEUED, WAITING, RUNNING, SUCCEEDED, FAILED, DEAD, SKIPPED, PAUSED, CANCELLED = (
     "queued",
+    "waiting",
     "running",
     "succeeded",
     "failed",
@@ -32,8 +33,9 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, DEAD, SKIPPED, PAUSED, CANCELLED = (
     "paused",
     "cancelled",
 )
-# Statuses of a run that has not finished yet.
-IN_PROGRESS = (QUEUED, RUNNING)
+# Statuses of a run that has not finished yet. WAITING: claimed, held back by the `queue`
+# overlap policy until the run ahead of it closes (taskpipes.controls.next_waiting).
+IN_PROGRESS = (QUEUED, WAITING, RUNNING)
 # Statuses after which a run does nothing more unless asked explicitly.
 FINISHED = (SUCCEEDED, FAILED, DEAD, SKIPPED, PAUSED, CANCELLED)
 # Finished without success: an explicit request may run these again.

@@ -23,11 +23,12 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 from sqlalchemy.orm import Session
 
-from taskpipes import metrics, runs
+from taskpipes import controls, metrics, runs
 from taskpipes.database import begin, retrying
 from taskpipes.errors import PermanentError
 from taskpipes.models import Run
 from taskpipes.pipeline import MAX_DELAY_S, Call, Context, Pipeline, Stage
+from taskpipes.registry import registry
 from taskpipes.runs import FAILED, SUCCEEDED
 
 logger = logging.getLogger("taskpipes")
@@ -105,6 +106,7 @@ def run_stage(pipeline: Pipeline, stage: Stage, run_id: int) -> None:
         raise
     if attempt.cancelled:
         logger.info("%s run %s is cancelled: stage %s not run", pipeline.name, run_id, stage.name)
+        wake_queue(pipeline)  # its stage that was running has finished: the next may start
         return
     if worked:
         metrics.stage_attempt(pipeline.name, stage.name, attempt.seconds, None)
@@ -137,8 +139,44 @@ def _perform(attempt: Attempt) -> bool:
         else:
             runs.stage_succeeded(session, attempt.run_id, stage.name, rows, attempt.seconds)
         if attempt.last:
-            attempt.closed = runs.finish_run(session, attempt.run_id, SUCCEEDED)
+            _close(session, attempt, SUCCEEDED)
     return True
+
+
+def _close(session: Session, attempt: Attempt, status: str, error: str | None = None) -> None:
+    """Close the run in the attempt's transaction; a `queue` pipeline's next waiting run
+    starts in it too, its first stage sent before the commit, so the hand-off is never lost
+    (a failed send rolls the close back and the stage is retried)."""
+    attempt.closed = runs.finish_run(session, attempt.run_id, status, error=error)
+    # Even when another closer was first (a cancel): the next run starts only if none runs.
+    start_next(session, attempt.pipeline)
+
+
+def start_next(session: Session, pipeline: Pipeline) -> int | None:
+    """Start the next waiting run of a `queue` pipeline, if one may start now
+    (controls.next_waiting); sends its first stage inside the caller's transaction."""
+    run_id = controls.next_waiting(session, pipeline)
+    if run_id is not None:
+        logger.info("%s run %s: its turn in the queue", pipeline.name, run_id)
+        send_stage(pipeline, pipeline.stages[0].name, run_id)
+    return run_id
+
+
+def wake_queue(pipeline: Pipeline) -> int | None:
+    """start_next in a transaction of its own, for a run closed elsewhere (the crash guard,
+    a fan-out, a cancel, the catch-up pass). No transaction for other policies."""
+    if pipeline.overlap != "queue":
+        return None
+    with begin() as session:
+        return start_next(session, pipeline)
+
+
+def wake_queue_of(pipeline_name: str) -> None:
+    try:
+        pipeline = registry.get(pipeline_name)
+    except KeyError:
+        return  # a run of a pipeline this process does not declare
+    wake_queue(pipeline)
 
 
 def _skip_if_done(session: Session, attempt: Attempt) -> bool:
@@ -154,7 +192,7 @@ def _skip_if_done(session: Session, attempt: Attempt) -> bool:
     if status != SUCCEEDED:
         return False
     if attempt.last:
-        attempt.closed = runs.finish_run(session, attempt.run_id, SUCCEEDED)
+        _close(session, attempt, SUCCEEDED)
     return True
 
 
@@ -169,7 +207,7 @@ def _fail(attempt: Attempt, exc: Exception) -> None:
     with begin() as session:
         _record_failure(session, attempt, error)
         if is_final(exc):
-            attempt.closed = runs.finish_run(session, attempt.run_id, FAILED, error=error)
+            _close(session, attempt, FAILED, error)
     if attempt.closed is not None:
         run_closed(attempt.closed)
 
@@ -183,8 +221,7 @@ def _defer(attempt: Attempt, exc: Exception) -> None:
         try:
             later = stage.later(attempt.context(session), exc)
         except PermanentError as gave_up:
-            error = f"{stage.name}: {gave_up}"
-            attempt.closed = runs.finish_run(session, attempt.run_id, FAILED, error=error)
+            _close(session, attempt, FAILED, f"{stage.name}: {gave_up}")
         else:
             again = later.stage or stage.name
             if again != stage.name:
@@ -213,6 +250,7 @@ def complete_run(run_id: int, status: str, error: str | None = None) -> None:
         run = runs.finish_run(session, run_id, status, error=error)
     if run is not None:
         run_closed(run)
+        wake_queue_of(run.pipeline)
 
 
 def run_closed(run: Run) -> None:
@@ -235,6 +273,7 @@ def close_fan_out(run_id: int, stage: str, done: Callable[[Session], int | None]
         closed = runs.finish_run(session, run_id, SUCCEEDED)
     if closed is not None:
         run_closed(closed)
+        wake_queue_of(closed.pipeline)
     return closed is not None
 
 
@@ -245,3 +284,4 @@ def fail_fan_out(run_id: int, stage: str, error: str, seconds: float) -> None:
         closed = runs.finish_run(session, run_id, FAILED, error=error)
     if closed is not None:
         run_closed(closed)
+        wake_queue_of(closed.pipeline)

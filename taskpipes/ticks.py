@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any, TypeGuard
 
 from dramatiq.middleware import CurrentMessage
-from sqlalchemy.orm import Session
 
 from taskpipes import controls, metrics, publish, runs
 from taskpipes.database import begin, retrying
@@ -65,11 +64,7 @@ def start_tick(
             admission = controls.admit(
                 session, pipeline, session.get_one(Run, claim.run_id), explicit
             )
-            if admission.action == controls.WAIT:
-                # The same tick again later, as a new message that now owns the run; sent
-                # before the commit, as enqueue_tick does, so a failed send leaves nothing.
-                wait_again(session, pipeline, at, claim.run_id)
-            elif admission.action == controls.START and pipeline.on_claim is not None:
+            if admission.action in (controls.START, controls.WAIT) and pipeline.on_claim:
                 pipeline.on_claim(session, claim.run_id, options)
         return claim, admission
 
@@ -109,14 +104,6 @@ def _admitted(pipeline: Pipeline, at: datetime, run_id: int, admission: controls
 
 # The `reason` label of taskpipes_ticks_skipped for a tick closed at its claim.
 NOT_RUN_REASONS = {runs.SKIPPED: "overlap", runs.PAUSED: "paused"}
-# How often a tick held back by the queue overlap policy looks again.
-QUEUE_WAIT_S = 2.0
-
-
-def wait_again(session: Session, pipeline: Pipeline, tick: datetime, run_id: int) -> None:
-    message = registry.tick_actor(pipeline).message_with_options(kwargs={"tick": tick.isoformat()})
-    session.get_one(Run, run_id).message_id = message.message_id
-    registry.tick_actor(pipeline).broker.enqueue(message, delay=int(QUEUE_WAIT_S * 1000))
 
 
 def scheduled_minute_is_tick(schedule: Schedule) -> bool:

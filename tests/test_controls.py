@@ -8,8 +8,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
+import dramatiq
 import pytest
+from dramatiq.middleware import Middleware
 from sqlalchemy import select
 
 from taskpipes import Context, Later, Pipeline, Stage, registry, runs
@@ -19,7 +22,7 @@ from taskpipes.database import begin
 from taskpipes.models import PipelineControl, Run, StageRun
 from taskpipes.pipeline import tick_jitter
 from taskpipes.runner import ensure_workers, run_tick
-from taskpipes.ticks import enqueue_tick
+from taskpipes.ticks import enqueue_tick, enqueue_ticks
 from tests.app import wait_for_run
 from tests.processes import service_env, taskpipes
 from tests.queues import wait_until
@@ -219,6 +222,67 @@ def test_a_delayed_stage_message_of_a_cancelled_run_does_nothing(
     assert attempts == [run_id]
     with begin() as session:
         assert session.get_one(Run, run_id).status == runs.CANCELLED
+
+
+class TickSends(Middleware):
+    """The ids of the tick messages the broker enqueued (a retry or a re-send counts too)."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay) -> None:  # type: ignore[no-untyped-def]
+        if message.actor_name.endswith("_tick"):
+            self.ids.append(message.message_id)
+
+
+def test_a_backfill_of_a_queue_pipeline_sends_each_tick_once_and_runs_them_one_at_a_time(
+    app_env, sqlite_url, declared
+) -> None:
+    # Given a two-stage pipeline with the queue policy, and workers running
+    app_env(sqlite_url)
+    calls: list[tuple[datetime, str]] = []
+    lock = threading.Lock()
+
+    def stage(name: str):  # type: ignore[no-untyped-def]
+        def work(ctx: Context) -> int:
+            with lock:
+                calls.append((ctx.tick, name))
+            return 1
+
+        return work
+
+    pipeline = Pipeline(
+        "queued_backfill",
+        stages=(Stage("first", stage("first")), Stage("second", stage("second"))),
+        overlap="queue",
+    )
+    registry.declare(pipeline)
+    declared.append(pipeline)
+    ensure_workers(registry.broker)
+    sends = TickSends()
+    registry.broker.middleware.append(sends)
+    ticks = [T0 + timedelta(minutes=i) for i in range(40)]
+    try:
+        # When 40 ticks are requested at once (a backfill), while the workers take them
+        requested = enqueue_ticks(pipeline, ticks)
+        finished = [wait_for_run(pipeline.name, tick) for tick in ticks]
+    finally:
+        registry.broker.middleware.remove(sends)
+
+    # Then every tick succeeded once, each tick message was sent exactly once (a waiting
+    # tick is started by the run ahead of it, not sent again), and no two runs interleaved
+    assert [run.status for run in finished] == [runs.SUCCEEDED] * len(ticks)
+    assert [run.attempts for run in finished] == [1] * len(ticks)
+    with begin() as session:
+        recorded = set(session.scalars(select(Run.message_id).where(Run.pipeline == pipeline.name)))
+    assert len(sends.ids) == len(ticks) and set(sends.ids) == recorded
+    assert sorted(calls) == sorted((t, s) for t in ticks for s in ("first", "second"))
+    order = [tick for tick, name in calls if name == "first"]
+    assert calls == [(t, s) for t in order for s in ("first", "second")]
+    # And each run started after the one before it finished
+    by_start = sorted(finished, key=lambda run: run.started_at)
+    assert all(b.started_at >= a.finished_at for a, b in pairwise(by_start))
+    assert [run_id for run_id, _ in requested] == [run.id for run in finished]
 
 
 def test_jitter_is_within_the_declared_bound_and_the_same_for_every_delivery() -> None:

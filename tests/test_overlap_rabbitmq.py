@@ -129,25 +129,36 @@ def test_skip_records_the_second_tick_skipped_with_the_reason_and_counts_it(
     assert overlap.status(p, T1, *runs.FINISHED).status == runs.SUCCEEDED
 
 
-def test_queue_starts_the_second_tick_after_the_first_finishes(overlap: Overlap) -> None:
+def test_queue_starts_the_waiting_ticks_one_at_a_time_after_the_first_finishes(
+    overlap: Overlap,
+) -> None:
     p = "overlap_queue"
+    t3 = T2 + timedelta(minutes=1)
     overlap.tick(p, T1)
     overlap.entered(p, T1)
+    overlap.tick(p, t3)
     overlap.tick(p, T2)
 
-    # The second tick looked, and looked again, and still waits
-    waiting = wait_until(
-        lambda: (r := overlap.run(p, T2)) is not None and r.attempts >= 2 and r, WAIT_S, "2 looks"
-    )
-    assert waiting.status == runs.QUEUED
-    assert not overlap.gate(p, T2, "entered").exists()
+    # The later ticks were claimed once each and wait, without a message of their own
+    for tick in (T2, t3):
+        waiting = overlap.status(p, tick, runs.WAITING)
+        assert waiting.attempts == 1
+        assert not overlap.gate(p, tick, "entered").exists()
 
-    overlap.open(p, T1, T2)
+    # When the first run finishes, the oldest waiting tick starts, then the next
+    overlap.open(p, T1)
     first = overlap.status(p, T1, *runs.FINISHED)
+    overlap.entered(p, T2)
+    assert overlap.run(p, t3).status == runs.WAITING  # type: ignore[union-attr]
+    overlap.open(p, T2, t3)
     second = overlap.status(p, T2, *runs.FINISHED)
-    assert (first.status, second.status) == (runs.SUCCEEDED, runs.SUCCEEDED)
-    assert first.finished_at is not None and second.started_at is not None
+    third = overlap.status(p, t3, *runs.FINISHED)
+    assert [r.status for r in (first, second, third)] == [runs.SUCCEEDED] * 3
+    assert (second.attempts, third.attempts) == (1, 1)  # never claimed again while waiting
+    assert first.finished_at is not None and second.finished_at is not None
+    assert second.started_at is not None and third.started_at is not None
     assert second.started_at >= first.finished_at
+    assert third.started_at >= second.finished_at
 
 
 def test_cancel_previous_cancels_the_first_run_between_stages(overlap: Overlap) -> None:
