@@ -3,7 +3,9 @@ tick does about the pause and the pipeline's overlap policy. Database only, no b
 
 The pause lives in `pipeline_controls`, so every worker and scheduler sees it and it
 survives restarts. A claim locks the pipeline's row there, so two ticks of one pipeline
-are admitted one at a time and the overlap policy sees the runs as they are.
+are admitted one at a time and the overlap policy sees the runs as they are. A tick the
+`queue` policy holds back is left `waiting`, with no message of its own: whatever closes
+the run ahead of it starts it (`next_waiting`, under the same lock).
 """
 
 from __future__ import annotations

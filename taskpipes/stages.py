@@ -8,6 +8,9 @@ message(run_id) -> transaction: stage already done? -> skip the work
 A stage with a `call` part takes two transactions instead: `read` + the attempt's count,
 then the call with none open, then `run` + the record. A crash before the last commit
 repeats the call, never the write; a crash after it repeats only the hand-off.
+
+Closing a run of a pipeline whose overlap policy is `queue` also starts its oldest waiting
+run, in the closing transaction, with that run's first stage sent before the commit.
 """
 
 from __future__ import annotations
@@ -172,6 +175,7 @@ def wake_queue(pipeline: Pipeline) -> int | None:
 
 
 def wake_queue_of(pipeline_name: str) -> None:
+    """wake_queue by the pipeline's name (a closed run names its pipeline)."""
     try:
         pipeline = registry.get(pipeline_name)
     except KeyError:
