@@ -236,10 +236,11 @@ class TickSends(Middleware):
 
 
 def test_a_backfill_of_a_queue_pipeline_sends_each_tick_once_and_runs_them_one_at_a_time(
-    app_env, sqlite_url, declared
+    app_env, database_url, declared
 ) -> None:
-    # Given a two-stage pipeline with the queue policy, and workers running
-    app_env(sqlite_url)
+    # Given a two-stage pipeline with the queue policy, and workers running (on PostgreSQL
+    # too: there the closer and the claims take turns on the control row's lock)
+    app_env(database_url)
     calls: list[tuple[datetime, str]] = []
     lock = threading.Lock()
 
@@ -251,8 +252,9 @@ def test_a_backfill_of_a_queue_pipeline_sends_each_tick_once_and_runs_them_one_a
 
         return work
 
+    backend = database_url.split(":", 1)[0].split("+", 1)[0]  # one actor name per database
     pipeline = Pipeline(
-        "queued_backfill",
+        f"queued_backfill_{backend}",
         stages=(Stage("first", stage("first")), Stage("second", stage("second"))),
         overlap="queue",
     )
