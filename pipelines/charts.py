@@ -137,23 +137,32 @@ class Chart:
     x_last: str
     y_top: str
     y_bottom: str
+    # "log" when values are placed by their logarithm, else "linear".
+    scale: str = "linear"
 
 
 Series = tuple[str, str, Sequence[tuple[datetime, int]]]
 
 
 def line_chart(
-    title: str, series: Sequence[Series], inverted: bool = False, unit: str = "stars"
+    title: str,
+    series: Sequence[Series],
+    inverted: bool = False,
+    unit: str = "stars",
+    log: bool = False,
 ) -> Chart | None:
     """A chart of one or more (label, style, [(time, value)]) series on a shared frame;
-    None when there is no point at all. `inverted` puts the lowest value on top."""
+    None when there is no point at all. `inverted` puts the lowest value on top; `log`
+    places values by their logarithm (a value below 1 sits at 1)."""
     drawn = [(label, style, values) for label, style, values in series if values]
     if not drawn:
         return None
-    numeric = [[(t.timestamp(), float(v)) for t, v in values] for _, _, values in drawn]
+    place = (lambda v: math.log10(max(v, 1))) if log else float
+    numeric = [[(t.timestamp(), place(v)) for t, v in values] for _, _, values in drawn]
     frame = frame_of(numeric, inverted)
     times = [t for _, _, values in drawn for t, _ in values]
-    low, high = int(frame.y_low), int(frame.y_high)
+    counts = [v for _, _, values in drawn for _, v in values]
+    low, high = int(min(counts)), int(max(counts))
     parts = [
         f"{label}: {values[0][1]:,} on {day(values[0][0])} to {values[-1][1]:,} on "
         f"{day(values[-1][0])}"
@@ -170,6 +179,7 @@ def line_chart(
         x_last=moment_text(max(times)),
         y_top=f"{low if inverted else high:,}",
         y_bottom=f"{high if inverted else low:,}",
+        scale="log" if log else "linear",
     )
 
 

@@ -118,9 +118,13 @@ def refetch_later(ctx: Context, exc: Exception) -> Later:
 
 
 # The API only knows the present, so after downtime only the newest missed tick is run.
+# Overlap "skip": it keeps no state between ticks, so a tick that comes while the last one
+# still runs (deferred by a rate limit, most often) loses nothing the next tick does not
+# fetch afresh, and running both would spend the same rate limit twice.
 github_top = Pipeline(
     "github_top",
     schedule=Schedule("*/10 * * * *", catchup="latest"),
+    overlap="skip",
     stages=(
         Stage(FETCH, keep_answer, call=search_top, defer_on=(RateLimited,)),
         Stage(NORMALIZE, normalize, defer_on=(SuspectSnapshot,), later=refetch_later),

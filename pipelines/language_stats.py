@@ -118,8 +118,11 @@ def count_languages(ctx: Context) -> int:
 
 # Every 30 minutes; a missed tick is only worth running once, the newest (the table only
 # shows the newest). Database work only: a few quick retries.
+# Overlap "skip": each run recomputes the totals from stored data, so a newer tick loses
+# nothing by skipping while the last one still runs.
 language_stats = Pipeline(
     "language_stats",
+    overlap="skip",
     schedule=Schedule("*/30 * * * *", catchup="latest"),
     stages=(Stage("languages", count_languages),),
     retries=Retries(max=5, min_backoff_ms=1_000, max_backoff_ms=120_000),

@@ -68,8 +68,10 @@ def prune_and_analyze(ctx: Context) -> int:
 
 
 # Daily at 03:00 UTC, when nobody reads dashboards; a missed day runs once, not N times.
+# Overlap "skip": a prune still running when the next day comes is the one that matters.
 maintenance = Pipeline(
     "maintenance",
+    overlap="skip",
     schedule=Schedule("0 3 * * *", catchup="latest"),
     stages=(Stage("prune", prune_and_analyze),),
     retries=Retries(max=3, min_backoff_ms=10_000, max_backoff_ms=300_000),

@@ -240,9 +240,12 @@ def pages_stage(ctx: Context) -> int:
 # Every 15 minutes; after downtime every missed tick runs (up to a day), since each closes
 # its own bucket. Database work only: a failure is a lost connection or a lock timeout,
 # worth a few quick retries. It computes from stored snapshots, so it can backfill.
+# Overlap "queue": it is stateful (each tick closes a bucket the next one builds on), so
+# no tick may be dropped and two may not interleave their stages: a tick waits its turn.
 rollup = Pipeline(
     "rollup",
     schedule=Schedule("*/15 * * * *", catchup="all", max_catchup=96),
+    overlap="queue",
     stages=(
         Stage("buckets", buckets_stage),
         Stage("trending", trending_stage),

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import dramatiq
 
-from taskpipes import metrics, runs
+from taskpipes import controls, metrics, runs
 from taskpipes.database import begin
+from taskpipes.models import PipelineControl
 from taskpipes.pipeline import Pipeline, Retries
 from taskpipes.register import actor_options, make_actor
 from taskpipes.registry import registry
@@ -24,6 +25,7 @@ from taskpipes.schedule import (
     periodic_option,
     plan_catchup,
 )
+from taskpipes.stages import wake_queue
 from taskpipes.ticks import enqueue_ticks
 
 logger = logging.getLogger("taskpipes")
@@ -37,24 +39,39 @@ SKIP_REASON = (
 
 
 def catch_up_pipeline(entry: Pipeline, now: datetime) -> tuple[int, int]:
-    """Apply one pipeline's catch-up policy. Returns (ticks enqueued, ticks skipped)."""
+    """Apply one pipeline's catch-up policy. Returns (ticks enqueued, ticks skipped).
+
+    A paused pipeline is left alone. Once resumed, its ticks recorded `paused` count as
+    missed, once: the policy picks which of them run, the others stay `paused`.
+    """
     schedule = entry.schedule
     assert schedule is not None, "catch-up is for scheduled pipelines"
     until = floor_minute(now - min(GRACE, schedule.period))
     with begin() as session:
+        row = session.get(PipelineControl, entry.name)
+        if controls.is_paused(row):
+            return 0, 0
+        resumed = row is not None and row.resumed_at is not None
         since = runs.first_tick(session, entry.name)
         if since is None:
             return 0, 0  # a new deployment starts from its first tick, it does not backfill
         recorded = runs.recorded_ticks(session, entry.name, max(since, until - MAX_LOOKBACK))
+        if resumed:
+            recorded -= controls.paused_ticks(session, entry.name)
         plan = plan_catchup(schedule, recorded, since, until)
         reason = SKIP_REASON.format(policy=schedule.catchup)
         skipped = [t for t in plan.skip if runs.record_skipped(session, entry.name, t, reason)]
     for tick in skipped:
+        metrics.tick_skipped(entry.name, "catchup")
         metrics.run_finished(entry.name, runs.SKIPPED, tick.timestamp(), now.timestamp())
         logger.warning("%s tick %s recorded as skipped: %s", entry.name, tick.isoformat(), reason)
     for tick in plan.run:
         logger.warning("%s tick %s was missed: enqueued by catch-up", entry.name, tick.isoformat())
     enqueue_ticks(entry, plan.run)
+    if resumed:
+        # After the sends: a failed send leaves the pause to be caught up again next pass.
+        with begin() as session:
+            controls.clear_pause(session, entry.name)
     return len(plan.run), len(skipped)
 
 
@@ -66,6 +83,11 @@ def catch_up() -> None:
     now = datetime.now(UTC)
     for entry in registry.scheduled():
         catch_up_pipeline(entry, now)
+    for entry in registry.pipelines:
+        # A queue whose hand-off a crash lost (closed, then the worker died before the
+        # next run's start), or that a resume or a cancel left standing, goes on.
+        if wake_queue(entry) is not None:
+            logger.warning("%s: a waiting run started by the catch-up pass", entry.name)
 
 
 def register(broker: dramatiq.Broker) -> None:

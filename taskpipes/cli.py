@@ -18,7 +18,7 @@ import dramatiq
 import pika.exceptions
 from sqlalchemy.exc import SQLAlchemyError
 
-from taskpipes import stargazers_cli
+from taskpipes import controls_cli, stargazers_cli
 from taskpipes.database import describe_error
 from taskpipes.runs import SUCCEEDED
 from taskpipes.settings import ConfigError
@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     rabbit_actions.add_parser(
         "migrate-queues", help="turn every classic queue (Q, Q.DQ, Q.XQ) into a quorum queue"
     )
+    controls_cli.add_parsers(sub)
     status = sub.add_parser("status", help="freshness, failures, runs in progress, queue depths")
     status.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -465,6 +466,7 @@ COMMANDS = {
     "dlq": cmd_dlq,
     "status": cmd_status,
     "rabbit": cmd_rabbit,
+    **controls_cli.COMMANDS,
 }
 
 

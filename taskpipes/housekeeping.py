@@ -1,7 +1,8 @@
 """Housekeeping actors: periodic upkeep that is not a pipeline (no run rows), on "default".
 
 `observe_queues` exports every queue's depth as `taskpipes_queue_messages{queue,state}`
-once a minute. On RabbitMQ it counts with passive declares; with the in-process broker
+once a minute; `observe_pauses` each pipeline's pause as
+`taskpipes_pipeline_paused_since_timestamp_seconds{pipeline}` (read from the database). On RabbitMQ it counts with passive declares; with the in-process broker
 (BROKER_URL unset) it counts the StubBroker's own queues, so the gauge exists there too.
 """
 
@@ -15,8 +16,11 @@ from dramatiq.common import dq_name
 from pika.exceptions import AMQPError
 
 from taskpipes import metrics, rabbit
+from taskpipes.controls import pauses
+from taskpipes.database import begin
 from taskpipes.pipeline import Retries
 from taskpipes.register import actor_options, make_actor
+from taskpipes.registry import registry
 from taskpipes.report import QueueDepth
 from taskpipes.schedule import EVERY_MINUTE, periodic_option
 from taskpipes.settings import get_settings
@@ -33,6 +37,7 @@ RETRIES = Retries(max=0, min_backoff_ms=1_000, max_backoff_ms=1_000, time_limit_
 def register(broker: dramatiq.Broker) -> None:
     options = actor_options(QUEUE, RETRIES) | {"periodic": periodic_option(EVERY_MINUTE)}
     make_actor(broker, observe_queues, "observe_queues", options)
+    make_actor(broker, observe_pauses, "observe_pauses", options)
 
 
 def observe_queues() -> None:
@@ -45,6 +50,17 @@ def observe_queues() -> None:
     for queue, depth in depths.items():
         for state, count in depth.by_state().items():
             metrics.queue_depth(queue, state, count)
+
+
+def observe_pauses() -> None:
+    """Export when each declared pipeline was paused, 0 for one that is not: the
+    PipelinePausedLong alert, and PipelineStale's exception for a paused pipeline."""
+    with begin() as session:
+        paused = pauses(session)
+    for pipeline in registry.pipelines:
+        row = paused.get(pipeline.name)
+        since = row.paused_at if row is not None else None
+        metrics.paused_since(pipeline.name, 0.0 if since is None else since.timestamp())
 
 
 def current_depths(broker: dramatiq.Broker) -> dict[str, QueueDepth]:

@@ -79,6 +79,17 @@ def _registry() -> dict[str, Any]:
             "taskpipes_stage_failures", "Failed stage attempts", ["pipeline", "stage", "error"]
         ),
         "rows_written": Counter("taskpipes_rows_written", "Rows written by table", ["table"]),
+        "ticks_skipped": Counter(
+            "taskpipes_ticks_skipped",
+            "Ticks recorded without running, by why: overlap (policy skip), paused, catchup",
+            ["pipeline", "reason"],
+        ),
+        "paused_since": Gauge(
+            "taskpipes_pipeline_paused_since_timestamp_seconds",
+            "When the pipeline was paused (taskpipes pause); 0 while it is not paused",
+            ["pipeline"],
+            multiprocess_mode="mostrecent",
+        ),
         "duplicate_ticks": Counter(
             "taskpipes_duplicate_ticks", "Tick deliveries recognised as duplicates", ["pipeline"]
         ),
@@ -139,6 +150,14 @@ def stage_attempt(pipeline: str, stage: str, seconds: float, error: str | None) 
 
 def rows_written(table: str, count: int) -> None:
     _registry()["rows_written"].labels(table).inc(count)
+
+
+def tick_skipped(pipeline: str, reason: str) -> None:
+    _registry()["ticks_skipped"].labels(pipeline, reason).inc()
+
+
+def paused_since(pipeline: str, timestamp: float) -> None:
+    _registry()["paused_since"].labels(pipeline).set(timestamp)
 
 
 def duplicate_tick(pipeline: str) -> None:

@@ -77,6 +77,28 @@ class Run(Base):
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     details: Mapped[Any | None] = mapped_column(JSON)
+    # `taskpipes cancel`: who asked and when (the run's status is then "cancelled").
+    cancelled_by: Mapped[str | None] = mapped_column(String(100))
+    cancelled_at: Mapped[datetime | None]
+
+
+class PipelineControl(Base):
+    """What an operator set on a pipeline, one row per pipeline, created at its first tick.
+
+    Paused (`taskpipes pause`) while `paused_at` is set and `resumed_at` is not: its ticks
+    are then recorded `paused` instead of run, by every worker. `resumed_at` set means
+    resumed with the catch-up of the paused ticks still to do; the catch-up pass does it
+    once and clears the pause. Claiming a tick locks this row, so the overlap policy sees
+    one claim of a pipeline at a time.
+    """
+
+    __tablename__ = "pipeline_controls"
+
+    pipeline: Mapped[str] = mapped_column(String(50), primary_key=True)
+    paused_at: Mapped[datetime | None]
+    paused_by: Mapped[str | None] = mapped_column(String(100))
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    resumed_at: Mapped[datetime | None]
 
 
 class StageRun(Base):

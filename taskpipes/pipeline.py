@@ -8,9 +8,10 @@ kit turns a declaration into actors (taskpipes.register) and runs its stages
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -24,6 +25,9 @@ MAX_DELAY_S = 20 * 60
 STAGE_TIME_LIMIT_MS = 10 * 60 * 1000
 # A deferring exception that does not say how long to wait waits this long.
 DEFAULT_DEFER_S = 60.0
+# What a tick does while an earlier run of its pipeline is still running: start anyway,
+# record itself skipped, wait for it, or cancel it (between stages) and start.
+OVERLAP_POLICIES = ("allow", "skip", "queue", "cancel_previous")
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,9 @@ class Pipeline:
     """A pipeline declaration. `schedule=None` runs on demand: its tick is the minute asked.
 
     `computes_past`: the stages compute from stored data only, so a past tick can be run
-    faithfully (`taskpipes backfill`). `tick_options` name extra keyword arguments of the
+    faithfully (`taskpipes backfill`). `overlap` is one of OVERLAP_POLICIES. `jitter_s`
+    delays each tick's first stage by up to that many seconds, the same for every
+    delivery of one tick (`tick_jitter`). `tick_options` name extra keyword arguments of the
     tick message; `on_claim(session, run_id, options)` records them in the transaction
     that claims the tick.
     """
@@ -145,11 +151,34 @@ class Pipeline:
     computes_past: bool = False
     tick_options: tuple[str, ...] = ()
     on_claim: Callable[[Session, int, Mapping[str, Any]], None] | None = None
+    overlap: str = "allow"
+    jitter_s: float = 0.0
 
     def __post_init__(self) -> None:
         names = [stage.name for stage in self.stages]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"pipeline {self.name!r} needs stages with distinct names: {names}")
+        if self.overlap not in OVERLAP_POLICIES:
+            raise ValueError(
+                f"pipeline {self.name!r}: overlap must be one of {OVERLAP_POLICIES}, "
+                f"got {self.overlap!r}"
+            )
+        if not 0 <= self.jitter_s <= MAX_DELAY_S:
+            raise ValueError(
+                f"pipeline {self.name!r}: jitter_s must be within 0-{MAX_DELAY_S}, "
+                f"got {self.jitter_s}"
+            )
+
+    @property
+    def longest_run(self) -> timedelta:
+        """The longest a run can still be working: every stage at its time limit on every
+        attempt, with the backoffs between. A run "running" for longer has crashed."""
+        total_ms = 0
+        for stage in self.stages:
+            retries = (stage.retries if isinstance(stage, Stage) else None) or self.retries
+            attempts = retries.max + 1
+            total_ms += attempts * retries.time_limit_ms + retries.max * retries.max_backoff_ms
+        return timedelta(milliseconds=total_ms)
 
     @property
     def queue_name(self) -> str:
@@ -174,3 +203,12 @@ class Pipeline:
         """The stage that follows `name`, or None when `name` is the last."""
         index = self.stage_names.index(name) + 1
         return self.stages[index] if index < len(self.stages) else None
+
+
+def tick_jitter(pipeline: Pipeline, tick: datetime) -> float:
+    """The delay of `tick`'s first stage, within the pipeline's jitter: seeded by the
+    pipeline and the tick (a string seed is hashed the same in every process), so a
+    redelivered tick waits as long as its first delivery did."""
+    if not pipeline.jitter_s:
+        return 0.0
+    return random.Random(f"{pipeline.name}@{tick.isoformat()}").uniform(0, pipeline.jitter_s)

@@ -56,6 +56,8 @@ class PipelineStatus:
     depths: QueueDepth | None
     # Why depths are missing (in-process broker, RabbitMQ unreachable), else None.
     depths_note: str | None
+    # `taskpipes pause`'s note (who, when, why) while the pipeline is paused, else None.
+    paused: str | None = None
 
 
 def pipeline_status(
@@ -68,6 +70,7 @@ def pipeline_status(
     depths: QueueDepth | None,
     depths_note: str | None,
     now: datetime,
+    paused: str | None = None,
 ) -> PipelineStatus:
     age = None if last_success is None else (now - last_success.tick).total_seconds()
     return PipelineStatus(
@@ -83,6 +86,7 @@ def pipeline_status(
         in_progress=tuple(sorted(in_progress, key=lambda run: run.tick)),
         depths=depths,
         depths_note=depths_note,
+        paused=paused,
     )
 
 
@@ -118,6 +122,7 @@ def status_json(status: PipelineStatus) -> dict[str, Any]:
         "queue": status.queue,
         "period_seconds": None if status.period is None else status.period.total_seconds(),
         "fresh": status.fresh,
+        "paused": status.paused,
         "last_success": success,
         "last_failure": _run_json(status.last_failure),
         "in_progress": [_run_json(run) for run in status.in_progress],
@@ -150,6 +155,8 @@ def status_lines(status: PipelineStatus) -> list[str]:
         else f"every {human_duration(status.period.total_seconds())}"
     )
     lines = [f"{status.pipeline} ({every}, queue {status.queue})"]
+    if status.paused is not None:
+        lines.append(f"  PAUSED:       {status.paused} (`taskpipes resume {status.pipeline}`)")
     success, failure = status.last_success, status.last_failure
     freshness = {True: " (fresh)", False: " (stale)", None: ""}[status.fresh]
     if success is None or status.success_age_s is None:

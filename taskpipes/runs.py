@@ -22,20 +22,24 @@ from taskpipes.upsert import upsert
 # The message option naming the run a stage message works for.
 RUN_OPTION = "taskpipes_run"
 # The statuses of runs and stages, named once.
-QUEUED, RUNNING, SUCCEEDED, FAILED, DEAD, SKIPPED = (
+QUEUED, WAITING, RUNNING, SUCCEEDED, FAILED, DEAD, SKIPPED, PAUSED, CANCELLED = (
     "queued",
+    "waiting",
     "running",
     "succeeded",
     "failed",
     "dead",
     "skipped",
+    "paused",
+    "cancelled",
 )
-# Statuses of a run that has not finished yet.
-IN_PROGRESS = (QUEUED, RUNNING)
+# Statuses of a run that has not finished yet. WAITING: claimed, held back by the `queue`
+# overlap policy until the run ahead of it closes (taskpipes.controls.next_waiting).
+IN_PROGRESS = (QUEUED, WAITING, RUNNING)
 # Statuses after which a run does nothing more unless asked explicitly.
-FINISHED = (SUCCEEDED, FAILED, DEAD, SKIPPED)
+FINISHED = (SUCCEEDED, FAILED, DEAD, SKIPPED, PAUSED, CANCELLED)
 # Finished without success: an explicit request may run these again.
-REOPENABLE = (FAILED, DEAD, SKIPPED)
+REOPENABLE = (FAILED, DEAD, SKIPPED, PAUSED, CANCELLED)
 # Finished without success and will not go on by itself.
 UNSUCCESSFUL = (FAILED, DEAD)
 # Error texts are cut so one huge traceback cannot bloat the run table.
@@ -141,15 +145,15 @@ def _run(session: Session, pipeline: str, tick: datetime, lock: bool = False) ->
     return session.scalars(query).one()
 
 
-def tick_and_stage(session: Session, run_id: int, stage: str) -> tuple[datetime, str | None]:
-    """The run's tick and its stage's status, in one query: a stage message's first read
-    (plain columns: loading the ORM object cost more than the query)."""
+def tick_and_stage(session: Session, run_id: int, stage: str) -> tuple[datetime, str, str | None]:
+    """The run's tick and status and its stage's status, in one query: a stage message's
+    first read (plain columns: loading the ORM object cost more than the query)."""
     row = session.execute(
-        select(Run.tick, StageRun.status)
+        select(Run.tick, Run.status, StageRun.status)
         .outerjoin(StageRun, (StageRun.run_id == Run.id) & (StageRun.stage == stage))
         .where(Run.id == run_id)
     ).one()
-    return row[0], row[1]
+    return row[0], row[1], row[2]
 
 
 def stage_succeeded(

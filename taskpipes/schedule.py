@@ -1,4 +1,10 @@
-"""Schedules in UTC: strict cron parsing, ticks, and the catch-up plan. Pure.
+"""Schedules: strict cron parsing, ticks, and the catch-up plan. Pure. Ticks are UTC.
+
+A schedule may name an IANA time zone; its cron is then read on that zone's wall clock
+(`ZonedSpec`), with these DST rules: a tick in the hour a spring-forward day skips runs
+once, at the first valid minute after the gap; a tick in the hour a fall-back day repeats
+runs once, on its first pass. periodiq knows only its process's local zone, so a zoned
+schedule's actor is fired every minute and the tick actor keeps only the zoned ticks.
 
 periodiq's own parser accepts a 6-field string silently and never fires on Sunday written
 as 0; we validate first and hand periodiq a spec with Sunday as both 0 and 7 (its `validate`
@@ -12,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from periodiq import CronSpec
 
@@ -31,6 +38,8 @@ class Schedule:
     cron: str
     catchup: str = "latest"
     max_catchup: int = 96
+    # An IANA zone name ("Europe/Berlin") the cron is read in; None is UTC.
+    timezone: str | None = None
 
     def __post_init__(self) -> None:
         if self.catchup not in CATCHUP_POLICIES:
@@ -38,12 +47,15 @@ class Schedule:
                 f"catch-up policy must be one of {CATCHUP_POLICIES}, got {self.catchup!r}"
             )
         parse_cron(self.cron)
+        if self.timezone is not None:
+            zone(self.timezone)
 
     # Cached: a schedule is read on every readiness check and tick; a daily one's period
     # takes a couple of milliseconds to find.
     @cached_property
     def spec(self) -> CronSpec:
-        return parse_cron(self.cron)
+        cron = parse_cron(self.cron)
+        return cron if self.timezone is None else ZonedSpec(cron, zone(self.timezone))
 
     @cached_property
     def period(self) -> timedelta:
@@ -79,6 +91,39 @@ def parse_cron(text: str) -> CronSpec:
     return spec
 
 
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError(
+            f"unknown time zone {name!r}: expected an IANA name such as Europe/Berlin"
+        ) from None
+
+
+class ZonedSpec(CronSpec):  # type: ignore[misc]
+    """A cron read on a zone's wall clock; `validate` takes a UTC minute (module doc: DST)."""
+
+    def __init__(self, cron: CronSpec, tz: ZoneInfo) -> None:
+        self.cron, self.tz = cron, tz
+
+    def validate(self, date: datetime) -> bool:
+        local = date.astimezone(self.tz)
+        wall = local.replace(tzinfo=None)
+        first_pass = wall.replace(fold=0, tzinfo=self.tz).astimezone(UTC)
+        if local.fold == 1 and first_pass != date.astimezone(UTC):
+            return False  # the second pass of a repeated hour: it ran on the first
+        if self.cron.validate(wall):
+            return True
+        # The first minute after a spring-forward gap runs the ticks the gap swallowed.
+        before = (date - timedelta(minutes=1)).astimezone(self.tz).replace(tzinfo=None)
+        skipped = before + timedelta(minutes=1)
+        while skipped < wall:
+            if self.cron.validate(skipped):
+                return True
+            skipped += timedelta(minutes=1)
+        return False
+
+
 # Allowed values per cron field, in order.
 FIELD_RANGES = (
     ("minute", 0, 59),
@@ -102,8 +147,9 @@ EVERY_MINUTE = Schedule("* * * * *", catchup="none")
 
 
 def periodic_option(schedule: Schedule) -> CronSpec:
-    """The `periodic=` actor option periodiq sends ticks by; never `periodiq.cron(text)`."""
-    return parse_cron(schedule.cron)
+    """The `periodic=` actor option periodiq sends ticks by; never `periodiq.cron(text)`.
+    A zoned schedule fires every minute (module doc)."""
+    return parse_cron(EVERY_MINUTE.cron if schedule.timezone else schedule.cron)
 
 
 def matches(spec: CronSpec, moment: datetime) -> bool:

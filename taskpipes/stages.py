@@ -8,6 +8,9 @@ message(run_id) -> transaction: stage already done? -> skip the work
 A stage with a `call` part takes two transactions instead: `read` + the attempt's count,
 then the call with none open, then `run` + the record. A crash before the last commit
 repeats the call, never the write; a crash after it repeats only the hand-off.
+
+Closing a run of a pipeline whose overlap policy is `queue` also starts its oldest waiting
+run, in the closing transaction, with that run's first stage sent before the commit.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 from sqlalchemy.orm import Session
 
-from taskpipes import metrics, runs
+from taskpipes import controls, metrics, runs
 from taskpipes.database import begin, retrying
 from taskpipes.errors import PermanentError
 from taskpipes.models import Run
 from taskpipes.pipeline import MAX_DELAY_S, Call, Context, Pipeline, Stage
+from taskpipes.registry import registry
 from taskpipes.runs import FAILED, SUCCEEDED
 
 logger = logging.getLogger("taskpipes")
@@ -61,6 +65,8 @@ class Attempt:
     closed: Run | None = None
     # The run's tick, once read (the first query of the attempt reads it with the status).
     tick: datetime | None = None
+    # The run was cancelled (`taskpipes cancel`): this stage and the later ones do nothing.
+    cancelled: bool = False
 
     @property
     def last(self) -> bool:
@@ -101,6 +107,10 @@ def run_stage(pipeline: Pipeline, stage: Stage, run_id: int) -> None:
         metrics.stage_attempt(pipeline.name, stage.name, attempt.seconds, type(exc).__name__)
         _fail(attempt, exc)
         raise
+    if attempt.cancelled:
+        logger.info("%s run %s is cancelled: stage %s not run", pipeline.name, run_id, stage.name)
+        wake_queue(pipeline)  # its stage that was running has finished: the next may start
+        return
     if worked:
         metrics.stage_attempt(pipeline.name, stage.name, attempt.seconds, None)
     following = pipeline.after(stage.name)
@@ -132,17 +142,61 @@ def _perform(attempt: Attempt) -> bool:
         else:
             runs.stage_succeeded(session, attempt.run_id, stage.name, rows, attempt.seconds)
         if attempt.last:
-            attempt.closed = runs.finish_run(session, attempt.run_id, SUCCEEDED)
+            _close(session, attempt, SUCCEEDED)
     return True
 
 
+def _close(session: Session, attempt: Attempt, status: str, error: str | None = None) -> None:
+    """Close the run in the attempt's transaction; a `queue` pipeline's next waiting run
+    starts in it too, its first stage sent before the commit, so the hand-off is never lost
+    (a failed send rolls the close back and the stage is retried)."""
+    attempt.closed = runs.finish_run(session, attempt.run_id, status, error=error)
+    # Even when another closer was first (a cancel): the next run starts only if none runs.
+    start_next(session, attempt.pipeline)
+
+
+def start_next(session: Session, pipeline: Pipeline) -> int | None:
+    """Start the next waiting run of a `queue` pipeline, if one may start now
+    (controls.next_waiting); sends its first stage inside the caller's transaction."""
+    run_id = controls.next_waiting(session, pipeline)
+    if run_id is not None:
+        logger.info("%s run %s: its turn in the queue", pipeline.name, run_id)
+        send_stage(pipeline, pipeline.stages[0].name, run_id)
+    return run_id
+
+
+def wake_queue(pipeline: Pipeline) -> int | None:
+    """start_next in a transaction of its own, for a run closed elsewhere (the crash guard,
+    a fan-out, a cancel, the catch-up pass). No transaction for other policies."""
+    if pipeline.overlap != "queue":
+        return None
+    with begin() as session:
+        return start_next(session, pipeline)
+
+
+def wake_queue_of(pipeline_name: str) -> None:
+    """wake_queue by the pipeline's name (a closed run names its pipeline)."""
+    try:
+        pipeline = registry.get(pipeline_name)
+    except KeyError:
+        return  # a run of a pipeline this process does not declare
+    wake_queue(pipeline)
+
+
 def _skip_if_done(session: Session, attempt: Attempt) -> bool:
-    """True when the stage is recorded done (a redelivery); the last one still closes."""
-    attempt.tick, status = runs.tick_and_stage(session, attempt.run_id, attempt.stage.name)
+    """True when the stage is recorded done (a redelivery; the last one still closes) or
+    the run is cancelled (a stage message sent or delayed before the cancel). One query
+    reads the run's tick and status with the stage's status."""
+    attempt.tick, run_status, status = runs.tick_and_stage(
+        session, attempt.run_id, attempt.stage.name
+    )
+    if run_status == runs.CANCELLED:
+        attempt.cancelled = True
+        return True
     if status != SUCCEEDED:
         return False
     if attempt.last:
-        attempt.closed = runs.finish_run(session, attempt.run_id, SUCCEEDED)
+        _close(session, attempt, SUCCEEDED)
     return True
 
 
@@ -157,7 +211,7 @@ def _fail(attempt: Attempt, exc: Exception) -> None:
     with begin() as session:
         _record_failure(session, attempt, error)
         if is_final(exc):
-            attempt.closed = runs.finish_run(session, attempt.run_id, FAILED, error=error)
+            _close(session, attempt, FAILED, error)
     if attempt.closed is not None:
         run_closed(attempt.closed)
 
@@ -171,8 +225,7 @@ def _defer(attempt: Attempt, exc: Exception) -> None:
         try:
             later = stage.later(attempt.context(session), exc)
         except PermanentError as gave_up:
-            error = f"{stage.name}: {gave_up}"
-            attempt.closed = runs.finish_run(session, attempt.run_id, FAILED, error=error)
+            _close(session, attempt, FAILED, f"{stage.name}: {gave_up}")
         else:
             again = later.stage or stage.name
             if again != stage.name:
@@ -201,6 +254,7 @@ def complete_run(run_id: int, status: str, error: str | None = None) -> None:
         run = runs.finish_run(session, run_id, status, error=error)
     if run is not None:
         run_closed(run)
+        wake_queue_of(run.pipeline)
 
 
 def run_closed(run: Run) -> None:
@@ -223,6 +277,7 @@ def close_fan_out(run_id: int, stage: str, done: Callable[[Session], int | None]
         closed = runs.finish_run(session, run_id, SUCCEEDED)
     if closed is not None:
         run_closed(closed)
+        wake_queue_of(closed.pipeline)
     return closed is not None
 
 
@@ -233,3 +288,4 @@ def fail_fan_out(run_id: int, stage: str, error: str, seconds: float) -> None:
         closed = runs.finish_run(session, run_id, FAILED, error=error)
     if closed is not None:
         run_closed(closed)
+        wake_queue_of(closed.pipeline)

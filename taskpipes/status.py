@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from taskpipes import rabbit
+from taskpipes.controls import pause_note, pauses
 from taskpipes.database import reading
 from taskpipes.models import Run
 from taskpipes.pipeline import Pipeline
@@ -29,6 +30,7 @@ def gather(now: datetime) -> list[PipelineStatus]:
     depths, note = read_depths(get_settings().broker_url, queues)
     statuses = []
     with reading() as session:
+        paused = pause_notes(session)
         for entry in pipelines:
             queue = entry.queue_name
             success, failure, in_progress = run_rows(session, entry.name)
@@ -44,9 +46,15 @@ def gather(now: datetime) -> list[PipelineStatus]:
                     depth,
                     note,
                     now,
+                    paused.get(entry.name),
                 )
             )
     return statuses
+
+
+def pause_notes(session: Session) -> dict[str, str]:
+    """The paused pipelines and `taskpipes pause`'s note on each."""
+    return {name: pause_note(row) for name, row in pauses(session).items()}
 
 
 def read_depths(
@@ -80,6 +88,7 @@ def freshness(
 ) -> dict[str, PipelineStatus]:
     """Each pipeline's status at `now` from its newest success alone: the freshness rule of
     /readyz and of the web page's stale banner (taskpipes.report.FRESH_PERIODS)."""
+    paused = pause_notes(session)
     return {
         entry.name: pipeline_status(
             entry.name,
@@ -91,6 +100,7 @@ def freshness(
             None,
             None,
             now,
+            paused.get(entry.name),
         )
         for entry in entries
     }

@@ -10,12 +10,20 @@ from typing import Any, TypeGuard
 
 from dramatiq.middleware import CurrentMessage
 
-from taskpipes import metrics, publish, runs
+from taskpipes import controls, metrics, publish, runs
 from taskpipes.database import begin, retrying
 from taskpipes.errors import PermanentError
-from taskpipes.pipeline import FanOut, Pipeline, Stage
+from taskpipes.models import Run
+from taskpipes.pipeline import FanOut, Pipeline, Stage, tick_jitter
 from taskpipes.registry import registry
-from taskpipes.schedule import EVERY_MINUTE, Schedule, floor_tick, parse_tick
+from taskpipes.schedule import (
+    EVERY_MINUTE,
+    Schedule,
+    floor_minute,
+    floor_tick,
+    matches,
+    parse_tick,
+)
 from taskpipes.stages import run_stage, send_stage
 
 logger = logging.getLogger("taskpipes")
@@ -36,34 +44,78 @@ def start_tick(
 ) -> int | None:
     """Claim the tick and hand off to the first stage; a duplicate delivery is counted and
     dropped. The pipeline's `on_claim` records the tick's options in the claiming
-    transaction, so they exist before the first stage can look for them."""
+    transaction, so they exist before the first stage can look for them. A paused pipeline
+    records the tick `paused`; the overlap policy may skip it or make it wait."""
     unknown = sorted(set(options) - set(pipeline.tick_options))
     if unknown:
         raise PermanentError(f"{pipeline.name} tick: unknown option(s) {', '.join(unknown)}")
-    at = current_tick(pipeline.schedule or EVERY_MINUTE, tick)
+    schedule = pipeline.schedule or EVERY_MINUTE
+    if tick is None and not scheduled_minute_is_tick(schedule):
+        return None  # a zoned schedule's periodiq fires every minute; most are not ticks
+    at = current_tick(schedule, tick)
     message = CurrentMessage.get_current_message()
     assert message is not None, "start_tick runs inside an actor"
 
-    def claim_tick() -> runs.Claim:
+    def claim_tick() -> tuple[runs.Claim, controls.Admission | None]:
         with begin() as session:
             claim = runs.claim(session, pipeline.name, at, message.message_id, explicit)
-            if claim.run_id is not None and pipeline.on_claim is not None:
+            if claim.run_id is None:
+                return claim, None
+            admission = controls.admit(
+                session, pipeline, session.get_one(Run, claim.run_id), explicit
+            )
+            if admission.action in (controls.START, controls.WAIT) and pipeline.on_claim:
                 pipeline.on_claim(session, claim.run_id, options)
-        return claim
+        return claim, admission
 
-    claim = retrying(claim_tick)
-    if claim.run_id is None:
+    claim, admission = retrying(claim_tick)
+    if claim.run_id is None or admission is None:
         logger.info(
             "%s tick %s: duplicate delivery, %s", pipeline.name, at.isoformat(), claim.reason
         )
         metrics.duplicate_tick(pipeline.name)
         return None
-    first = pipeline.stages[0]
-    if shares_tick_message(first):
-        run_stage(pipeline, first, claim.run_id)
+    return _admitted(pipeline, at, claim.run_id, admission)
+
+
+def _admitted(pipeline: Pipeline, at: datetime, run_id: int, admission: controls.Admission) -> int:
+    for cancelled in admission.cancelled:
+        logger.warning("%s run %s cancelled: tick %s starts", pipeline.name, cancelled, at)
+    if admission.action == controls.START:
+        first = pipeline.stages[0]
+        delay_s = tick_jitter(pipeline, at)
+        if not delay_s and shares_tick_message(first):
+            run_stage(pipeline, first, run_id)
+        else:
+            send_stage(pipeline, first.name, run_id, delay_s or None)
+    elif admission.action == controls.WAIT:
+        logger.info("%s tick %s: %s", pipeline.name, at.isoformat(), admission.reason)
     else:
-        send_stage(pipeline, first.name, claim.run_id)
-    return claim.run_id
+        assert admission.status is not None
+        logger.warning(
+            "%s tick %s %s: %s", pipeline.name, at.isoformat(), admission.status, admission.reason
+        )
+        metrics.tick_skipped(pipeline.name, NOT_RUN_REASONS[admission.status])
+        metrics.run_finished(
+            pipeline.name, admission.status, at.timestamp(), runs.utcnow().timestamp()
+        )
+    return run_id
+
+
+# The `reason` label of taskpipes_ticks_skipped for a tick closed at its claim.
+NOT_RUN_REASONS = {runs.SKIPPED: "overlap", runs.PAUSED: "paused"}
+
+
+def scheduled_minute_is_tick(schedule: Schedule) -> bool:
+    """periodiq sends a zoned schedule's tick actor every minute (it knows no zones): only
+    a minute that is one of the schedule's ticks goes on."""
+    if schedule.timezone is None:
+        return True
+    message = CurrentMessage.get_current_message()
+    scheduled_at = message.options.get("scheduled_at") if message else None
+    if scheduled_at is None:
+        return True
+    return matches(schedule.spec, floor_minute(parse_tick(str(scheduled_at))))
 
 
 def shares_tick_message(stage: Stage | FanOut) -> TypeGuard[Stage]:

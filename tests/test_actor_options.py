@@ -38,6 +38,7 @@ EXPECTED = {
     "language_stats_languages": ("language_stats", 5, 1_000, 120_000, 600_000),
     "catch_up": ("default", 3, 1_000, 10_000, 60_000),
     "observe_queues": ("default", 0, 1_000, 1_000, 30_000),
+    "observe_pauses": ("default", 0, 1_000, 1_000, 30_000),
 }
 OPTIONS = ("max_retries", "min_backoff", "max_backoff", "time_limit")
 

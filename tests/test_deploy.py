@@ -210,6 +210,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
 
     assert alerts == {
         "PipelineStale",
+        "PipelinePausedLong",
         "PipelineFailing",
         "DeadLettersPresent",
         "GitHubRateLimitLow",
@@ -367,6 +368,8 @@ m.github_rank_inversions(3)
 m.queue_depth("github_top", "dead", 2)
 m.api_request("/healthz", 200, 0.002)
 m.tick_scheduled("github_top_tick")
+m.tick_skipped("github_top", "overlap")
+m.paused_since("rollup", 1_700_000_000.0)
 sys.stdout.buffer.write(m.metrics_text())
 """
 EXERCISED = {
@@ -380,6 +383,8 @@ EXERCISED = {
     "queue_depth",
     "api_request",
     "tick_scheduled",
+    "tick_skipped",
+    "paused_since",
 }
 METRIC_NAMES = [
     "taskpipes_pipeline_runs_total",
@@ -395,6 +400,8 @@ METRIC_NAMES = [
     "taskpipes_github_rank_inversions",
     "taskpipes_queue_messages",
     "taskpipes_api_request_duration_seconds_bucket",
+    "taskpipes_ticks_skipped_total",
+    "taskpipes_pipeline_paused_since_timestamp_seconds",
 ]
 
 

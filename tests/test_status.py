@@ -89,6 +89,7 @@ def test_the_json_report_names_everything_an_operator_needs() -> None:
                 "queue": "github_top",
                 "period_seconds": 600.0,
                 "fresh": True,
+                "paused": None,
                 "last_success": {
                     "run_id": 7,
                     "tick": "2026-08-21T12:30:00+00:00",

@@ -147,10 +147,12 @@ def test_the_pages_in_a_browser(filled: tuple[str, str], chromium) -> None:
             == (trending[0]["full_name"])
         )
 
-        # The repository page: star history from both sources, each history, the rank
+        # The repository page: star history from both sources and the marked estimate
+        # between them (its list is capped at 40,000), each history, the rank
         page.goto(f"{base}/repos/{starred}")
         assert page.locator("#star-history-title").count() == 1
-        assert page.locator("figure.chart").first.locator("polyline").count() == 2
+        assert page.locator("figure.chart").first.locator("polyline").count() == 3
+        assert page.locator("figure.chart").first.locator("polyline.line-estimate").count() == 1
         for bucket in ("15m", "1h", "1d"):
             since = {"15m": timedelta(hours=24), "1h": timedelta(days=7), "1d": timedelta(days=30)}
             as_of = datetime.fromisoformat(history["as_of"])

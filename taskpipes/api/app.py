@@ -15,7 +15,7 @@ from taskpipes.api.observe import time_request
 from taskpipes.api.schemas import Health
 from taskpipes.api.security import SecurityHeaders, invalid_request
 from taskpipes.database import describe_error
-from taskpipes.web import pages
+from taskpipes.web import pages, pipelines_pages
 
 logger = logging.getLogger("taskpipes")
 
@@ -43,7 +43,7 @@ def create_app(metrics_route: bool = True) -> FastAPI:
             {"detail": f"database unavailable: {type(exc).__name__}"}, status_code=503
         )
 
-    for module in (top, trending, languages, history, stars, runs, pages):
+    for module in (top, trending, languages, history, stars, runs, pages, pipelines_pages):
         app.include_router(module.router)
     if metrics_route:
         app.include_router(observe.router)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from taskpipes.api.deps import SessionDep
 from taskpipes.models import Run
 from taskpipes.registry import registry
-from taskpipes.status import freshness
+from taskpipes.status import freshness, pause_notes
 
 router = APIRouter()
 
@@ -28,10 +28,15 @@ class RunOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    # Set when `taskpipes cancel` (or the cancel_previous overlap policy) ended the run.
+    cancelled_by: str | None = None
+    cancelled_at: datetime | None = None
 
 
 class RunsResponse(BaseModel):
     as_of: datetime
+    # The paused pipelines (`taskpipes pause`), each with who paused it, when and why.
+    paused: dict[str, str]
     runs: list[RunOut]
 
 
@@ -55,6 +60,7 @@ def list_runs(
     rows = session.scalars(query).all()
     return RunsResponse(
         as_of=datetime.now(UTC),
+        paused=pause_notes(session),
         runs=[
             RunOut(
                 id=r.id,
@@ -65,6 +71,8 @@ def list_runs(
                 started_at=r.started_at,
                 finished_at=r.finished_at,
                 error=r.error,
+                cancelled_by=r.cancelled_by,
+                cancelled_at=r.cancelled_at,
             )
             for r in rows
         ],
@@ -82,7 +90,7 @@ def readyz(session: SessionDep) -> JSONResponse:
         checks.update(_freshness(session, now))
     except SQLAlchemyError as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
-    ready = all(value == "ok" or value.startswith("fresh") for value in checks.values())
+    ready = all(value == "ok" or value.startswith(("fresh", "paused")) for value in checks.values())
     body = ReadyResponse(status="ready" if ready else "not ready", as_of=now, checks=checks)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
 
@@ -90,7 +98,9 @@ def readyz(session: SessionDep) -> JSONResponse:
 def _freshness(session: SessionDep, now: datetime) -> dict[str, str]:
     checks = {}
     for name, status in freshness(session, registry.scheduled(), now).items():
-        if status.last_success is None:
+        if status.paused is not None:
+            checks[name] = f"paused: {status.paused}"  # on purpose: not a reason to be unready
+        elif status.last_success is None:
             checks[name] = "stale: never succeeded"
         else:
             state = "fresh" if status.fresh else "stale"

@@ -19,6 +19,12 @@ STALE_PERIODS = 2
 # The rule's `for:` plus the evaluations it takes: a stale pipeline fires by then.
 FIRING_AFTER_S = 10 * 60
 LAST_SUCCESS = "taskpipes_pipeline_last_success_timestamp_seconds"
+PAUSED_SINCE = "taskpipes_pipeline_paused_since_timestamp_seconds"
+# A pause longer than this is worth a reminder (PipelinePausedLong).
+PAUSED_LONG_S = 24 * 3600
+PAUSED_FOR = 5 * 60
+# A paused pipeline is not stale: it was stopped on purpose (`taskpipes pause`).
+NOT_PAUSED = f"unless on (pipeline) (max by (pipeline) ({PAUSED_SINCE}) > 0)"
 GENERATED = (
     "# Generated from the pipeline declarations by `python deploy/generate.py`: do not edit.\n"
 )
@@ -54,17 +60,36 @@ def rules(pipelines: Sequence[Cadence]) -> str:
         f"{periods}"
         f"      # On demand, never stale: {on_demand}.\n"
         "      # max by (pipeline): each worker container exports its own series.\n"
+        "      # A paused pipeline is not stale (PipelinePausedLong reminds of it instead).\n"
         "      - alert: PipelineStale\n"
         "        expr: |\n"
+        "          (\n"
         f"{clauses}\n"
+        f"          ) {NOT_PAUSED}\n"
         "        for: 5m\n"
         "        labels:\n"
         "          severity: critical\n"
         "        annotations:\n"
         '          summary: "Pipeline {{ $labels.pipeline }} has not succeeded for two schedule periods"\n'
         '          description: "Last success of {{ $labels.pipeline }} was {{ $value | humanizeDuration }} ago."\n'
-        "\n" + _fixed("fixed_rules.yml")
+        "\n" + PAUSED_LONG_RULE + _fixed("fixed_rules.yml")
     )
+
+
+PAUSED_LONG_RULE = (
+    "      # `taskpipes pause` for more than a day: forgotten, most likely.\n"
+    "      - alert: PipelinePausedLong\n"
+    "        expr: |\n"
+    f"          (time() - max by (pipeline) ({PAUSED_SINCE}) > {PAUSED_LONG_S})\n"
+    f"          and on (pipeline) (max by (pipeline) ({PAUSED_SINCE}) > 0)\n"
+    f"        for: {PAUSED_FOR // 60}m\n"
+    "        labels:\n"
+    "          severity: warning\n"
+    "        annotations:\n"
+    '          summary: "Pipeline {{ $labels.pipeline }} has been paused for more than a day"\n'
+    '          description: "{{ $labels.pipeline }} was paused {{ $value | humanizeDuration }} ago; `taskpipes resume {{ $labels.pipeline }}` runs it again."\n'
+    "\n"
+)
 
 
 def humanize_duration(seconds: int) -> str:
@@ -129,6 +154,42 @@ def fresh_case(pipeline: Cadence) -> str:
     )
 
 
+def paused_cases(pipeline: Cadence) -> str:
+    """Paused a minute in, never succeeded: PipelineStale stays quiet; PipelinePausedLong
+    is quiet after 23 hours and fires once the day and its `for:` have passed."""
+    stale_firing = STALE_PERIODS * (pipeline.period_seconds or 0) + FIRING_AFTER_S
+    paused_at = 60
+    long_firing = PAUSED_LONG_S + paused_at + PAUSED_FOR + 240
+    minutes = long_firing // 60
+    return (
+        f"  # {pipeline.name} paused at {paused_at} s and never succeeded: not stale, but\n"
+        "  # PipelinePausedLong after a day.\n"
+        "  - interval: 1m\n"
+        "    input_series:\n"
+        f'      - series: \'{LAST_SUCCESS}{{pipeline="{pipeline.name}", instance="w1"}}\'\n'
+        f"        values: '0x{minutes}'\n"
+        f'      - series: \'{PAUSED_SINCE}{{pipeline="{pipeline.name}", instance="w1"}}\'\n'
+        f"        values: '0 {paused_at}x{minutes}'\n"
+        "    alert_rule_test:\n"
+        f"      - eval_time: {stale_firing}s\n"
+        "        alertname: PipelineStale\n"
+        "        exp_alerts: []\n"
+        f"      - eval_time: {23 * 3600}s\n"
+        "        alertname: PipelinePausedLong\n"
+        "        exp_alerts: []\n"
+        f"      - eval_time: {long_firing}s\n"
+        "        alertname: PipelinePausedLong\n"
+        "        exp_alerts:\n"
+        "          - exp_labels:\n"
+        "              severity: warning\n"
+        f"              pipeline: {pipeline.name}\n"
+        "            exp_annotations:\n"
+        f'              summary: "Pipeline {pipeline.name} has been paused for more than a day"\n'
+        f'              description: "{pipeline.name} was paused {humanize_duration(long_firing - paused_at)} ago; `taskpipes resume {pipeline.name}` runs it again."\n'
+        "\n"
+    )
+
+
 def rule_tests(pipelines: Sequence[Cadence]) -> str:
     """The text of tests/alerts_test.yml."""
     watched = scheduled(pipelines)
@@ -144,5 +205,6 @@ def rule_tests(pipelines: Sequence[Cadence]) -> str:
         "tests:\n"
         + "".join(stale_cases(p) for p in watched)
         + fresh_case(watched[0])
+        + paused_cases(watched[0])
         + _fixed("fixed_rule_tests.yml")
     )

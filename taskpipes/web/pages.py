@@ -39,6 +39,8 @@ router = APIRouter(include_in_schema=False)
 
 # The pipelines whose tables the pages show: their freshness is the page's.
 SHOWN_PIPELINES = ("github_top", "rollup")
+# The star history's y scales: ?scale=log reads the early history of a big repository.
+SCALES = ("linear", "log")
 # Trending rows shown per window.
 TRENDING_ROWS = 25
 
@@ -139,7 +141,7 @@ def top_page(request: Request, window: str = "24h") -> Response:
 
 
 @router.get("/repos/{owner}/{name}", response_class=HTMLResponse)
-def repo_page(request: Request, owner: str, name: str) -> Response:
+def repo_page(request: Request, owner: str, name: str, scale: str = "linear") -> Response:
     now = datetime.now(UTC)
     with page_reads() as (session, connection):
         version = reads.read_version(connection)
@@ -149,9 +151,13 @@ def repo_page(request: Request, owner: str, name: str) -> Response:
         if repo is None:
             message = "We only know the repositories that have been in the top 100."
             return notice(404, f"No repository named {bounded(f'{owner}/{name}')}", message, frame)
+        if scale not in SCALES:
+            message = f"The star history is drawn on a {' or a '.join(SCALES)} scale."
+            return notice(422, f"No scale named {bounded(scale)}", message, frame)
         cursor = reads.stargazer_cursor(connection, repo.id)
         tag = entity_tag(
             "repo",
+            scale,
             (repo.id, repo.full_name, repo.last_seen),
             None if cursor is None else cursor.updated_at,
             version,
@@ -163,7 +169,9 @@ def repo_page(request: Request, owner: str, name: str) -> Response:
             return unchanged
         stored = reads.repo_chart(connection, repo.id)
         precomputed = None if stored is None else views.ChartData.from_json(stored)
-        page = views.repo_page(connection, repo, cursor, version.rollup_as_of, precomputed)
+        page = views.repo_page(
+            connection, repo, cursor, version.rollup_as_of, precomputed, scale == "log"
+        )
     return render("repo.html", headers, page=page, **frame)
 
 

@@ -39,6 +39,7 @@ def repo_page(
     cursor: StargazerCursor | None,
     as_of: datetime | None,
     precomputed: ChartData | None,
+    log: bool = False,
 ) -> RepoPage:
     """The page from the rollup's precomputed data when it is as of `as_of`, else live."""
     if precomputed is not None and precomputed.as_of == as_of:
@@ -49,7 +50,7 @@ def repo_page(
         repo=repo,
         ranking=reads.ranking_of(connection, repo.id),
         cursor=cursor,
-        star_chart=star_chart(connection, repo, cursor, data.ours),
+        star_chart=star_chart(connection, repo, cursor, data.ours, log),
         histories=[history_of(repo, name, points) for name, points in data.histories.items()],
         rank_chart=line_chart(
             f"Rank of {repo.full_name} in the top 100 over time",
@@ -69,13 +70,21 @@ def history_of(repo: Repository, name: str, points: list[Point]) -> History:
     return History(name, label, points, chart)
 
 
+# The style of the drawn estimate across the gap a capped stargazer list leaves.
+ESTIMATE = "line-estimate"
+ESTIMATE_LABEL = "estimate: GitHub lists only the first 40,000 stars"
+
+
 def star_chart(
     connection: Connection,
     repo: Repository,
     cursor: StargazerCursor | None,
     ours: list[tuple[datetime, int]],
+    log: bool = False,
 ) -> Chart | None:
-    """The stargazer history where it is exact, then our own snapshots from there on."""
+    """The stargazer history where it is exact, then our own snapshots from there on; a
+    capped list (over 40,000 stars) leaves a gap before our first snapshot, drawn as a
+    marked estimate so the two parts do not look like unrelated marks."""
     stargazed: list[tuple[datetime, int]] = []
     if cursor is not None:
         # A capped list is exact before the day of its last listed star; a complete one
@@ -88,10 +97,14 @@ def star_chart(
         ]
     if stargazed:
         ours = [(t, stars) for t, stars in ours if t >= stargazed[-1][0]]
+    capped = cursor is not None and not cursor.complete
+    gap = [stargazed[-1], ours[0]] if capped and stargazed and ours else []
     return line_chart(
-        f"Star history of {repo.full_name}",
+        f"Star history of {repo.full_name}" + (" (log scale)" if log else ""),
         [
             ("from GitHub's stargazer list", "line-stargazers", stargazed),
+            (ESTIMATE_LABEL, ESTIMATE, gap),
             ("from our snapshots", "line-ours", ours),
         ],
+        log=log,
     )
