@@ -87,9 +87,9 @@ def filled_sqlite(
     return api_server, fill(simulator)
 
 
-def shift_github_top_runs(by: timedelta) -> None:
+def shift_github_top_runs(by: timedelta, pipeline: str = "github_top") -> None:
     with begin() as session:
-        for run in session.scalars(select(Run).where(Run.pipeline == "github_top")):
+        for run in session.scalars(select(Run).where(Run.pipeline == pipeline)):
             run.tick += by
 
 
@@ -180,6 +180,11 @@ def test_the_pages_in_a_browser(filled: tuple[str, str], chromium) -> None:
     shift_github_top_runs(AGED)
     page.reload()
     assert page.locator("#stale-banner").count() == 0
+    # and when the languages table's pipeline is the old one
+    shift_github_top_runs(-AGED, "language_stats")
+    page.reload()
+    assert "language_stats" in page.locator("#stale-banner").inner_text()
+    shift_github_top_runs(AGED, "language_stats")
     page.close()
     assert errors == []
 

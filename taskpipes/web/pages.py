@@ -37,8 +37,9 @@ from taskpipes.web.policy import page_policy, show_controls, site_css
 
 router = APIRouter(include_in_schema=False)
 
-# The pipelines whose tables the pages show: their freshness is the page's.
-SHOWN_PIPELINES = ("github_top", "rollup")
+# The pipelines whose tables the pages show (the top list, its rollups, the languages
+# table): their freshness is the page's.
+SHOWN_PIPELINES = ("github_top", "rollup", "language_stats")
 # The star history's y scales: ?scale=log reads the early history of a big repository.
 SCALES = ("linear", "log")
 # Trending rows shown per window.
