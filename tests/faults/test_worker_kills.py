@@ -85,7 +85,8 @@ def kill_github_top(d: Deployment, log: KillLog, tick: datetime) -> None:
     run_id = wait_until(lambda: d.run_id("github_top", tick), PATIENCE_S, "the run")
     wait_until(fault_taken(d.simulator), PATIENCE_S, "the retried fetch")
     log.recovered(killed)
-    row = {"run_id": run_id, "stage": "normalize", "status": "running", "attempts": 0}
+    row = {"run_id": run_id, "stage": "normalize", "status": "running", "attempts": 0,
+           "rows_written": 0}  # fmt: skip
     normalize_row = RowHold(url, "stage_runs", row)
     d.simulator.state.wake_stalled()
     d.wait_stage(run_id, "fetch")
