@@ -28,6 +28,8 @@ RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 POSTGRES_LIB = Path("/usr/lib/postgresql")
 # How long a server gets to boot on a busy 2-core machine.
 BOOT_TIMEOUT_S = 120
+# Launches of a private node before its boot counts as failed.
+BOOT_ATTEMPTS = 3
 # PostgreSQL refuses to run as root; Debian's package makes this user.
 POSTGRES_USER = "postgres"
 
@@ -45,6 +47,10 @@ def postgres_bin() -> Path | None:
     """The newest installed PostgreSQL's bin directory."""
     versions = sorted(POSTGRES_LIB.glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
     return versions[-1].parent if versions else None
+
+
+class NodeExited(RuntimeError):
+    """The node's VM exited before it served."""
 
 
 class RabbitNode:
@@ -99,7 +105,9 @@ class RabbitNode:
 
     def _booted(self) -> bool:
         # await_startup fails at once until the VM has registered the node with epmd.
-        assert self.running, f"rabbitmq-server exited; see {self.console_log}"
+        if not self.running:
+            tail = self.console_log.read_text(errors="replace")[-3000:]
+            raise NodeExited(f"rabbitmq-server exited; the end of {self.console_log}:\n{tail}")
         try:
             self.ctl("await_startup", "--timeout", "30", timeout=40)
         except RuntimeError:
@@ -176,9 +184,19 @@ class PrivateRabbit(RabbitNode):
         }
 
     def start(self) -> None:
-        """Boot the node (again, after `stop` or `kill`, on the same data) until it serves."""
-        self.launch()
-        self.await_startup()
+        """Boot the node (again, after `stop` or `kill`, on the same data) until it serves.
+
+        A VM that exits while booting is launched again (once seen right after a full
+        stop on the loaded machine; the console log it left is printed)."""
+        for attempt in range(1, BOOT_ATTEMPTS + 1):
+            self.launch()
+            try:
+                self.await_startup()
+                return
+            except NodeExited as exc:
+                if attempt == BOOT_ATTEMPTS:
+                    raise
+                print(f"boot attempt {attempt} of {self.name} failed: {exc}")
 
     def stop(self) -> None:
         """Stop the whole node (the Erlang VM exits), as `systemctl stop` would."""
