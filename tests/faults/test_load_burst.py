@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(2 * 3600)]
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 # The burst: 25 repositories x GitHub's 400-page cap = 10,000 page messages, and
-# 1,000 rollup ticks. About 11 minutes on the shared 2-core machine (README.md);
+# 1,000 rollup ticks. 5 to 11 minutes on the shared 2-core machine (README.md);
 # FAULTS_BURST_REPOS and FAULTS_BURST_ROLLUP_TICKS make it smaller for a quick look.
 STARGAZER_REPOS = int(os.environ.get("FAULTS_BURST_REPOS") or 25)
 ROLLUP_TICKS = int(os.environ.get("FAULTS_BURST_ROLLUP_TICKS") or 1000)
