@@ -24,9 +24,8 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 
 from bench.pg import ADMIN_DSN, scratch_database  # noqa: E402
+from tests.services import rabbitmq_vhost  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -68,21 +68,6 @@ CREATE TRIGGER finished_notify AFTER UPDATE OF status ON runs
 FOR EACH ROW WHEN (NEW.status = 'succeeded' AND OLD.status <> 'succeeded')
 EXECUTE FUNCTION notify_finished();
 """
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
-@contextmanager
-def vhost(prefix: str) -> Iterator[str]:
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", name)
-    try:
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
-    finally:
-        rabbitmqctl("delete_vhost", name)
 
 
 def libpq(url: str) -> str:
@@ -227,7 +212,7 @@ def dramatiq_workers(module: str, env: dict[str, str], log: Path) -> subprocess.
 
 def raw_system(stack: ExitStack, logs: Path) -> System:
     url = stack.enter_context(scratch_database("overhead_raw"))
-    broker_url = stack.enter_context(vhost("overhead_raw"))
+    broker_url = stack.enter_context(rabbitmq_vhost("overhead_raw"))
     with psycopg.connect(libpq(url), autocommit=True) as conn:
         conn.execute(FINISHED_TABLE)
     env = base_env(logs, OVERHEAD_BROKER_URL=broker_url, OVERHEAD_DSN=libpq(url))
@@ -245,7 +230,7 @@ def kit_system(stack: ExitStack, logs: Path) -> System:
     from db import migrate
 
     url = stack.enter_context(scratch_database("overhead_kit"))
-    broker_url = stack.enter_context(vhost("overhead_kit"))
+    broker_url = stack.enter_context(rabbitmq_vhost("overhead_kit"))
     migrate.upgrade(url)
     with psycopg.connect(libpq(url), autocommit=True) as conn:
         conn.execute(RUN_SUCCEEDED.replace("{epoch}", str(KIT_EPOCH_MINUTE)))
@@ -297,7 +282,7 @@ class CelerySender:
 def celery_system(stack: ExitStack, logs: Path, pool: str) -> System:
     python = celery_python()
     url = stack.enter_context(scratch_database(f"overhead_celery_{pool}"))
-    broker_url = stack.enter_context(vhost(f"overhead_celery_{pool}"))
+    broker_url = stack.enter_context(rabbitmq_vhost(f"overhead_celery_{pool}"))
     with psycopg.connect(libpq(url), autocommit=True) as conn:
         conn.execute(FINISHED_TABLE)
     env = base_env(logs, OVERHEAD_BROKER_URL=broker_url, OVERHEAD_DSN=libpq(url))

@@ -121,13 +121,19 @@ STATE_ID = 1
 
 
 class RollupState(Base):
-    """The rollup's single row: the newest tick rolled up and how far stored_at was read."""
+    """The rollup's single row: the newest tick rolled up, how far stored_at was read, and
+    whether the pages' data is already up to date with both."""
 
     __tablename__ = "rollup_state"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     as_of: Mapped[datetime | None]
     stored_watermark: Mapped[datetime | None]
+    # Counts the rollups that changed what the pages' data is computed from (bucket rows
+    # written, newer snapshots seen, as_of moved).
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The generation the pages' data was last computed at: the same, a rebuild is a no-op.
+    pages_generation: Mapped[int | None]
 
 
 class StarEvent(Base):

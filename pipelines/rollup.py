@@ -66,6 +66,7 @@ def roll_up(session: Session) -> int:
     Returns the number of bucket rows written.
     """
     state = lock_state(session)
+    seen = state.stored_watermark
     query = select(Snapshot.tick, Snapshot.stored_at).distinct()
     if state.stored_watermark is not None:
         query = query.where(Snapshot.stored_at > state.stored_watermark - COMMIT_LAG)
@@ -77,7 +78,9 @@ def roll_up(session: Session) -> int:
         for low, high in split_stretch(first, last, MAX_STRETCH_BUCKETS):
             written += roll_up_stretch(session, low, high)
     newest = max(stored_at for _, stored_at in stored)
-    state.stored_watermark = max(newest, state.stored_watermark or newest)
+    state.stored_watermark = max(newest, seen or newest)
+    if written or state.stored_watermark != seen:
+        state.generation += 1
     return written
 
 
@@ -193,8 +196,10 @@ def bucket_row(bucket: Bucket) -> dict[str, object]:
 def refresh(session: Session, tick: datetime) -> int:
     """Advance as_of to `tick` (never back) and rebuild trending as of the newest rollup."""
     state = lock_state(session)
-    state.as_of = tick if state.as_of is None else max(state.as_of, tick)
-    return refresh_trending(session, state.as_of)
+    as_of = tick if state.as_of is None else max(state.as_of, tick)
+    if as_of != state.as_of:
+        state.as_of, state.generation = as_of, state.generation + 1
+    return refresh_trending(session, as_of)
 
 
 def roll_up_tick(session: Session, tick: datetime) -> int:
@@ -226,12 +231,17 @@ def trending_stage(ctx: Context) -> int:
 def pages_stage(ctx: Context) -> int:
     """Refresh what the web pages read as of the newest rollup: the top page's sparklines
     and the ranked repositories' page data (its own stage: it reads days of buckets, which
-    the trending stage's lookups never do)."""
+    the trending stage's lookups never do).
+
+    It is rebuilt only when a rollup changed something since the last rebuild: a tick
+    behind as_of with nothing new (a backfill, a re-run) would redo a whole second of
+    queries for the same rows, one tick after another on the locked state row."""
     checked_tick(ctx)
-    as_of = lock_state(ctx.session).as_of
-    if as_of is None:
+    state = lock_state(ctx.session)
+    if state.as_of is None or state.pages_generation == state.generation:
         return 0
-    charts, sparklines = refresh_page_data(ctx.session, as_of)
+    charts, sparklines = refresh_page_data(ctx.session, state.as_of)
+    state.pages_generation = state.generation
     metrics.rows_written("repo_charts", charts)
     metrics.rows_written("sparklines", sparklines)
     return charts + sparklines

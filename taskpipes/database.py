@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from taskpipes.settings import get_settings
@@ -23,6 +24,10 @@ POOL_RECYCLE_S = 600
 
 # The execution option of a unit of work that only reads (`reading()`, the API's reads).
 READ_ONLY = "taskpipes_read_only"
+
+# A reader riding out an outage waits this long before its second attempt, doubling up to
+# the second figure: quick to notice a restart, yet one line a few seconds in a long outage.
+OUTAGE_PAUSE_S = (0.5, 5.0)
 
 # SQLite waits this long for a writer lock instead of failing at once: worker threads share a file.
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -121,6 +126,24 @@ def retrying(work: Callable[[], T]) -> T:
             raise
         logger.warning("database connection lost (%s); retrying once", type(exc.orig).__name__)
         return work()
+
+
+def retrying_until(work: Callable[[], T], deadline: float) -> T:
+    """Run a unit of work that is safe to repeat (a read), trying again while the database
+    is unreachable (stopped, restarting, cut off) until `deadline` (`time.monotonic()`);
+    then its last error is raised. Each failed attempt logs one line."""
+    pause = OUTAGE_PAUSE_S[0]
+    while True:
+        try:
+            return retrying(work)
+        except OperationalError as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            logger.warning(
+                "database unreachable (%s); trying again in %.1f s", describe_error(exc), pause
+            )
+            time.sleep(pause)
+            pause = min(2 * pause, OUTAGE_PAUSE_S[1])
 
 
 def describe_error(exc: SQLAlchemyError) -> str:

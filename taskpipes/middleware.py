@@ -12,7 +12,7 @@ from periodiq import PeriodiqMiddleware
 from sqlalchemy import delete, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from taskpipes import metrics, runs
+from taskpipes import metrics, rabbit, runs
 from taskpipes.database import begin, retrying
 from taskpipes.models import MessageDelivery
 from taskpipes.schedule import Schedule
@@ -154,7 +154,7 @@ class SchedulerProbe(Middleware):
     def after_enqueue(
         self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None
     ) -> None:
-        if "scheduled_at" not in message.options or message.options.get("retries"):
+        if not rabbit.from_scheduler(message):
             return
         settings = get_settings()
         metrics.serve_metrics(settings.metrics_host, settings.metrics_port)

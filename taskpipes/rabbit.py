@@ -9,15 +9,18 @@ exist yet simply holds nothing. `BROKER_URL` may list the nodes of a cluster sep
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import dramatiq
 import pika
 from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker
 from dramatiq.common import dq_name, xq_name
+from dramatiq.errors import ConnectionClosed
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker
 
@@ -49,6 +52,9 @@ CONNECTION_PARAMS = {"heartbeat": "30", "blocked_connection_timeout": "60"}
 # dead-letters on its own. RabbitMQ 3.10 counts every return, and a worker that stops
 # gracefully (a deploy, a scale-down) returns the messages it had prefetched.
 RETURN_ALLOWANCE = 5
+# A scheduler's tick send waits this long before its second attempt while RabbitMQ is
+# away, doubling up to the second figure: one log line every few seconds of an outage.
+SCHEDULER_PAUSE_S = (1.0, 10.0)
 
 
 def broker_urls(url: str) -> list[str]:
@@ -107,6 +113,32 @@ class TypedQueuesBroker(RabbitmqBroker):
         self.queue_type = queue_type
         self.max_crashes = max_crashes
 
+    def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
+        if not from_scheduler(message):
+            return super().enqueue(message, delay=delay)
+        return self._enqueue_until_sent(message, delay)
+
+    def _enqueue_until_sent(self, message: dramatiq.Message, delay: int | None) -> dramatiq.Message:
+        """periodiq exits when a send fails, and a supervisor restarts it in a tight loop
+        for as long as RabbitMQ is away. Wait for the broker instead: the ticks that fall
+        due meanwhile are not sent, and the catch-up pass accounts for them afterwards."""
+        pause, attempt = SCHEDULER_PAUSE_S[0], 1
+        while True:
+            try:
+                return super().enqueue(message, delay=delay)
+            except ConnectionClosed as exc:
+                # The error's class only: pika's text may carry the connection parameters.
+                logger.warning(
+                    "RabbitMQ unreachable (%s) sending %s for %s; attempt %d failed, next in %g s",
+                    type(exc.message).__name__,
+                    message.actor_name,
+                    message.options["scheduled_at"],
+                    attempt,
+                    pause,
+                )
+            time.sleep(pause)
+            pause, attempt = min(2 * pause, SCHEDULER_PAUSE_S[1]), attempt + 1
+
     def _declare(self, queue: str) -> Any:
         arguments = queue_arguments(queue, self.queue_type, self.max_crashes)
         try:
@@ -124,6 +156,11 @@ class TypedQueuesBroker(RabbitmqBroker):
 
     def _declare_xq_queue(self, queue_name: str) -> Any:
         return self._declare(xq_name(queue_name))
+
+
+def from_scheduler(message: dramatiq.Message) -> bool:
+    """A tick as periodiq sends it: `scheduled_at` in its options, and not a retry."""
+    return "scheduled_at" in message.options and not message.options.get("retries")
 
 
 def type_mismatch(queue: str, queue_type: str, reply: str) -> str:

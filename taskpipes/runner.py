@@ -15,7 +15,7 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from taskpipes import runs
-from taskpipes.database import reading
+from taskpipes.database import reading, retrying_until
 from taskpipes.models import Run, StageRun
 from taskpipes.pipeline import Pipeline
 from taskpipes.registry import registry
@@ -59,12 +59,21 @@ def ensure_workers(broker: dramatiq.Broker) -> None:
 def wait_for(
     run_id: int, timeout_s: float, on_poll: Callable[[int], None] | None = None
 ) -> Outcome:
-    """Poll the run until it finishes; `on_poll(run_id)` after each look (a progress bar)."""
+    """Poll the run until it finishes; `on_poll(run_id)` after each look (a progress bar).
+
+    The run goes on in the workers whatever happens to this process's connection, so a
+    database outage meanwhile is waited out (within the timeout), not reported as the
+    run's failure."""
     deadline = time.monotonic() + timeout_s
-    while True:
+
+    def look() -> Outcome:
         outcome = outcome_of(run_id)
         if on_poll is not None:
             on_poll(run_id)
+        return outcome
+
+    while True:
+        outcome = retrying_until(look, deadline)
         if outcome.status in runs.FINISHED or time.monotonic() > deadline:
             return outcome
         time.sleep(POLL_INTERVAL_S)
@@ -141,7 +150,7 @@ def backfill(entry: Pipeline, start: datetime, end: datetime, timeout_s: float) 
     ):
         pending = set(run_ids)
         while pending and time.monotonic() < deadline:
-            finished = finished_among(pending)
+            finished = retrying_until(functools.partial(finished_among, pending), deadline)
             progress.update(len(finished))
             pending -= finished
             if pending:

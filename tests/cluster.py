@@ -18,18 +18,16 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.faults.private_services import RABBITMQ_BIN, RabbitNode
 from tests.processes import free_port
-from tests.services import port_open, unavailable
+from tests.services import unavailable
 
-SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
-CTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
 # The scenarios' results, one line each, printed at the end of the session.
 TABLE: list[str] = []
 TABLE_HEADER = (
@@ -41,7 +39,7 @@ BOOT_TIMEOUT_S = 180
 
 
 @dataclass
-class Node:
+class Node(RabbitNode):
     name: str
     amqp_port: int
     dist_port: int
@@ -50,10 +48,15 @@ class Node:
     # The network namespace the node lives in; None: the machine's own, on loopback.
     netns: str | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    boot_timeout_s = BOOT_TIMEOUT_S
 
     @property
     def base(self) -> Path:
         return self.home / self.name.split("@")[0]
+
+    @property
+    def console_log(self) -> Path:
+        return self.base / "console.log"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
@@ -84,59 +87,17 @@ class Node:
     def url(self, vhost: str) -> str:
         return f"amqp://guest:guest@{self.ip}:{self.amqp_port}/{vhost}"
 
-    def _in_netns(self, args: list[str]) -> list[str]:
+    def command(self, args: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.netns, *args] if self.netns else args
 
-    def start(self) -> None:
-        self.base.mkdir(parents=True, exist_ok=True)
-        with (self.base / "console.log").open("ab") as out:
-            self.proc = subprocess.Popen(
-                self._in_netns([str(SERVER)]),
-                env=self.env(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def ctl(self, *args: str, timeout: float = 120) -> str:
-        done = subprocess.run(
-            self._in_netns([str(CTL), "-q", "-n", self.name, *args]),
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"rabbitmqctl {' '.join(args)} on {self.name}: {done.stderr}")
-        return done.stdout
-
-    def await_startup(self) -> None:
-        deadline = time.monotonic() + BOOT_TIMEOUT_S
-        while not port_open(self.ip, self.amqp_port):
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: see {self.base / 'console.log'}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start in {BOOT_TIMEOUT_S} s")
-            time.sleep(0.5)
-        self.ctl("await_startup", "--timeout", str(BOOT_TIMEOUT_S), timeout=BOOT_TIMEOUT_S + 10)
-
-    def kill(self) -> None:
-        """SIGKILL the node: no goodbye to its peers or its clients."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
-
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.running:
+            assert self.proc is not None
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.kill()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
 
 @dataclass
@@ -153,9 +114,7 @@ class Cluster:
 
     def add_vhost(self) -> str:
         vhost = f"cluster_{uuid.uuid4().hex[:8]}"
-        node = self.running()
-        node.ctl("add_vhost", vhost)
-        node.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        self.running().open_vhost(vhost)
         return vhost
 
     def queue_members(self, vhost: str) -> dict[str, tuple[str, int]]:
@@ -173,7 +132,7 @@ class Cluster:
         return next(node for node in self.nodes if node.name == name)
 
     def restart(self, node: Node) -> None:
-        node.start()
+        node.launch()
         node.await_startup()
 
 
@@ -223,7 +182,7 @@ def three_nodes_apart(home: Path) -> Iterator[Cluster]:
 
 
 def _prepare(home: Path) -> None:
-    if not SERVER.exists() or shutil.which("erl") is None:
+    if not (RABBITMQ_BIN / "rabbitmq-server").exists() or shutil.which("erl") is None:
         unavailable("Debian's rabbitmq-server (to start a cluster of the tests' own)")
     home.mkdir(parents=True, exist_ok=True)
     cookie = home / ".erlang.cookie"
@@ -238,7 +197,7 @@ def _joined(nodes: list[Node]) -> Iterator[Cluster]:
     """Start `nodes`, join the others to the first; stop them all at the end."""
     try:
         for node in nodes:
-            node.start()
+            node.launch()
         for node in nodes:
             node.await_startup()
         for node in nodes[1:]:

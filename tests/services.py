@@ -63,17 +63,18 @@ def rabbitmqctl(*args: str) -> None:
 
 
 @contextmanager
-def rabbitmq_vhost() -> Iterator[str]:
-    """A fresh RabbitMQ virtual host, deleted afterwards; yields its AMQP URL.
+def rabbitmq_vhost(prefix: str = "taskpipes_test") -> Iterator[str]:
+    """A fresh RabbitMQ virtual host named `prefix_…`, deleted afterwards; yields its AMQP
+    URL.
 
-    Each test gets its own queues, so no message of another test (or of another run of
-    the suite on this machine) can reach its workers.
+    Each test (or bench) gets its own queues, so no message of another test (or of another
+    run of the suite on this machine) can reach its workers.
     """
     if not port_open("127.0.0.1", 5672):
         unavailable("RabbitMQ on 127.0.0.1:5672")
     if shutil.which("rabbitmqctl") is None:
         unavailable("rabbitmqctl (to create a test virtual host)")
-    vhost = f"taskpipes_test_{uuid.uuid4().hex[:10]}"
+    vhost = f"{prefix}_{uuid.uuid4().hex[:10]}"
     rabbitmqctl("add_vhost", vhost)
     try:
         rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")

@@ -2,9 +2,10 @@
 RabbitMQ coming back (README, "Missed ticks").
 
 Only the scheduler loses RabbitMQ: it talks to it through a TcpProxy the test switches off
-for a minute and a bit, across one tick, and runs under a supervisor, as in production
-(periodiq exits when a send fails). Its restart sends the minute it starts in, so the tick
-missed a minute earlier can only come back through the catch-up pass. Workers and the
+for a minute and a bit, across one tick, and runs under a supervisor, as in production.
+Its send waits for the broker; the tick it sends once RabbitMQ is back is more than a
+period old, so the workers drop it, and the missed tick can only come back through the
+catch-up pass. Workers and the
 machine's RabbitMQ are untouched. It follows wall-clock minutes, hence the faults mark.
 """
 

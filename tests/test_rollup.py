@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -22,9 +22,10 @@ from pipelines.buckets import (
     split_stretch,
     stretches,
 )
-from pipelines.rollup import roll_up, roll_up_tick
+from pipelines.rollup import pages_stage, roll_up, roll_up_tick
 from pipelines.trending import WINDOWS, Trend, full_trending, rank_trending
 from taskpipes.database import make_engine
+from taskpipes.pipeline import Context
 from tests.handmade import AS_OF, EXPECTED_TRENDING, HISTORY, at, expected_buckets, store
 
 
@@ -154,21 +155,33 @@ def test_rollups_every_quarter_hour_give_the_literal_expectations(database_url: 
             assert session.get_one(RollupState, 1).as_of == AS_OF
 
 
+# The tick of the hand-made history that arrives an hour late in the tests below.
+LATE_TICK = "2026-08-21 12:10"
+
+
+def roll_up_all_but_the_late_tick(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        for tick, stars in HISTORY.items():
+            if tick != LATE_TICK:
+                store(session, at(tick), stars, at("2026-08-21 12:55"))
+        roll_up_tick(session, AS_OF)
+
+
+def store_the_late_tick(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        store(session, at(LATE_TICK), HISTORY[LATE_TICK], at("2026-08-21 14:00"))
+
+
 def test_a_late_snapshot_is_rolled_up_by_the_next_run_and_reruns_change_nothing(
     sqlite_url: str,
 ) -> None:
-    late_tick = "2026-08-21 12:10"
     with database(sqlite_url) as engine:
         # Given everything but 12:10 stored and rolled up as of 13:00
-        with Session(engine) as session, session.begin():
-            for tick, stars in HISTORY.items():
-                if tick != late_tick:
-                    store(session, at(tick), stars, at("2026-08-21 12:55"))
-            roll_up_tick(session, AS_OF)
+        roll_up_all_but_the_late_tick(engine)
+        with Session(engine) as session:
             assert stored_buckets(session) != expected_buckets()
         # When 12:10 arrives an hour late and 13:00 is rolled up again
-        with Session(engine) as session, session.begin():
-            store(session, at(late_tick), HISTORY[late_tick], at("2026-08-21 14:00"))
+        store_the_late_tick(engine)
         with Session(engine) as session, session.begin():
             roll_up_tick(session, AS_OF)
         # Then its bucket and the next one are repaired
@@ -199,3 +212,45 @@ def test_a_first_rollup_over_a_long_history_works_in_bounded_stretches(
             roll_up_tick(session, AS_OF)
         with Session(engine) as session:
             assert stored_buckets(session) == expected_buckets()
+
+
+def generations(engine: Engine) -> tuple[int, int | None]:
+    """(the rollup's generation, the one the pages' data was built at)."""
+    with Session(engine) as session:
+        state = session.get_one(RollupState, 1)
+        return state.generation, state.pages_generation
+
+
+def build_pages(engine: Engine, tick: datetime) -> None:
+    with Session(engine) as session, session.begin():
+        pages_stage(Context("rollup", "pages", 0, tick, tick, session))
+
+
+def test_the_pages_data_is_rebuilt_only_after_a_rollup_changed_something(
+    sqlite_url: str,
+) -> None:
+    with database(sqlite_url) as engine:
+        # Given everything but 12:10 rolled up as of 13:00, and the pages' data built
+        roll_up_all_but_the_late_tick(engine)
+        build_pages(engine, AS_OF)
+        built, at_build = generations(engine)
+        assert at_build == built
+        # When older ticks, then the same one, are rolled up again with nothing new
+        for tick in (at("2026-08-21 12:15"), AS_OF):
+            with Session(engine) as session, session.begin():
+                roll_up_tick(session, tick)
+            # Then nothing the pages read changed: their stage has nothing to rebuild
+            assert generations(engine) == (built, built)
+        # When 12:10 arrives late and is rolled up
+        store_the_late_tick(engine)
+        with Session(engine) as session, session.begin():
+            roll_up_tick(session, AS_OF)
+        # Then a new generation, which the pages' stage rebuilds
+        changed, _ = generations(engine)
+        assert changed > built
+        build_pages(engine, AS_OF)
+        assert generations(engine) == (changed, changed)
+        # And a later tick moves as_of: a new generation again
+        with Session(engine) as session, session.begin():
+            roll_up_tick(session, AS_OF + timedelta(minutes=15))
+        assert generations(engine)[0] > changed

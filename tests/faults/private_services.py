@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -27,6 +28,8 @@ RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 POSTGRES_LIB = Path("/usr/lib/postgresql")
 # How long a server gets to boot on a busy 2-core machine.
 BOOT_TIMEOUT_S = 120
+# Launches of a private node before its boot counts as failed.
+BOOT_ATTEMPTS = 3
 # PostgreSQL refuses to run as root; Debian's package makes this user.
 POSTGRES_USER = "postgres"
 
@@ -46,15 +49,96 @@ def postgres_bin() -> Path | None:
     return versions[-1].parent if versions else None
 
 
-class PrivateRabbit:
+class NodeExited(RuntimeError):
+    """The node's VM exited before it served."""
+
+
+class RabbitNode:
+    """What every RabbitMQ node of the tests' own does, wherever it lives: boot, answer
+    `rabbitmqctl`, die. A node says its name, its environment (`env`), where its console
+    output goes (`console_log`) and, if it lives in a network namespace, how a command
+    gets there (`command`)."""
+
+    name: str
+    proc: subprocess.Popen[bytes] | None = None
+    boot_timeout_s: float = BOOT_TIMEOUT_S
+
+    def env(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    @property
+    def console_log(self) -> Path:
+        raise NotImplementedError
+
+    def command(self, args: list[str]) -> list[str]:
+        return args
+
+    def ctl(self, *args: str, timeout: float = BOOT_TIMEOUT_S) -> str:
+        """Run `rabbitmqctl -n NODE ARGS`; fail with its output when it fails."""
+        result = subprocess.run(
+            self.command([str(RABBITMQ_BIN / "rabbitmqctl"), "-q", "-n", self.name, *args]),
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"rabbitmqctl {' '.join(args)} on {self.name}: {result.stdout}{result.stderr}"
+            )
+        return result.stdout
+
+    def launch(self) -> None:
+        """Start the node's VM (again, after a stop or a kill, on the same data)."""
+        self.console_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.console_log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command([str(RABBITMQ_BIN / "rabbitmq-server")]),
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def await_startup(self) -> None:
+        wait_until(self._booted, self.boot_timeout_s, f"RabbitMQ node {self.name} to boot")
+
+    def _booted(self) -> bool:
+        # await_startup fails at once until the VM has registered the node with epmd.
+        if not self.running:
+            tail = self.console_log.read_text(errors="replace")[-3000:]
+            raise NodeExited(f"rabbitmq-server exited; the end of {self.console_log}:\n{tail}")
+        try:
+            self.ctl("await_startup", "--timeout", "30", timeout=40)
+        except RuntimeError:
+            return False
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL the node: no goodbye to its peers or its clients, nothing flushed."""
+        if self.running:
+            assert self.proc is not None
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def open_vhost(self, vhost: str) -> None:
+        """Add a virtual host `guest` may use."""
+        self.ctl("add_vhost", vhost)
+        self.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+
+
+class PrivateRabbit(RabbitNode):
     """One RabbitMQ node on loopback ports of its own; `guest` may connect from 127.0.0.1."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root or tempfile.mkdtemp(prefix="taskpipes-rabbit-"))
-        self.node = f"taskpipes-{uuid.uuid4().hex[:8]}@localhost"
+        self.name = f"taskpipes-{uuid.uuid4().hex[:8]}@localhost"
         self.port = free_port()
         self.dist_port = free_port()
-        self._server: subprocess.Popen[bytes] | None = None
         self._write_config()
 
     @property
@@ -63,6 +147,10 @@ class PrivateRabbit:
 
     def vhost_url(self, vhost: str) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/{vhost}"
+
+    @property
+    def console_log(self) -> Path:
+        return self.root / "server.log"
 
     def _write_config(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -83,7 +171,7 @@ class PrivateRabbit:
         return {
             **os.environ,
             "HOME": str(self.root),
-            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODENAME": self.name,
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_CONF_ENV_FILE": str(self.root / "rabbitmq-env.conf"),
             "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq.conf"),
@@ -95,53 +183,32 @@ class PrivateRabbit:
             "ERL_EPMD_ADDRESS": "127.0.0.1",
         }
 
-    def ctl(self, *args: str, timeout: float = BOOT_TIMEOUT_S) -> str:
-        """Run `rabbitmqctl -n NODE ARGS`; fail with its output when it fails."""
-        result = subprocess.run(
-            [str(RABBITMQ_BIN / "rabbitmqctl"), "-q", "-n", self.node, *args],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {result.stdout}{result.stderr}")
-        return result.stdout
-
     def start(self) -> None:
-        """Boot the node (again, after `stop`, on the same data) and wait until it serves."""
-        with (self.root / "server.log").open("ab") as log:
-            self._server = subprocess.Popen(
-                [str(RABBITMQ_BIN / "rabbitmq-server")],
-                env=self.env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_until(self._booted, BOOT_TIMEOUT_S, f"RabbitMQ node {self.node} to boot")
+        """Boot the node (again, after `stop` or `kill`, on the same data) until it serves.
 
-    def _booted(self) -> bool:
-        # await_startup fails at once until the VM has registered the node with epmd.
-        assert self._server is not None and self._server.poll() is None, (
-            f"rabbitmq-server exited; see {self.root / 'server.log'}"
-        )
-        try:
-            self.ctl("await_startup", "--timeout", "30", timeout=40)
-        except RuntimeError:
-            return False
-        return True
+        A VM that exits while booting is launched again (once seen right after a full
+        stop on the loaded machine; the console log it left is printed)."""
+        for attempt in range(1, BOOT_ATTEMPTS + 1):
+            self.launch()
+            try:
+                self.await_startup()
+                return
+            except NodeExited as exc:
+                if attempt == BOOT_ATTEMPTS:
+                    raise
+                print(f"boot attempt {attempt} of {self.name} failed: {exc}")
 
     def stop(self) -> None:
         """Stop the whole node (the Erlang VM exits), as `systemctl stop` would."""
-        if self._server is None:
+        if self.proc is None:
             return
-        if self._server.poll() is None:
+        if self.running:
             try:
                 self.ctl("stop")
             except RuntimeError:
-                self._server.terminate()
-            self._server.wait(60)
-        self._server = None
+                self.proc.terminate()
+            self.proc.wait(60)
+        self.proc = None
 
     def stop_app(self) -> None:
         """Stop RabbitMQ inside a running VM: every connection is closed, no port listens."""
@@ -153,8 +220,7 @@ class PrivateRabbit:
 
     def add_vhost(self, vhost: str) -> str:
         """A virtual host `guest` may use; returns its URL."""
-        self.ctl("add_vhost", vhost)
-        self.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        self.open_vhost(vhost)
         return self.vhost_url(vhost)
 
     def __enter__(self) -> PrivateRabbit:

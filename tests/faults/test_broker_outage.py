@@ -1,9 +1,10 @@
 """Scenario 2: a private RabbitMQ node stopped mid-run, with `rabbitmqctl stop_app` /
-`start_app` and with a full stop and start of the node.
+`start_app`, with a full stop and start of the node, and killed (SIGKILL) and started.
 
 Workers and the scheduler are real supervised processes on a schedule of one tick a
 minute (TASKPIPES_SCHEDULE_* overrides). Each outage spans a minute boundary, so the
-scheduler misses a tick; afterwards the catch-up pass fills what the policy says
+scheduler misses a tick (it waits for the broker, sending again with backoff, and does
+not exit); afterwards the catch-up pass fills what the policy says
 (github_top `latest`: the newest missed tick runs, older ones are recorded skipped;
 rollup `all`: every one runs). A publish during the outage must fail loudly, not vanish.
 """
@@ -136,10 +137,12 @@ def test_broker_outages_lose_no_tick(
             for p in ("github_top", "rollup")
         ]
         first = max(firsts)
-        # When RabbitMQ stops its application, then the whole node, each across a tick
+        # When RabbitMQ stops its application, then the whole node, then dies, each across
+        # a tick
         outages = [
             outage(d, "stop_app", private_rabbit.stop_app, private_rabbit.start_app),
             outage(d, "full stop", private_rabbit.stop, private_rabbit.start),
+            outage(d, "kill", private_rabbit.kill, private_rabbit.start),
         ]
         last = floor_minute(outages[-1].end) + MINUTE
         # Then the missed ticks are filled per policy
@@ -172,18 +175,25 @@ def test_broker_outages_lose_no_tick(
     tally.lost += len(unexplained)
     tally.problems += [f"github_top {t:%H:%M} skipped outside an outage" for t in unexplained]
     filled = d.log("workers").read_text(errors="replace").count("enqueued by catch-up")
+    scheduler_log = d.log("scheduler").read_text(errors="replace")
+    waits = scheduler_log.count("RabbitMQ unreachable")
     row = Row(
-        "2 RabbitMQ stop_app/start_app and full stop/start",
+        "2 RabbitMQ stop_app/start_app, full stop/start, SIGKILL/start",
         tally,
         recover_s=max(o.recovered_s for o in outages),
         notes=f"{filled} missed ticks enqueued by catch-up, {len(skipped)} github_top ticks "
         "skipped per policy 'latest'; "
         f"missed ticks filled {filled_s:.0f} s after the last outage; "
-        f"scheduler restarts {scheduler_exits}, worker restarts {worker_exits}",
+        f"scheduler restarts {scheduler_exits} ({waits} sends waited for the broker), "
+        f"worker restarts {worker_exits}",
     )
     record_row(row)
     assert_nothing_lost(row)
     assert filled + len(skipped) >= len(outages), "every outage cost the scheduler a tick"
+    # The scheduler waited for RabbitMQ instead of exiting, and said so without the password
+    assert scheduler_exits == 0, scheduler_log[-3000:]
+    assert waits >= len(outages), scheduler_log[-3000:]
+    assert "guest:guest" not in scheduler_log
 
 
 def test_a_broker_restart_mid_fetch_loses_nothing(

@@ -21,7 +21,7 @@ import pytest
 from taskpipes.githubsim import Simulator
 from tests.faults import ledger
 from tests.faults.deployment import PATIENCE_S, Deployment, finished
-from tests.faults.holds import TableLock, waiting_on
+from tests.faults.holds import RowHold, TableLock, blocked_by, waiting_on
 from tests.faults.report import Row, assert_nothing_lost
 from tests.processes import Supervisor
 from tests.queues import wait_until
@@ -80,21 +80,18 @@ def kill_github_top(d: Deployment, log: KillLog, tick: datetime) -> None:
     waiter = d.start("run", "github_top", "--at", tick.isoformat(), "--timeout", "900")
     killed = log.strike("github_top fetch", fault_taken(d.simulator, left=1))
     d.simulator.state.wake_stalled()
-    # normalize: the retried fetch may finish, then normalize waits to read its answer.
+    # normalize: the retried fetch finishes (its answer and its record commit together),
+    # then normalize reads the answer and waits to record itself: its stage row is held.
     run_id = wait_until(lambda: d.run_id("github_top", tick), PATIENCE_S, "the run")
     wait_until(fault_taken(d.simulator), PATIENCE_S, "the retried fetch")
     log.recovered(killed)
-    with TableLock(url, "stage_runs"):
-        d.simulator.state.wake_stalled()
-        wait_until(
-            lambda: d.scalar("SELECT count(*) FROM raw_responses WHERE run_id = :r", r=run_id),
-            PATIENCE_S,
-            "the retried fetch's answer",
-        )
-        answers = TableLock(url, "raw_responses", "ACCESS EXCLUSIVE")
+    row = {"run_id": run_id, "stage": "normalize", "status": "running", "attempts": 0,
+           "rows_written": 0}  # fmt: skip
+    normalize_row = RowHold(url, "stage_runs", row)
+    d.simulator.state.wake_stalled()
     d.wait_stage(run_id, "fetch")
-    killed = log.strike("github_top normalize", lambda: waiting_on(url, "raw_responses"))
-    answers.release()
+    killed = log.strike("github_top normalize", lambda: blocked_by(url, normalize_row.pid))
+    normalize_row.release()
     # store, then aggregate: each waits on its own table's lock.
     for stage, lock in zip(("store", "aggregate"), later, strict=True):
         d.wait_stage(run_id, _before(stage))
