@@ -35,7 +35,15 @@ import requests  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from bench.history import END, REPOS, TICK, build_history, naive, store_tick  # noqa: E402
+from bench.history import (  # noqa: E402
+    DAYS,
+    END,
+    REPOS,
+    TICK,
+    build_history,
+    naive,
+    store_tick,
+)
 from bench.pg import scratch_database  # noqa: E402
 from pipelines.aggregate import refresh_latest_ranking  # noqa: E402
 from pipelines.buckets import BUCKET  # noqa: E402
@@ -219,7 +227,7 @@ def roll_up_next(engine: Engine) -> datetime:
 
 def main() -> None:
     with scratch_database("bench_api") as url:
-        engine = build_history(url, 365)
+        engine = build_history(url, DAYS)
         as_of = roll_up_next(engine)
         with api_subprocess(url) as base:
             health = measure_plain(base, "/healthz")
@@ -236,7 +244,7 @@ def main() -> None:
     served = [(r["id"], r["full_name"], r["stars"], r["stars_gained"]) for r in body["repos"]]  # type: ignore[index]
     if served != live_rows:
         raise AssertionError("the precomputed and the live ranking differ")
-    print(f"repositories: {REPOS}")
+    print(f"repositories: {REPOS}, history: {DAYS} days")
     health_p50, _ = report("GET /healthz (before and after the rest)", health + health_after)
     top_p50, _ = report("GET /api/top?limit=100", top_api)
     top_all_p50, _ = report(f"GET /api/top?limit={REPOS}", top_all)

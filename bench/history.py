@@ -24,6 +24,9 @@ from pipelines.store import store_snapshot
 from taskpipes.database import make_engine
 
 REPOS = int(os.environ.get("BENCH_REPOS") or 100)
+# The long history's length in days: a year unless BENCH_DAYS says otherwise (a year of
+# 1,000 repositories is 52.6M rows, hours to build on a loaded 2-core box).
+DAYS = int(os.environ.get("BENCH_DAYS") or 365)
 # Stars fall by this much per rank, so that the last repository still has ~50k.
 STEP = 150_000 // REPOS
 TICK = timedelta(minutes=10)
