@@ -62,6 +62,7 @@ def templates() -> Environment:
     # Every row links to its repository: each name is quoted once per process, not per page.
     env.filters["urlencode"] = repo_path
     env.filters["when"] = when
+    env.filters["iso"] = iso
     return env
 
 
@@ -70,6 +71,12 @@ def when(moment: datetime | None) -> Markup:
     """A moment as the pages print it; a repository page prints ~300 bucket starts, the
     same ones until the next rollup, so each is formatted once."""
     return Markup("never" if moment is None else moment_text(moment))
+
+
+@lru_cache(maxsize=4096)
+def iso(moment: datetime) -> Markup:
+    """A `<time datetime>` value, formatted once per bucket start like `when`."""
+    return Markup(moment.isoformat())
 
 
 @lru_cache(maxsize=4096)
