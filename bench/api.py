@@ -233,7 +233,7 @@ def main() -> None:
             health = measure_plain(base, "/healthz")
             fast, body = measure_trending_precomputed(base)
             top_api = measure_plain(base, "/api/top?limit=100")
-            top_all = measure_plain(base, f"/api/top?limit={REPOS}")
+            top_all = measure_plain(base, f"/api/top?limit={REPOS}") if REPOS > 100 else top_api
             top_page = measure_page(base, "/")
             repo_page = measure_page(base, f"/repos/{PAGE_REPO}")
             not_modified = measure_page_not_modified(base)
@@ -247,13 +247,13 @@ def main() -> None:
     print(f"repositories: {REPOS}, history: {DAYS} days")
     health_p50, _ = report("GET /healthz (before and after the rest)", health + health_after)
     top_p50, _ = report("GET /api/top?limit=100", top_api)
-    top_all_p50, _ = report(f"GET /api/top?limit={REPOS}", top_all)
+    top_all_p50 = report(f"GET /api/top?limit={REPOS}", top_all)[0] if REPOS > 100 else top_p50
     page_p50, _ = report(f"page: GET / (top {REPOS} + trending)", top_page)
     repo_p50, _ = report(f"page: GET /repos/{PAGE_REPO}", repo_page)
     report("page: GET / with If-None-Match (304)", not_modified)
     report("rollup stage: pages (sparklines + repo charts)", pages_stage)
     print(f"GET /api/top?limit=100 p50 goal < 2 ms: {'met' if top_p50 < 0.002 else 'MISSED'}")
-    for name, p50 in (("/api/top (100)", top_p50), (f"/api/top ({REPOS})", top_all_p50)):
+    for name, p50 in {"/api/top (100)": top_p50, f"/api/top ({REPOS})": top_all_p50}.items():
         print(f"{name} p50 / healthz p50: {p50 / health_p50:.1f}")
     for page, p50 in (("GET /", page_p50), ("GET /repos/...", repo_p50)):
         verdict = "met" if p50 < 0.010 else "MISSED"
