@@ -47,7 +47,7 @@ faults: install
 	TASKPIPES_QUEUE_TYPE=quorum $(QUORUM_BURST) $(BIN)/pytest -q -m "faults or not faults" $(QUORUM_ALL)
 
 bench: install
-	@for script in bench/store.py bench/rollup.py bench/api.py bench/spread.py bench/crashguard.py bench/overhead.py; do \
+	@for script in bench/store.py bench/rollup.py bench/api.py bench/spread.py bench/crashguard.py bench/overhead.py bench/memory.py; do \
 		test -f $$script || continue; \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; \
 	done

@@ -1,6 +1,6 @@
 """A synthetic snapshot history on PostgreSQL, rolled up, for the rollup and API benches.
 
-100 repositories every 10 minutes, generated inside PostgreSQL (generate_series), then the
+BENCH_REPOS repositories (100 unless set; 1,000 is TASKPIPES_TOP_N's largest) every 10 minutes, generated inside PostgreSQL (generate_series), then the
 rollup state a year of 15-minute rollups would have left: every bucket, the watermark and
 as_of. The buckets are built by one SQL statement (the same definition as
 pipelines.buckets.full_rollup); `check_buckets` compares a sample with the pure reference.
@@ -9,6 +9,7 @@ New ticks after that go through the project's own store code.
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +23,12 @@ from pipelines.records import RepoSnapshot
 from pipelines.store import store_snapshot
 from taskpipes.database import make_engine
 
-REPOS = 100
+REPOS = int(os.environ.get("BENCH_REPOS") or 100)
+# The long history's length in days: a year unless BENCH_DAYS says otherwise (a year of
+# 1,000 repositories is 52.6M rows, hours to build on a loaded 2-core box).
+DAYS = int(os.environ.get("BENCH_DAYS") or 365)
+# Stars fall by this much per rank, so that the last repository still has ~50k.
+STEP = 150_000 // REPOS
 TICK = timedelta(minutes=10)
 # The history ends here; the measured rollups come after it.
 END = datetime(2026, 8, 21, tzinfo=UTC)
@@ -37,10 +43,10 @@ FIRST_ID = 10_000
 def stars_at(repo: int, k: int) -> int:
     """Stars of repository `repo` (0-based) at tick number `k`: steady growth with a daily
     wave of its own phase, so trending changes over time. Mirrors STARS_SQL."""
-    return 200_000 - repo * 1500 + k * (repo % 7 + 1) // 3 + ((k + 11 * repo) % 144) * (repo % 5)
+    return 200_000 - repo * STEP + k * (repo % 7 + 1) // 3 + ((k + 11 * repo) % 144) * (repo % 5)
 
 
-STARS_SQL = "200000 - r * 1500 + (k * (r % 7 + 1)) / 3 + ((k + 11 * r) % 144) * (r % 5)"
+STARS_SQL = f"200000 - r * {STEP} + (k * (r % 7 + 1)) / 3 + ((k + 11 * r) % 144) * (r % 5)"
 
 
 def build_history(url: str, days: int) -> Engine:

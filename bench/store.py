@@ -1,12 +1,14 @@
 """Snapshot store throughput on PostgreSQL against a bare COPY of the same rows.
 
-Stores N snapshot rows (ticks of 100 repositories) through the project's store code in
+Stores N snapshot rows (ticks of BENCH_REPOS repositories, 100 unless set; the rows stay
+200k, so 1,000 repositories are 200 ticks) through the project's store code in
 one batch, as a re-store from kept raw answers does, and COPYs the same rows into a bare
 table without keys. Prints rows/s for both and the ratio.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -24,7 +26,9 @@ from pipelines.records import RepoSnapshot  # noqa: E402
 from pipelines.store import TickSnapshot, store_snapshots  # noqa: E402
 from taskpipes.database import make_engine  # noqa: E402
 
-TICKS = 2000  # 200k rows: two weeks of 10-minute ticks
+REPOS = int(os.environ.get("BENCH_REPOS") or 100)
+ROWS = 200_000
+TICKS = ROWS // REPOS  # 100 repositories: two weeks of 10-minute ticks
 REPEATS = 3
 START = datetime(2026, 1, 1, tzinfo=UTC)
 COLUMNS = ("repo_id", "tick", "rank", "stars", "forks", "open_issues", "stored_at")
@@ -38,14 +42,14 @@ def history() -> list[TickSnapshot]:
                 id=1000 + rank,
                 full_name=f"owner{rank}/repo{rank}",
                 rank=rank,
-                stars=500_000 - rank * 1000 + t,
+                stars=500_000 - rank * (100_000 // REPOS) + t,
                 forks=10_000 + rank,
                 open_issues=rank,
                 language="Python",
                 license="MIT",
                 description="benchmark repository",
             )
-            for rank in range(1, 101)
+            for rank in range(1, REPOS + 1)
         ]
         snapshots.append(TickSnapshot(START + timedelta(minutes=10 * t), records))
     return snapshots
@@ -97,13 +101,13 @@ def time_copy(url: str, snapshots: list[TickSnapshot]) -> float:
 
 def main() -> None:
     snapshots = history()
-    n = TICKS * 100
+    n = TICKS * REPOS
     with scratch_database("bench_store") as url:
         migrate.upgrade(url)
         store_s = statistics.median(time_store(url, snapshots) for _ in range(REPEATS))
         copy_s = statistics.median(time_copy(url, snapshots) for _ in range(REPEATS))
     store_rate, copy_rate = n / store_s, n / copy_s
-    print(f"rows: {n}")
+    print(f"rows: {n} ({TICKS} ticks of {REPOS} repositories)")
     print(
         f"store (project code, upsert via COPY + INSERT ... ON CONFLICT): {store_rate:,.0f} rows/s"
     )

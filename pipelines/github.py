@@ -36,12 +36,15 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 @dataclass(frozen=True)
 class Page:
-    """One answer: status 200 with a JSON payload, or 304 with none."""
+    """One answer: status 200 with a JSON payload, or 304 with none; and the requests left
+    in this rate-limit window, with the window's reset (epoch seconds), when GitHub said."""
 
     status: int
     payload: Any
     etag: str | None
     next_url: str | None
+    remaining: int | None = None
+    reset: int | None = None
 
 
 def rate_limit_wait(status: int, headers: dict[str, str], now: datetime) -> float | None:
@@ -161,7 +164,18 @@ class GitHubClient:
         if status != 200:
             raise GitHubRequestError(f"GitHub {endpoint}: HTTP {status}: {error_message(body)}")
         payload = parse_json(endpoint, body, headers.get("content-type", ""))
-        return Page(200, payload, headers.get("etag"), next_link(headers.get("link")))
+        remaining, reset = (
+            headers.get("x-ratelimit-remaining", ""),
+            headers.get("x-ratelimit-reset", ""),
+        )
+        return Page(
+            200,
+            payload,
+            headers.get("etag"),
+            next_link(headers.get("link")),
+            int(remaining) if remaining.isdigit() else None,
+            int(reset) if reset.isdigit() else None,
+        )
 
     @staticmethod
     def _record_rate_limit(response: requests.Response) -> None:

@@ -8,6 +8,8 @@ API serves. Each stage's writes commit with the record that the stage is done.
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,14 +18,20 @@ from sqlalchemy.orm import Session
 from db.models import RawResponse
 from pipelines.aggregate import refresh_latest_ranking
 from pipelines.errors import InvalidPayload, PermanentError, RateLimited, SuspectSnapshot
-from pipelines.github import GitHubClient, github_client
-from pipelines.normalize import TOP_SIZE, TopList, normalize_top
+from pipelines.github import GitHubClient, Page, github_client
+from pipelines.normalize import TopList, normalize_top
 from pipelines.store import store_snapshot
 from taskpipes import Call, Context, Later, Pipeline, Schedule, Stage, metrics
 from taskpipes.models import Run
+from taskpipes.settings import get_settings
 
 FETCH, NORMALIZE, STORE, AGGREGATE = "fetch", "normalize", "store", "aggregate"
-SEARCH_PATH = "/search/repositories?q=stars:>50000&sort=stars&order=desc&per_page=100"
+# GitHub's largest search page. The star floor is low enough that over 1,000 repositories
+# pass it (fewer than 1,000 have 50,000 stars), so any TASKPIPES_TOP_N fills its ranking.
+SEARCH_PER_PAGE = 100
+SEARCH_PATH = (
+    f"/search/repositories?q=stars:>10000&sort=stars&order=desc&per_page={SEARCH_PER_PAGE}"
+)
 # A suspect answer (incomplete, short, duplicated id) is fetched again this often.
 MAX_SUSPECT_FETCHES = 3
 # Suspect answers are fetched again after this many seconds, doubling each time.
@@ -32,26 +40,53 @@ SUSPECT_REFETCH_S = 5
 
 def search_top(call: Call) -> tuple[Any, str | None]:
     with github_client() as client:
-        return fetch_search(client)
+        return fetch_search(client, get_settings().top_n)
 
 
-def fetch_search(client: GitHubClient) -> tuple[Any, str | None]:
-    """GET the top list, following `link` pages until it holds TOP_SIZE items.
+def search_pages(top_n: int) -> int:
+    return math.ceil(top_n / SEARCH_PER_PAGE)
 
-    Unconditional: GitHub's search answers carry no ETag (and say `no-cache`), so a
-    conditional search would never be answered 304."""
+
+def fetch_search(client: GitHubClient, top_n: int) -> tuple[Any, str | None]:
+    """GET the top list, following `link` pages until it holds `top_n` items: one page
+    per hundred, all inside one search rate-limit window.
+
+    When the first page says the window has fewer requests left than the pages still
+    needed, nothing more is asked: RateLimited defers the fetch to the window's reset
+    (GitHub allows at least 10 searches a minute, and 1,000 results are 10 pages), instead
+    of a half-read ranking that the next page's 403 would throw away. Unconditional:
+    GitHub's search answers carry no ETag (and say `no-cache`), so a conditional search
+    would never be answered 304."""
     page = client.get("search", SEARCH_PATH)
     payload, next_url = page.payload, page.next_url
-    while next_url and isinstance(payload, dict) and _short(payload):
+    left = search_pages(top_n) - 1
+    if next_url and left and _short(payload, top_n):
+        _check_quota(page, left)
+    while next_url and _short(payload, top_n):
         more = client.get("search", next_url)
-        payload = {**payload, "items": payload["items"] + list(more.payload.get("items", []))}
+        payload = merge_pages(payload, more.payload)
         next_url = more.next_url
     return payload, page.etag
 
 
-def _short(payload: dict[str, Any]) -> bool:
-    items = payload.get("items")
-    return isinstance(items, list) and len(items) < TOP_SIZE
+def _check_quota(page: Page, needed: int) -> None:
+    if page.remaining is not None and page.remaining < needed:
+        wait = max(1.0, (page.reset or 0) - time.time())
+        raise RateLimited(wait, "search")
+
+
+def merge_pages(payload: dict[str, Any], more: Any) -> dict[str, Any]:
+    """One answer of two pages: the items in order, incomplete if either page was."""
+    items = more.get("items") if isinstance(more, dict) else None
+    if not isinstance(items, list):
+        raise InvalidPayload("a later search page has no 'items' list")
+    incomplete = payload.get("incomplete_results") is True or more.get("incomplete_results")
+    return {**payload, "items": payload["items"] + items, "incomplete_results": incomplete}
+
+
+def _short(payload: Any, top_n: int) -> bool:
+    items = payload.get("items") if isinstance(payload, dict) else None
+    return isinstance(items, list) and len(items) < top_n
 
 
 def keep_answer(ctx: Context) -> int:
@@ -81,7 +116,7 @@ def latest_raw(session: Session, run_id: int) -> RawResponse:
 
 
 def normalized(ctx: Context) -> TopList:
-    return normalize_top(latest_raw(ctx.session, ctx.run_id).payload)
+    return normalize_top(latest_raw(ctx.session, ctx.run_id).payload, get_settings().top_n)
 
 
 def normalize(ctx: Context) -> int:

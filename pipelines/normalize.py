@@ -1,4 +1,5 @@
-"""normalize: the GitHub search answer in, 100 validated, ranked RepoSnapshot records out.
+"""normalize: the GitHub search answer in, the top N (TASKPIPES_TOP_N) validated, ranked
+RepoSnapshot records out.
 
 Pure. GitHub's `sort=stars` orders by its search index, which lags the live count it
 reports, so an answer is not always sorted by its own `stargazers_count`. We rank by the
@@ -8,6 +9,7 @@ reported count ourselves and count how far the answer's order was off (its inver
 from __future__ import annotations
 
 import re
+from bisect import bisect_right, insort
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeGuard
@@ -15,7 +17,7 @@ from typing import Any, TypeGuard
 from pipelines.errors import InvalidPayload, SuspectSnapshot
 from pipelines.records import RepoSnapshot
 
-# How many repositories a top snapshot holds.
+# How many repositories a top snapshot holds unless TASKPIPES_TOP_N says otherwise.
 TOP_SIZE = 100
 # GitHub owner and repository names: no slash and no whitespace on either side.
 FULL_NAME = re.compile(r"^[^/\s]+/[^/\s]+$")
@@ -58,8 +60,14 @@ def rank_by_stars(records: Sequence[RepoSnapshot]) -> list[RepoSnapshot]:
 
 
 def count_inversions(stars: Sequence[int]) -> int:
-    """Pairs listed above a repository with more stars. Quadratic, fine for 100 items."""
-    return sum(1 for i, above in enumerate(stars) for below in stars[i + 1 :] if below > above)
+    """Pairs listed above a repository with more stars: for each item, the items below it
+    with more stars, counted in the sorted list of those below (n log n for 1,000 items)."""
+    below: list[int] = []
+    count = 0
+    for above in reversed(stars):
+        count += len(below) - bisect_right(below, above)
+        insort(below, above)
+    return count
 
 
 def _items(payload: Any) -> list[Any]:

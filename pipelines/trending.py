@@ -9,7 +9,7 @@ buckets with one index lookup per repository, never from the snapshot history.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select
@@ -78,8 +78,17 @@ def refresh_trending(session: Session, as_of: datetime) -> int:
         return 0
     rows = session.execute(select(Snapshot.repo_id, Snapshot.stars).where(Snapshot.tick == newest))
     current = {repo_id: stars for repo_id, stars in rows}
+    # Plain dicts, not dataclasses.asdict (which deep-copies every field): 3,000 rows at
+    # TASKPIPES_TOP_N=1000.
     entries = [
-        {"span": span, "as_of": as_of, **asdict(trend)}
+        {
+            "span": span,
+            "as_of": as_of,
+            "rank": trend.rank,
+            "repo_id": trend.repo_id,
+            "stars": trend.stars,
+            "stars_gained": trend.stars_gained,
+        }
         for span, window in WINDOWS.items()
         for trend in rank_trending(current, stars_before(session, newest, as_of - window))
     ]

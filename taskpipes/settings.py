@@ -21,6 +21,8 @@ SCHEDULE_PREFIX = "TASKPIPES_SCHEDULE_"
 # RabbitMQ queue types. Classic is the default: a queue that exists cannot change type, so a
 # deployment moves to quorum on purpose, with `taskpipes rabbit migrate-queues`.
 QUEUE_TYPES = ("classic", "quorum")
+# The ranking's size: GitHub search serves at most 1,000 results of a query.
+DEFAULT_TOP_N, MAX_TOP_N = 100, 1000
 
 
 class ConfigError(ValueError):
@@ -46,6 +48,8 @@ class Settings:
     # prometheus_client reads this variable itself; we read it to find and wipe the files.
     metrics_dir: str | None = None
     queue_type: str = "classic"
+    # How many repositories github_top ranks (TASKPIPES_TOP_N).
+    top_n: int = DEFAULT_TOP_N
 
     @property
     def in_process(self) -> bool:
@@ -65,6 +69,18 @@ def _positive_number(env: Mapping[str, str], name: str, default: float, kind: ty
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {raw!r}")
     return value
+
+
+def _top_n(env: Mapping[str, str]) -> int:
+    raw = env.get("TASKPIPES_TOP_N")
+    if raw is None or raw == "":
+        return DEFAULT_TOP_N
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_TOP_N:
+        raise ConfigError(
+            f"TASKPIPES_TOP_N must be a whole number from 1 to {MAX_TOP_N} (GitHub search "
+            f"serves at most {MAX_TOP_N:,} results), got {raw!r}"
+        )
+    return int(raw)
 
 
 def _check_broker_url(url: str | None) -> str | None:
@@ -150,6 +166,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         metrics_host=env.get("TASKPIPES_METRICS_HOST") or "0.0.0.0",
         metrics_dir=_check_metrics_dir(env),
         queue_type=_choice(env, "TASKPIPES_QUEUE_TYPE", QUEUE_TYPES),
+        top_n=_top_n(env),
     )
 
 

@@ -12,6 +12,7 @@ import requests
 from taskpipes.githubsim import Simulator, identity
 from taskpipes.githubsim.catalog import build_catalog
 from taskpipes.githubsim.data import load_repos
+from taskpipes.githubsim.longtail import TAIL_SIZE
 
 AUG_15 = datetime(2026, 8, 15, tzinfo=UTC)
 AUG_20 = datetime(2026, 8, 20, 12, tzinfo=UTC)
@@ -58,7 +59,8 @@ def test_search_returns_top_100_unique_with_all_fields(sim: Simulator) -> None:
     assert response.headers["content-type"] == "application/json; charset=utf-8"
     body = response.json()
     items = body["items"]
-    assert body["incomplete_results"] is False and body["total_count"] == 103
+    # the bundled 103 and the generated long tail (taskpipes.githubsim.longtail)
+    assert body["incomplete_results"] is False and body["total_count"] == 103 + TAIL_SIZE
     assert len({item["id"] for item in items}) == 100
     stars = [item["stargazers_count"] for item in items]
     assert all(isinstance(s, int) for s in stars)
@@ -148,7 +150,8 @@ def test_link_header_pages_through_all_results(sim: Simulator) -> None:
         response = requests.get(url, params=params)
         seen += [item["id"] for item in response.json()["items"]]
         url, params, pages = response.links.get("next", {}).get("url"), None, pages + 1
-    assert pages == 4 and len(seen) == len(set(seen)) == 103
+    # 1,203 match, and search serves the first 1,000 of them: 34 pages of 30
+    assert pages == 34 and len(seen) == len(set(seen)) == 1000
     assert response.links["first"]["url"].endswith("page=1")
     assert response.links["prev"]["url"].startswith(sim.url)
 

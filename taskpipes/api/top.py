@@ -4,19 +4,44 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from sqlalchemy import select
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import Connection, bindparam, select
 
 from db.models import LatestRanking
-from taskpipes.api.deps import SessionDep
+from taskpipes.api.deps import read_connection
 from taskpipes.api.schemas import TopRepo, TopResponse
+from taskpipes.settings import MAX_TOP_N
 
 router = APIRouter()
 
+# Built once: composing the statement costs as much as running it.
+TOP_QUERY = (
+    select(
+        LatestRanking.rank,
+        LatestRanking.repo_id,
+        LatestRanking.full_name,
+        LatestRanking.stars,
+        LatestRanking.forks,
+        LatestRanking.language,
+        LatestRanking.stars_gained,
+        LatestRanking.tick,
+    )
+    .order_by(LatestRanking.rank)
+    .limit(bindparam("limit"))
+)
+
 
 @router.get("/api/top", response_model=TopResponse)
-def top(session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 100) -> TopResponse:
-    rows = session.scalars(select(LatestRanking).order_by(LatestRanking.rank).limit(limit)).all()
+def top(limit: Annotated[int, Query(ge=1, le=MAX_TOP_N)] = 100) -> Response:
+    """The first `limit` of the ranking (TASKPIPES_TOP_N long), as of its tick."""
+    with read_connection() as connection:
+        answer = top_response(connection, limit)
+    # Serialized here, once: FastAPI would dump the model, validate it again, then dump it.
+    return Response(answer.model_dump_json(), media_type="application/json")
+
+
+def top_response(connection: Connection, limit: int) -> TopResponse:
+    rows = connection.execute(TOP_QUERY, {"limit": limit}).all()
     return TopResponse(
         as_of=rows[0].tick if rows else None,
         repos=[

@@ -65,7 +65,8 @@ def search_repositories(state: SimState, request: Request) -> Answer:
     hits = [repo for repo, indexed in state.index.ranking(state.repos, at) if indexed > minimum]
     if request.param("order") == "asc":
         hits.reverse()
-    shown = hits[(page - 1) * per_page : page * per_page]
+    # The last page stops at the cap too: 1,000 results, never the 1,001st.
+    shown = hits[:SEARCH_RESULT_CAP][(page - 1) * per_page : page * per_page]
     root = request.api_root()
     items = [search_item(repo, state.names.current(repo.id), at, root) for repo in shown]
     last = page_count(min(len(hits), SEARCH_RESULT_CAP), per_page)

@@ -8,6 +8,7 @@ therefore come out of order, as in answers recorded from api.github.com.
 from __future__ import annotations
 
 import threading
+from functools import cache
 
 from taskpipes.githubsim import identity
 from taskpipes.githubsim.catalog import SimRepo
@@ -16,6 +17,7 @@ from taskpipes.githubsim.catalog import SimRepo
 DEFAULT_MAX_LAG_S = 24 * 3600
 
 
+@cache
 def lag_of(repo_id: int, max_lag_s: int) -> int:
     """This repository's index lag, stable across processes and runs."""
     return identity.stable_int("index-lag", repo_id) % (max_lag_s + 1)

@@ -12,6 +12,7 @@ from taskpipes.githubsim.clock import SimClock
 from taskpipes.githubsim.data import load_repos
 from taskpipes.githubsim.faults import FaultBook
 from taskpipes.githubsim.hostile import hostile_record
+from taskpipes.githubsim.longtail import tail_catalog
 from taskpipes.githubsim.names import RepoNames
 from taskpipes.githubsim.ratelimit import RateLimiter
 from taskpipes.githubsim.requestlog import RequestLog
@@ -23,7 +24,9 @@ class SimState:
         self, search_limit: int | None = None, core_limit: int | None = None, hostile: bool = False
     ) -> None:
         records = load_repos() + ([hostile_record()] if hostile else [])
-        self.repos: dict[int, SimRepo] = build_catalog(records)
+        # The tail is its own catalog: its growth must not move the bundled repositories'
+        # fallback slope.
+        self.repos: dict[int, SimRepo] = build_catalog(records) | tail_catalog()
         self.names = RepoNames({rid: repo.original_name for rid, repo in self.repos.items()})
         self.clock = SimClock()
         self.faults = FaultBook()

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, cast
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from periodiq import CronSpec
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
@@ -56,10 +58,34 @@ def templates() -> Environment:
         finalize=show_controls,
     )
     env.globals["site_css"] = site_css()
-    env.filters["count"] = lambda n: "" if n is None else f"{n:,}"
-    env.filters["signed"] = lambda n: "n/a" if n is None else f"{n:+,}"
-    env.filters["when"] = lambda moment: "never" if moment is None else moment_text(moment)
+    # Numbers and moments we format hold no markup: Markup skips escaping and the bidi
+    # filter, a repository page's ~1,000 small strings.
+    env.filters["count"] = lambda n: Markup("" if n is None else f"{n:,}")
+    env.filters["signed"] = lambda n: Markup("n/a" if n is None else f"{n:+,}")
+    # Every row links to its repository: each name is quoted once per process, not per page.
+    env.filters["urlencode"] = repo_path
+    env.filters["when"] = when
+    env.filters["iso"] = iso
     return env
+
+
+@lru_cache(maxsize=4096)
+def when(moment: datetime | None) -> Markup:
+    """A moment as the pages print it; a repository page prints ~300 bucket starts, the
+    same ones until the next rollup, so each is formatted once."""
+    return Markup("never" if moment is None else moment_text(moment))
+
+
+@lru_cache(maxsize=4096)
+def iso(moment: datetime) -> Markup:
+    """A `<time datetime>` value, formatted once per bucket start like `when`."""
+    return Markup(moment.isoformat())
+
+
+@lru_cache(maxsize=4096)
+def repo_path(full_name: str) -> str:
+    """`owner/name` quoted for a URL path, as Jinja's urlencode does it (the slash kept)."""
+    return quote(full_name, safe="/")
 
 
 @contextmanager

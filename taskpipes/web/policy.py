@@ -47,6 +47,7 @@ def page_policy() -> str:
 
 def show_controls(value: object) -> object:
     """Jinja's finalize: a bidi control in text becomes its visible code point, U+202E."""
-    if isinstance(value, str) and not isinstance(value, Markup):
+    # Every control is outside ASCII, and isascii is the cheap test (most text passes it).
+    if isinstance(value, str) and not value.isascii() and not isinstance(value, Markup):
         return BIDI_CONTROLS.sub(lambda found: f"[U+{ord(found[0]):04X}]", value)
     return value
