@@ -275,21 +275,22 @@ SEARCH_SHAPED = st.fixed_dictionaries(
 )
 
 
-def outcome_of(answer: Any) -> str:
-    """normalize's verdict; any exception but its own two propagates and fails the test."""
+def outcome_of(answer: Any) -> tuple[str, str]:
+    """normalize's verdict and its message; any exception but its own two propagates and
+    fails the test. An error is one line that starts by naming where the answer was wrong."""
     try:
         result = normalize_top(answer)
     except (InvalidPayload, SuspectSnapshot) as exc:
-        assert str(exc) and "\n" not in str(exc)
-        return type(exc).__name__
+        assert NAMED_PLACE.match(str(exc)) and "\n" not in str(exc), str(exc)
+        return type(exc).__name__, str(exc)
     assert len(result.records) == 100 and result.inversions >= 0
     assert [r.rank for r in result.records] == list(range(1, 101))
-    return "records"
+    return "records", ""
 
 
 @given(SEARCH_SHAPED)
 def test_search_shaped_json_either_normalizes_or_raises_a_named_error(answer: Any) -> None:
-    assert outcome_of(answer) in ("InvalidPayload", "SuspectSnapshot")
+    assert outcome_of(answer)[0] in ("InvalidPayload", "SuspectSnapshot")
 
 
 @given(st.integers(0, 99), st.sampled_from([*item(1, 1), "license"]), JSON)
@@ -299,7 +300,11 @@ def test_any_value_in_any_field_of_a_real_answer_is_accepted_or_named(
     items = top()
     items[where] = {**items[where], field: value}
 
-    assert outcome_of(payload(items)) in ("records", "InvalidPayload", "SuspectSnapshot")
+    verdict, message = outcome_of(payload(items))
+    assert verdict in ("records", "InvalidPayload", "SuspectSnapshot")
+    if verdict == "InvalidPayload":
+        # The one field made wrong is the one named
+        assert f"field '{field}" in message, message
 
 
 @given(
