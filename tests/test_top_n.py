@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from db.models import LatestRanking
@@ -15,6 +16,8 @@ from pipelines.github import GitHubClient
 from pipelines.github_top import fetch_search
 from pipelines.normalize import normalize_top
 from taskpipes import registry
+from taskpipes.api.app import create_app
+from taskpipes.api.server import serve_in_thread
 from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
 from taskpipes.runner import run_tick
@@ -102,6 +105,12 @@ def test_github_top_ranks_top_n(app_env, sqlite_url, simulator: Simulator) -> No
         assert session.scalar(select(func.count()).select_from(LatestRanking)) == 250
     assert list(ranks) == list(range(1, 251))
     assert search_requests(simulator) == 3
+    # and the top page, "Top 100", lists the first 100 while /api/top serves them all
+    with serve_in_thread(create_app()) as base:
+        page = requests.get(f"{base}/", timeout=30).text
+        served = requests.get(f"{base}/api/top?limit=1000", timeout=30).json()["repos"]
+    top_table = page[page.index('<table id="top">') : page.index("</table>")]
+    assert top_table.count('<td class="num rank">') == 100 and len(served) == 250
 
 
 def test_the_default_is_100() -> None:

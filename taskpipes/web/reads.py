@@ -74,6 +74,9 @@ def _gain(span: str) -> type[TrendingEntry]:
 
 
 _DAY, _WEEK = _gain("24h"), _gain("7d")
+# The top page lists the first 100 whatever TASKPIPES_TOP_N ranks: a page of 1,000 rows is
+# ~2 MB and 30 times the render; /api/top serves the whole ranking.
+PAGE_ROWS = 100
 # Built once: composing the statement costs about as much as running it.
 TOP_QUERY = (
     select(
@@ -93,6 +96,7 @@ TOP_QUERY = (
     .outerjoin(_WEEK, and_(_WEEK.span == "7d", _WEEK.repo_id == LatestRanking.repo_id))
     .outerjoin(Sparkline, Sparkline.repo_id == LatestRanking.repo_id)
     .order_by(LatestRanking.rank)
+    .limit(PAGE_ROWS)
 )
 
 
