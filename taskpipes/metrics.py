@@ -51,8 +51,19 @@ LAG_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600, 8
 API_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 
 
-@cache
+# Worker threads meet the first metric call at once: `cache` alone would let two of them
+# build the metrics, and the second registration raises (a duplicated timeseries) in the
+# middle of a stage whose work already committed.
+_REGISTRY_LOCK = threading.Lock()
+
+
 def _registry() -> dict[str, Any]:
+    with _REGISTRY_LOCK:
+        return _build_registry()
+
+
+@cache
+def _build_registry() -> dict[str, Any]:
     return {
         "runs": Counter(
             "taskpipes_pipeline_runs", "Finished pipeline runs by status", ["pipeline", "status"]
