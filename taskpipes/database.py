@@ -50,6 +50,8 @@ def _configure_sqlite(engine: Engine) -> None:
         # A writer takes the write lock up front, so two writers queue instead of deadlocking
         # on upgrade. A reader begins deferred: under WAL it never waits for that lock, so a
         # poll or a page is not queued behind (or timed out by) a busy worker.
+        if conn.connection.dbapi_connection.in_transaction:
+            return  # a taskpipes.transaction began it, raw; its session joins it
         read_only = conn.get_execution_options().get(READ_ONLY, False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
