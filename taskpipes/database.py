@@ -72,14 +72,27 @@ def make_engine(url: str) -> Engine:
     return create_engine(
         url,
         pool_recycle=POOL_RECYCLE_S,
-        pool_size=5,
-        max_overflow=5,
+        pool_size=_pool_size,
+        max_overflow=_pool_size,
         connect_args={"options": f"-c lock_timeout={lock_timeout_ms}"},
     )
 
 
 # An engine a host application handed in (taskpipes.configure), instead of one we build.
 _given: Engine | None = None
+# Connections a PostgreSQL pool keeps open: one per worker thread once a worker says how
+# many it runs (size_pool). SQLAlchemy closes an overflow connection on its return whenever
+# this many are idle, so eight threads over a pool of five would reconnect all the time.
+DEFAULT_POOL_SIZE = 5
+_pool_size = DEFAULT_POOL_SIZE
+
+
+def size_pool(threads: int) -> None:
+    """Keep a connection per thread (a worker booting, before its first message)."""
+    global _pool_size
+    if max(threads, DEFAULT_POOL_SIZE) != _pool_size:
+        _pool_size = max(threads, DEFAULT_POOL_SIZE)
+        use_engine(_given)
 
 
 def use_engine(engine: Engine | None) -> None:
