@@ -330,12 +330,15 @@ def kit_migrate(url: str) -> None:
     """The kit's tables, by its own command (in this process it would fix the kit's settings
     before confirm_rates sets them)."""
     env = {**os.environ, "DATABASE_URL": url}
-    subprocess.run([str(BIN / "taskpipes"), "db", "upgrade"], env=env, check=True)
+    subprocess.run(
+        [str(BIN / "taskpipes"), "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def dbos_migrate(url: str) -> None:
     """DBOS's system tables, before its workers and client race to use them."""
-    subprocess.run([str(side_python("dbos").parent / "dbos"), "migrate", "-s", url], check=True)
+    dbos = side_python("dbos").parent / "dbos"
+    subprocess.run([str(dbos), "migrate", "-s", url], check=True, stdout=subprocess.DEVNULL)
 
 
 def recipes() -> list[Recipe]:

@@ -21,9 +21,12 @@ WORKFLOW = "overhead_run"
 # Workflows one worker process runs at once (the Dramatiq and Celery workers' threads).
 WORKER_CONCURRENCY = 8
 POLLING_INTERVAL_S = 0.1
-# DBOS runs each workflow on a thread of an unbounded pool; its system database pool
-# serves those 8 and its own queue and notification threads.
-SYSTEM_POOL_SIZE = WORKER_CONCURRENCY + 2
+# DBOS runs each workflow on a thread of an unbounded pool: its system database pool is
+# sized to the workflows one process runs at once, as the other systems' pools are to
+# their threads (a connection per thread would not fit beside them in PostgreSQL's 100).
+SYSTEM_POOL_SIZE = WORKER_CONCURRENCY
+# The last step borrows its connection from a small pool of its own: the insert is short.
+FINISH_POOL_SIZE = 2
 
 
 def system_database_url() -> str:
@@ -33,10 +36,8 @@ def system_database_url() -> str:
 def work() -> None:
     from dbos import DBOS
 
-    # A connection per DBOS thread would not fit PostgreSQL's 100 beside the other
-    # systems: the last step borrows one from a pool sized to the workflows at once.
     finish_pool = ConnectionPool(
-        os.environ["OVERHEAD_DSN"], min_size=1, max_size=WORKER_CONCURRENCY, open=True
+        os.environ["OVERHEAD_DSN"], min_size=1, max_size=FINISH_POOL_SIZE, open=True
     )
 
     @DBOS.step()
