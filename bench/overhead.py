@@ -16,11 +16,13 @@ it at commit).
 Measured, first in a pass of its own, one system at a time and not timed (a burst of 100
 runs): round trips to PostgreSQL per run and per message (a counting proxy between the
 system's processes and the server), statements and transactions (the server's log,
-log_statement = 'all' on the system's database) and connections opened. Then, all systems'
-workers running at once: latency (50 sequential runs, systems alternating: p50, p99),
-throughput (300 runs enqueued at once, median of 3), CPU per run over the bursts, of the
-worker processes (/proc) and of the whole machine (/proc/stat: PostgreSQL, RabbitMQ and
-everyone else's work included), and the bulk enqueue rate of a 1,000-tick backfill against
+log_statement = 'all' on the system's database) and connections opened. Then 3 timed
+rounds, in each of which every system in turn has its workers started alone (all five at
+once would hold about all of PostgreSQL's 100 connections, which other people's tests
+share): latency (17 sequential runs a round: p50, p99), throughput (300 runs enqueued at
+once: median of the rounds), CPU per run over the bursts, of the worker processes (/proc)
+and of the whole machine (/proc/stat: PostgreSQL, RabbitMQ and everyone else's work
+included), and the bulk enqueue rate of a 1,000-tick backfill against
 raw Dramatiq's per-message confirms. Goals, met or not, and the house `result:` line end
 it. `--profile` runs py-spy over the taskpipes workers instead.
 """
@@ -64,9 +66,11 @@ SIDE_REQUIREMENTS = {
     "celery": ("celery==5.*", "psycopg[binary]"),
     "dbos": ("dbos==3.4.0", "psycopg[binary,pool]"),
 }
-LATENCY_RUNS = 50
-BURST = 300
-BURST_REPEATS = 3
+# Timed rounds: each system in turn, its workers alone on the services, every round.
+ROUNDS = 3
+WARMUP = 20  # runs at once: connections, queues declared, code paths loaded
+LATENCY_RUNS = 51  # sequential single runs, a third in each round
+BURST = 300  # runs at once, one burst per round
 BACKFILL_TICKS = 1000
 # The measuring pass: a burst to warm up (every worker thread's connection, code paths),
 # then a burst counted, sent at once as the timed bursts are: a poller's (DBOS's) idle
@@ -353,7 +357,7 @@ def recipes() -> list[Recipe]:
         kit_recipe(),
         Recipe("Celery, threads 2x8", "celery_threads", celery, "bench.overhead_celery", threads, FINISHED_TABLE),
         Recipe("Celery, prefork 2", "celery_prefork", celery, "bench.overhead_celery", prefork, FINISHED_TABLE),
-        Recipe("DBOS, queue 2x8", "dbos", dbos, "bench.overhead_dbos", [dbos_worker] * 2, FINISHED_TABLE, None, broker=False, migrate=dbos_migrate),
+        Recipe("DBOS, queue 2x8", "dbos", dbos, "bench.overhead_dbos", [dbos_worker] * 2, FINISHED_TABLE, messages_per_run=None, broker=False, migrate=dbos_migrate),
     ]  # fmt: skip
 
 
@@ -376,7 +380,7 @@ def set_up(stack: ExitStack, logs: Path, recipe: Recipe) -> System:
 def proxy_tally(proxies: dict[str, CountingProxy]) -> Counter[str]:
     tally = Counter({"connections": sum(p.connections for p in proxies.values())})
     for side, proxy in proxies.items():
-        tally[f"{side} round trips"] = proxy.round_trips
+        tally[f"{side} round_trips"] = proxy.round_trips
     return tally
 
 
@@ -408,15 +412,14 @@ def count_traffic(system: System, log: ServerLog) -> Counter[str]:
 def traffic_figures(system: System, traffic: Counter[str]) -> dict[str, float]:
     """Per run (both sides), and per message (the workers' side) where runs are messages."""
     figures = {
-        f"{what.replace(' ', '_')}_per_run": sum(traffic[f"{side} {what}"] for side in SIDES)
-        / COUNT_RUNS
-        for what in ("round trips", "statements", "commits")
+        f"{what}_per_run": sum(traffic[f"{side} {what}"] for side in SIDES) / COUNT_RUNS
+        for what in ("round_trips", "statements", "commits")
     }
     figures["connections_per_run"] = traffic["connections"] / COUNT_RUNS
     if system.recipe.messages_per_run:
         messages = COUNT_RUNS * system.recipe.messages_per_run
-        for what in ("round trips", "statements"):
-            figures[f"{what.replace(' ', '_')}_per_message"] = traffic[f"workers {what}"] / messages
+        for what in ("round_trips", "statements"):
+            figures[f"{what}_per_message"] = traffic[f"workers {what}"] / messages
     return figures
 
 
@@ -425,57 +428,59 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def latencies(systems: list[System]) -> dict[str, dict[str, float]]:
-    """p50, p99 of single runs, systems taking turns."""
-    seconds: dict[str, list[float]] = {s.name: [] for s in systems}
-    for i in range(LATENCY_RUNS):
-        for system in systems[i % len(systems) :] + systems[: i % len(systems)]:
-            seconds[system.name].append(system.run(system.keys(1)))
-    return {
-        name: {
-            "p50_ms": 1000 * statistics.median(values),
-            "p99_ms": 1000 * percentile(values, 0.99),
-        }
-        for name, values in seconds.items()
-    }
+@dataclass(frozen=True)
+class Round:
+    """One system's timed round: single runs' latencies, then a burst."""
+
+    latencies: list[float]
+    runs_per_s: float
+    cpu_per_run: float
+    machine_cpu_per_run: float
+    peak_rss_mb: float
 
 
-def bursts(systems: list[System]) -> dict[str, dict[str, float]]:
-    """Runs/s with BURST runs sent at once, and the CPU each run cost; medians of rounds."""
-    samples: dict[str, list[tuple[float, float, float]]] = {s.name: [] for s in systems}
-    for _ in range(BURST_REPEATS):
-        for system in systems:
-            workers, machine = system.cpu_seconds(), machine_cpu_seconds()
-            rate = BURST / system.run(system.keys(BURST))
-            samples[system.name].append(
-                (
-                    rate,
-                    (system.cpu_seconds() - workers) / BURST,
-                    (machine_cpu_seconds() - machine) / BURST,
-                )
-            )
+def timed_round(system: System) -> Round:
+    """The system's workers started alone (every system at once would hold about all of
+    PostgreSQL's 100 connections, shared with others' tests), warmed up, timed, stopped."""
+    system.start(system.url, system.url)
+    try:
+        system.run(system.keys(WARMUP))
+        latencies = [system.run(system.keys(1)) for _ in range(LATENCY_RUNS // ROUNDS)]
+        workers, machine = system.cpu_seconds(), machine_cpu_seconds()
+        seconds = system.run(system.keys(BURST))
+        return Round(
+            latencies,
+            BURST / seconds,
+            (system.cpu_seconds() - workers) / BURST,
+            (machine_cpu_seconds() - machine) / BURST,
+            system.peak_rss_mb(),
+        )
+    finally:
+        system.stop()
+
+
+def summary(rounds: list[Round]) -> dict[str, float]:
+    latencies = [seconds for r in rounds for seconds in r.latencies]
     return {
-        s.name: {
-            "runs_per_s": statistics.median(r for r, _, _ in samples[s.name]),
-            "cpu_ms_per_run": 1000 * statistics.median(w for _, w, _ in samples[s.name]),
-            "machine_cpu_ms_per_run": 1000 * statistics.median(m for _, _, m in samples[s.name]),
-            "peak_rss_mb": s.peak_rss_mb(),
-        }
-        for s in systems
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+        "runs_per_s": statistics.median(r.runs_per_s for r in rounds),
+        "cpu_ms_per_run": 1000 * statistics.median(r.cpu_per_run for r in rounds),
+        "machine_cpu_ms_per_run": 1000 * statistics.median(r.machine_cpu_per_run for r in rounds),
+        "peak_rss_mb": max(r.peak_rss_mb for r in rounds),
     }
 
 
 def measure(systems: list[System]) -> dict[str, dict[str, float]]:
+    """The traffic pass, then ROUNDS timed rounds, the systems taking turns in each."""
     log = ServerLog(ADMIN_DSN)
     figures = {s.name: traffic_figures(s, count_traffic(s, log)) for s in systems}
-    for system in systems:
-        system.start(system.url, system.url)
-    for system in systems:  # warm up: connections, queues declared, code paths loaded
-        system.run(system.keys(20))
-    for name, values in latencies(systems).items():
-        figures[name] |= values
-    for name, values in bursts(systems).items():
-        figures[name] |= values
+    rounds: dict[str, list[Round]] = {s.name: [] for s in systems}
+    for _ in range(ROUNDS):
+        for system in systems:
+            rounds[system.name].append(timed_round(system))
+    for name, values in rounds.items():
+        figures[name] |= summary(values)
     return figures
 
 
@@ -604,7 +609,7 @@ def profile(stack: ExitStack, logs: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     time.sleep(2)
-    for _ in range(BURST_REPEATS):
+    for _ in range(ROUNDS):
         kit.run(kit.keys(BURST))
     spy.send_signal(2)
     spy.wait(60)
@@ -631,7 +636,7 @@ def summarize(collapsed: str) -> str:
         for library in PROFILE_LIBRARIES:
             if f"({library}/" in frames or f"/{library}/" in frames:
                 libraries[library] += n
-    runs = BURST_REPEATS * BURST  # py-spy starts after the warm-up
+    runs = ROUNDS * BURST  # py-spy starts after the warm-up
     lines = [f"busy samples at 200 Hz: {busy} ({busy / runs * 5:.1f} ms per run)"]
     lines += [f"  {name}: {100 * n / max(busy, 1):.0f}%" for name, n in parts.items()]
     lines.append("by library (inclusive):")
@@ -644,9 +649,7 @@ def compare(logs: Path, stack: ExitStack) -> tuple[dict[str, dict[str, float]], 
     systems = [set_up(stack, logs, recipe) for recipe in recipes()]
     try:
         figures = measure(systems)
-        for system in systems:  # the backfill's runs are not worked while it enqueues
-            system.stop()
-        per_message, bulk = confirm_rates(systems[0], systems[1])
+        per_message, bulk = confirm_rates(systems[0], systems[1])  # no workers running
     except BaseException:
         for log in sorted(logs.glob("*.log")):
             print(f"--- {log.name}\n{log.read_text()[-3000:]}", file=sys.stderr)
