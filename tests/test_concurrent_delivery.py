@@ -73,7 +73,9 @@ class Backend:
         self.send(
             message(pipeline.actor_name("tick"), kwargs={"tick": T0.isoformat(), "explicit": True})
         )
-        return wait_until(lambda: run_past_a(pipeline.name), WAIT_S, f"{pipeline.name} stage a")
+        run_id = wait_until(lambda: run_past_a(pipeline.name), WAIT_S, f"{pipeline.name} a")
+        assert run_id is not None  # wait_until returns only a true value
+        return run_id
 
     def send_copies(self, pipeline: Pipeline, run_id: int, count: int) -> None:
         for _ in range(count):
@@ -158,7 +160,9 @@ def finished_run(run_id: int) -> Run:
             run = session.get_one(Run, run_id)
         return run if run.status in runs.FINISHED else None
 
-    return wait_until(finished, WAIT_S, f"run {run_id} to finish")
+    run = wait_until(finished, WAIT_S, f"run {run_id} to finish")
+    assert run is not None  # wait_until returns only a true value
+    return run
 
 
 @pytest.fixture(
