@@ -60,12 +60,18 @@ def retry_counts(actor_name: str) -> Iterator[list[int]]:
             if message.actor_name == actor_name:
                 seen.append(message.options.get("retries", 0))
 
-    recorder = RecordRetries()
-    actors.broker.middleware.append(recorder)
-    try:
+    with added(RecordRetries()):
         yield seen
+
+
+@contextmanager
+def added(middleware: Middleware) -> Iterator[None]:
+    """`middleware` on the in-process broker for the length of the block."""
+    actors.broker.middleware.append(middleware)
+    try:
+        yield
     finally:
-        actors.broker.middleware.remove(recorder)
+        actors.broker.middleware.remove(middleware)
 
 
 def snapshot_count() -> int:
