@@ -32,6 +32,9 @@ def main(argv: Sequence[str]) -> int:
     offset, program, *args = argv
     module, function = ENTRY_POINTS[Path(program).name]
     time_machine.travel(time.time() + float(offset), tick=True).start()
+    # time-machine's clock starts to run at its first reading, not at start(): read it now,
+    # or a process that first asks after importing its actors runs that much behind.
+    time.time()
     sys.argv = [program, *args]
     return getattr(importlib.import_module(module), function)() or 0
 
