@@ -154,17 +154,19 @@ def test_rate_limit_403_waits_for_the_reset_then_succeeds(
     app_env, sqlite_url, simulator, quick_retries
 ) -> None:
     app_env(sqlite_url)
-    # The reset is 2-3 s away (whole epoch seconds), far longer than an ordinary retry
-    simulator.add_fault("search", "rate_limit_403", reset_in=3)
+    # The reset is 1-2 s away (whole epoch seconds), far longer than an ordinary retry
+    simulator.add_fault("search", "rate_limit_403", reset_in=2)
 
-    with retry_counts("github_top_fetch") as retries:
+    with retry_counts("github_top_fetch") as retries, sent_delays("github_top_fetch") as delays:
         outcome = run_at(simulator, T0)
 
     assert outcome.status == "succeeded", outcome.error
     counts = simulator.requests()["counts"]["search"]["by_status"]
     assert counts == {"403": 1, "200": 1}
-    assert seconds_to_first_answer(outcome.run_id) >= 1.5
-    # Sent again after the wait, without spending a retry
+    # Sent again for the reset, waited out, without spending a retry
+    first, again = delays.values()
+    assert first is None and again is not None and 1000 <= again <= 2000, delays
+    assert seconds_to_first_answer(outcome.run_id) >= 1.0
     assert retries == [0, 0]
 
 
@@ -198,15 +200,17 @@ def test_retry_after_429_and_a_500_are_retried(
     app_env, sqlite_url, simulator, quick_retries
 ) -> None:
     app_env(sqlite_url)
-    simulator.add_fault("search", "rate_limit_429", retry_after=2)
+    simulator.add_fault("search", "rate_limit_429", retry_after=1)
     simulator.add_fault("search", "server_error")
 
-    with retry_counts("github_top_fetch") as retries:
+    with retry_counts("github_top_fetch") as retries, sent_delays("github_top_fetch") as delays:
         outcome = run_at(simulator, T0)
 
     assert outcome.status == "succeeded", outcome.error
     assert simulator.requests()["counts"]["search"]["by_status"] == {"429": 1, "500": 1, "200": 1}
-    assert seconds_to_first_answer(outcome.run_id) >= 1.5
+    # Sent again when retry-after says (the 500's retry is the same message, sent again)
+    assert list(delays.values()) == [None, 1000]
+    assert seconds_to_first_answer(outcome.run_id) >= 1.0
     # The 429 is waited out for free; only the 500 spends a retry
     assert retries == [0, 0, 1]
 
