@@ -8,8 +8,7 @@ is due at the minute it starts in, then sleeps until the next tick (alarm): both
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, select
@@ -20,9 +19,9 @@ from db.models import Snapshot
 from taskpipes.githubsim import Simulator
 from taskpipes.models import Run, StageRun
 from taskpipes.schedule import floor_minute
-from tests.processes import VENV_BIN, metric_sum, process, scrape, service_env, worker_args
+from tests.processes import metric_sum, scrape, service_env
 from tests.queues import wait_until
-from tests.shifted_clock import shifted
+from tests.shifted_clock import clock_offset, next_minute_at, scheduler, workers
 
 EVERY_MINUTE = "* * * * *"
 EVERY_OTHER_MINUTE = "*/2 * * * *"
@@ -40,29 +39,6 @@ def runs_by_tick(engine: Engine, pipeline: str) -> dict[datetime, str]:
     with engine.connect() as conn:
         rows = conn.execute(select(Run.tick, Run.status).where(Run.pipeline == pipeline))
         return {tick: status for tick, status in rows}
-
-
-def clock_offset(to: datetime) -> float:
-    """Seconds to move the processes' clocks so that they read `to` now."""
-    return (to - datetime.now(UTC)).total_seconds()
-
-
-def next_minute_at(second: int, minutes_apart: int = 1) -> datetime:
-    """The coming moment `second` seconds into a minute divisible by `minutes_apart`."""
-    moment = floor_minute(datetime.now(UTC)) + timedelta(seconds=second)
-    while moment < datetime.now(UTC) or moment.minute % minutes_apart:
-        moment += timedelta(minutes=1)
-    return moment
-
-
-def workers(env: Mapping[str, str], log: Path, offset_s: float):  # type: ignore[no-untyped-def]
-    """`dramatiq actors`, as production runs it, on a clock `offset_s` ahead."""
-    return process(shifted(worker_args(), offset_s), env, log)
-
-
-def scheduler(env: Mapping[str, str], log: Path, offset_s: float):  # type: ignore[no-untyped-def]
-    """`periodiq actors`, as production runs it, on a clock `offset_s` ahead."""
-    return process(shifted([str(VENV_BIN / "periodiq"), "actors"], offset_s), env, log)
 
 
 def test_two_schedulers_two_workers_one_run_per_tick(
