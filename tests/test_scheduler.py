@@ -30,9 +30,9 @@ DEADLINE_S = 150
 # The downtime test's first tick must be done within the two minutes before its next one.
 FIRST_TICK_DEADLINE_S = 100
 # Where in its minute a scheduler's clock starts: late enough that the next minute comes
-# soon, early enough that a slow start (importing the actors, 1-3 s on a loaded 2-core
-# box) still sends that minute's tick (periodiq waits for the next one past 55 s).
-START_SECOND = 40
+# soon, early enough that a slow start (importing the actors, 2-4 s on a 2-core box at
+# load 14) still sends that minute's tick (periodiq waits for the next one past 55 s).
+START_SECOND = 35
 
 
 def runs_by_tick(engine: Engine, pipeline: str) -> dict[datetime, str]:
@@ -45,7 +45,7 @@ def test_two_schedulers_two_workers_one_run_per_tick(
     tmp_path: Path, postgres_url: str, rabbitmq: str, simulator: Simulator
 ) -> None:
     # Given two schedulers and two worker groups, github_top every minute, all with a clock
-    # 40 s into a minute: the schedulers send its tick as they start, the next one 20 s
+    # 35 s into a minute: the schedulers send its tick as they start, the next one 25 s
     # later, woken from their sleep
     migrate.upgrade(postgres_url)
     base = {"DATABASE_URL": postgres_url, "BROKER_URL": rabbitmq, "GITHUB_API_URL": simulator.url,
