@@ -21,7 +21,7 @@ from taskpipes.githubsim import Simulator
 from taskpipes.models import Run, StageRun
 from taskpipes.runner import Outcome, run_tick
 from taskpipes.settings import get_settings, load_settings
-from tests.app import added, retry_counts, snapshot_count
+from tests.app import added, quicken_retries, retry_counts, snapshot_count
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 TIMEOUT_S = 60
@@ -137,9 +137,7 @@ def test_an_answer_out_of_star_order_is_stored_not_fetched_again(
 
 @pytest.fixture
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An ordinary fetch retry after 0.1-0.2 s, so only a wait GitHub named lasts longer.
-    (The actors read TASKPIPES_RETRY_MIN_BACKOFF_MS at import, before any test.)"""
-    monkeypatch.setitem(actors.broker.get_actor("github_top_fetch").options, "min_backoff", 100)
+    quicken_retries(monkeypatch, "github_top_fetch")
 
 
 def seconds_to_first_answer(run_id: int) -> float:
