@@ -43,6 +43,12 @@ TAKE_STAGE = Sql(_TAKE.format(**_OF_RUN, count=_COUNT))
 # first transaction counted the attempt).
 RETAKE_STAGE = Sql(_TAKE.format(**_OF_RUN, count=""))
 RUN_STATE = Sql("SELECT tick, status FROM runs WHERE id = :run_id")
+# On PostgreSQL the take and the run's state are one statement (one parse, plan and
+# execution fewer per message); the run's state is as of the statement's start, which is
+# all `_take` needs (a close it then asks for re-checks the row).
+_WITH_STATE = "WITH taken AS ({take}) SELECT tick, status, (SELECT id FROM taken) FROM runs WHERE id = :run_id"
+TAKE_STAGE_WITH_STATE = Sql(_WITH_STATE.format(take=TAKE_STAGE.sqlite))
+RETAKE_STAGE_WITH_STATE = Sql(_WITH_STATE.format(take=RETAKE_STAGE.sqlite))
 END_STAGE = Sql(f"""
 UPDATE stage_runs SET status = '{SUCCEEDED}', finished_at = :now, duration_seconds = :seconds,
 rows_written = :rows, error = NULL WHERE id = :stage_id
@@ -52,6 +58,12 @@ UPDATE runs SET status = '{SUCCEEDED}', finished_at = :now
 WHERE id = :run_id AND status NOT IN ({_FINISHED})
 RETURNING id, pipeline, tick, status
 """)
+END_STAGE_AND_CLOSE_RUN = Sql(f"WITH ended AS ({END_STAGE.sqlite}) {CLOSE_RUN.sqlite}")
+# The claim's own commit need not wait for the disk: whatever follows it commits
+# synchronously (the stage, or its failure's record), which flushes the write-ahead log up
+# to and past the claim; a claim lost with nothing after it is made again by the tick's
+# redelivery.
+CLAIM_COMMITS_LATER = Sql("SET LOCAL synchronous_commit TO OFF")
 # A tick's claim when nothing stands in its way: a new run, or this very message's own
 # run again (an explicit request's queued run, or a redelivery). Anything else (another
 # message's run, a finished one, a pause, an overlap policy) goes the long way
@@ -106,6 +118,13 @@ def take_stage(
 ) -> Taken | None:
     """Lock the stage's record for this delivery; None when the run does not exist."""
     params = {"run_id": run_id, "stage": stage, "now": tx.time(now)}
+    if tx.postgres:
+        statement = TAKE_STAGE_WITH_STATE if count else RETAKE_STAGE_WITH_STATE
+        found = tx.fetch_all([statement], params)[0]
+        if not found:
+            return None
+        tick, status, stage_id = found[0]
+        return Taken(tx.moment(tick), status, stage_id)
     taken, state = tx.fetch_all([TAKE_STAGE if count else RETAKE_STAGE, RUN_STATE], params)
     if not state:
         return None
@@ -127,7 +146,10 @@ def claim_and_take(
         "stage": stage,
         "now": tx.time(now),
     }
-    claimed, _, taken = tx.fetch_all([CLAIM_RUN, COMMIT, TAKE_CLAIMED_STAGE], params)
+    statements = [CLAIM_RUN, COMMIT, TAKE_CLAIMED_STAGE]
+    if tx.postgres:
+        statements.insert(0, CLAIM_COMMITS_LATER)
+    *_, claimed, _, taken = tx.fetch_all(statements, params)
     if not claimed:
         return None, None
     return claimed[0][0], taken[0][0] if taken else None
@@ -152,7 +174,10 @@ def end_stage(
         "seconds": seconds,
         "now": tx.time(now),
     }
-    statements = [END_STAGE, CLOSE_RUN] if close else [END_STAGE]
+    if not close:
+        statements = [END_STAGE]
+    else:
+        statements = [END_STAGE_AND_CLOSE_RUN] if tx.postgres else [END_STAGE, CLOSE_RUN]
     results = tx.commit_all(statements, params) if commit else tx.fetch_all(statements, params)
     return _closed(tx, results[-1]) if close else None
 

@@ -42,6 +42,9 @@ FINISHED = (SUCCEEDED, FAILED, DEAD, SKIPPED, PAUSED, CANCELLED)
 REOPENABLE = (FAILED, DEAD, SKIPPED, PAUSED, CANCELLED)
 # Finished without success and will not go on by itself.
 UNSUCCESSFUL = (FAILED, DEAD)
+# Finished as its own tick message decided, or an operator: a redelivery of that same
+# message (an ack lost) changes nothing. Only an explicit request runs such a tick again.
+SETTLED = (SUCCEEDED, SKIPPED, CANCELLED)
 # Error texts are cut so one huge traceback cannot bloat the run table.
 MAX_ERROR_CHARS = 2000
 # How a run's row is locked: FOR NO KEY UPDATE. A running stage holds its run's row in KEY
@@ -107,8 +110,8 @@ def claim(
         if not (explicit and run.status in REOPENABLE):
             return Claim(None, f"tick already taken by message {run.message_id} ({run.status})")
         _reopen(session, run, message_id)
-    elif run.status == SUCCEEDED:
-        return Claim(None, "tick already succeeded")
+    elif run.status in SETTLED:
+        return Claim(None, f"tick already {run.status}")
     elif run.status in REOPENABLE:
         _reopen(session, run, message_id)
     run.status = RUNNING
