@@ -572,12 +572,16 @@ def goals(figures: dict[str, dict[str, float]]) -> list[Goal]:
 
 # What a taskpipes worker's time goes to, by the kit function on the stack (inclusive).
 PROFILE_PARTS = {
-    "CrashGuard": "middleware.py",
-    "claim (runs.claim)": "claim (taskpipes/runs.py",
-    "stage work + bookkeeping (_perform)": "_perform",
-    "hand-off (send_stage)": "send_stage",
-    "metrics": "metrics.py",
-    "Prometheus middleware": "prometheus.py",
+    "the kit's middleware (CrashGuard, TickAge, ...)": "taskpipes/middleware.py",
+    "tick's claim + first take (records.claim_and_take)": "claim_and_take (",
+    "take (records.take_stage)": "take_stage (",
+    "end + commit (records.end_stage)": "end_stage (",
+    "transaction open/close (Transaction enter/exit)": "Transaction.__e",
+    "hand-off (stages.send_to)": "send_to (",
+    "taskpipes metrics": "taskpipes/metrics.py",
+    "logging": "/logging/",
+    "JSON (dramatiq encoder)": "encoder.py",
+    "Prometheus middleware (dramatiq_*)": "prometheus.py",
 }
 # Leaf frames of a thread that waits (py-spy samples them too).
 IDLE_LEAVES = ("select (", "poll (", "wait (", "sleep", "TimeoutManager.run", "worker_process (")
