@@ -310,6 +310,8 @@ def test_passwords_and_token_appear_nowhere_on_postgres_and_rabbitmq(
             evidence.add("dead letter bodies", "\n".join(letters))
             evidence.command(["dlq", "list"], env, ok=True)
             evidence.command(["dlq", "list", "--json"], env, ok=True)
+            # before `serve` starts: it wipes the metrics directory it shares with the worker
+            evidence.add("worker metrics", scrape(int(env["dramatiq_prom_port"])))
             first = simulator.top(datetime_of(TICK))[0]["full_name"]
             evidence.at_once(
                 [
@@ -319,7 +321,6 @@ def test_passwords_and_token_appear_nowhere_on_postgres_and_rabbitmq(
                     ),
                 ]
             )
-            evidence.add("worker metrics", scrape(int(env["dramatiq_prom_port"])))
             evidence.add("scheduler log", scheduler_log(env, tmp_path / "scheduler.log"))
         evidence.add("worker log", worker_log.read_text())
         # The operator's commands that move RabbitMQ's messages (no worker consumes now):
