@@ -237,9 +237,11 @@ def test_serve_on_a_taken_port_is_one_line(workdir: Path, taken_port: int) -> No
     assert_one_line(run_cli(apart, clean_env({}), workdir), FAILED, f"127.0.0.1:{taken_port}")
 
 
-def test_verbose_keeps_the_details(workdir: Path) -> None:
+def test_verbose_keeps_the_details(
+    workdir: Path, outcomes: dict[str, subprocess.CompletedProcess[str]]
+) -> None:
     # -v is how an operator asks for more than the line: the broker's own log comes back
-    quiet = taskpipes(["run", "rollup"], {"BROKER_URL": NO_BROKER}, workdir)
+    quiet = outcomes["run-broker-down"]  # `run rollup` with NO_BROKER, a real process
     loud = taskpipes(["-v", "run", "rollup"], {"BROKER_URL": NO_BROKER}, workdir)
     assert loud.returncode == quiet.returncode == FAILED
     assert len(loud.stderr.splitlines()) > len(quiet.stderr.splitlines())
