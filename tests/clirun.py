@@ -16,9 +16,10 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import chdir, contextmanager, redirect_stderr, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
-from unittest import mock
+
+import pytest
 
 from taskpipes.cli import main
 from tests.app import reset_caches
@@ -60,7 +61,12 @@ def as_a_process(env: Mapping[str, str], cwd: Path) -> Iterator[None]:
     levels = {name: logging.getLogger(name).level for name in LOGGERS_MAIN_SETS}
     root.handlers.clear()
     try:
-        with mock.patch.dict(os.environ, env, clear=True), chdir(cwd):
+        with pytest.MonkeyPatch.context() as patch:
+            for name in list(os.environ):
+                patch.delenv(name)
+            for name, value in env.items():
+                patch.setenv(name, value)
+            patch.chdir(cwd)
             reset_caches()
             try:
                 yield
