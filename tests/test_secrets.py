@@ -11,7 +11,6 @@ password on each server, and hosts where nothing listens.
 
 from __future__ import annotations
 
-import functools
 import glob
 import os
 import shutil
@@ -21,8 +20,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -51,11 +49,6 @@ TICK = "2026-08-21T12:00:00Z"
 BAD_TICK = "2026-08-21T12:10:00Z"
 ROLLUP_RANGE = ["--from", "2026-08-21T11:45:00Z", "--to", "2026-08-21T12:00:00Z"]
 FAST = {"TASKPIPES_RETRY_MIN_BACKOFF_MS": "10", "TASKPIPES_GITHUB_TIMEOUT": "5"}
-# Commands and processes run at once when they are independent: each spends most of its
-# life importing, and the machine has more than one core.
-AT_ONCE = 4
-# A (where, text) pair of Evidence; a job returns those it gathered.
-Said = tuple[str, str]
 
 
 class Evidence:
@@ -67,15 +60,19 @@ class Evidence:
     def add(self, where: str, text: str) -> None:
         self.texts[f"{len(self.texts):02d} {where}"] = text
 
-    def command(self, args: list[str], env: dict[str, str], *, ok: bool) -> None:
-        self.at_once(commands([args], env, ok=ok))
+    def command(self, args: list[str], env: dict[str, str], *, ok: bool) -> str:
+        result = run_taskpipes(["-v", *args], env, timeout=180)
+        self.add(f"taskpipes {' '.join(args)}", result.stdout + result.stderr)
+        assert (result.returncode == 0) is ok, f"{args}: {result.stdout}\n{result.stderr}"
+        return result.stdout
 
-    def at_once(self, jobs: list[Callable[[], list[Said]]]) -> None:
-        """Run independent jobs AT_ONCE at a time; what they said is added in job order."""
-        with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
-            for said in pool.map(lambda job: job(), jobs):
-                for where, text in said:
-                    self.add(where, text)
+    def api(self, base: str, paths: list[str]) -> None:
+        for path in paths:
+            try:
+                with urllib.request.urlopen(f"{base}{path}", timeout=10) as answer:
+                    self.add(f"GET {path}", answer.read().decode())
+            except urllib.error.HTTPError as error:  # a 503 is an answer too
+                self.add(f"GET {path} ({error.code})", error.read().decode())
 
     def database(self, url: str) -> None:
         engine = create_engine(url)
@@ -102,38 +99,6 @@ class Evidence:
 @pytest.fixture
 def evidence() -> Evidence:
     return Evidence()
-
-
-def command_output(args: list[str], env: dict[str, str], *, ok: bool) -> list[Said]:
-    """`taskpipes -v ARGS`, which must succeed or fail as `ok` says: all it printed."""
-    result = run_taskpipes(["-v", *args], env, timeout=180)
-    assert (result.returncode == 0) is ok, f"{args}: {result.stdout}\n{result.stderr}"
-    return [(f"taskpipes {' '.join(args)}", result.stdout + result.stderr)]
-
-
-def commands(
-    calls: list[list[str]], env: dict[str, str], *, ok: bool
-) -> list[Callable[[], list[Said]]]:
-    """Jobs for Evidence.at_once: each of `calls` with `env`."""
-    return [functools.partial(command_output, args, env, ok=ok) for args in calls]
-
-
-def api_answers(base: str, paths: list[str]) -> list[Said]:
-    said = []
-    for path in paths:
-        try:
-            with urllib.request.urlopen(f"{base}{path}", timeout=10) as answer:
-                said.append((f"GET {path}", answer.read().decode()))
-        except urllib.error.HTTPError as error:  # a 503 is an answer too
-            said.append((f"GET {path} ({error.code})", error.read().decode()))
-    return said
-
-
-def served_answers(env: dict[str, str], log: Path, paths: list[str]) -> list[Said]:
-    """`taskpipes serve`'s answers to `paths`, then its log."""
-    with served_api(env, log) as base:
-        said = api_answers(base, paths)
-    return [*said, (f"serve log {log.name}", log.read_text())]
 
 
 @contextmanager
@@ -188,12 +153,11 @@ def test_the_token_appears_nowhere_in_an_in_process_run(
     simulator.set_clock(datetime_of(TICK))
     simulator.add_fault("search", "malformed_json", times=10)
     evidence.command(["run", "github_top", "--at", BAD_TICK], env, ok=False)
-    evidence.at_once(
-        [
-            *commands([["status"], ["status", "--json"]], env, ok=True),
-            functools.partial(served_answers, env, tmp_path / "serve.log", api_paths(first)),
-        ]
-    )
+    evidence.command(["status"], env, ok=True)
+    evidence.command(["status", "--json"], env, ok=True)
+    with served_api(env, tmp_path / "serve.log") as base:
+        evidence.api(base, api_paths(first))
+    evidence.add("serve log", (tmp_path / "serve.log").read_text())
     evidence.database(db_url)
 
     # Then the GitHub simulator got the token, and nothing we said or stored holds it
@@ -310,19 +274,14 @@ def test_passwords_and_token_appear_nowhere_on_postgres_and_rabbitmq(
             evidence.add("dead letter bodies", "\n".join(letters))
             evidence.command(["dlq", "list"], env, ok=True)
             evidence.command(["dlq", "list", "--json"], env, ok=True)
-            # before `serve` starts: it wipes the metrics directory it shares with the worker
+            evidence.command(["status"], env, ok=True)
+            evidence.command(["status", "--json"], env, ok=True)
             evidence.add("worker metrics", scrape(int(env["dramatiq_prom_port"])))
-            first = simulator.top(datetime_of(TICK))[0]["full_name"]
-            evidence.at_once(
-                [
-                    *commands([["status"], ["status", "--json"]], env, ok=True),
-                    functools.partial(
-                        served_answers, env, tmp_path / "serve.log", api_paths(first)
-                    ),
-                ]
-            )
+            with served_api(env, tmp_path / "serve.log") as base:
+                evidence.api(base, api_paths(simulator.top(datetime_of(TICK))[0]["full_name"]))
             evidence.add("scheduler log", scheduler_log(env, tmp_path / "scheduler.log"))
         evidence.add("worker log", worker_log.read_text())
+        evidence.add("serve log", (tmp_path / "serve.log").read_text())
         # The operator's commands that move RabbitMQ's messages (no worker consumes now):
         # the dead letter replayed, purged, and at the end the queues moved to quorum
         evidence.command(["dlq", "replay", "--all"], env, ok=True)
@@ -349,44 +308,27 @@ def failure_paths(
     wrong_mq = {**env, "BROKER_URL": with_password(mq, WRONG_PASSWORD)}
     no_db = {**env, "DATABASE_URL": f"postgresql+psycopg://taskpipes:{DB_PASSWORD}@127.0.0.1:1/x"}
     no_mq = {**env, "BROKER_URL": f"amqp://guest:{MQ_PASSWORD}@127.0.0.1:1/"}
-    jobs = []
     for broken in (wrong_db, wrong_mq, no_db, no_mq):
-        calls = [["run", "rollup", "--at", TICK, "--timeout", "30"], ["status"]]
-        jobs += commands([*calls, ["backfill", "rollup", *ROLLUP_RANGE]], broken, ok=False)
-    for number, broken in enumerate((wrong_db, no_db)):
-        jobs += commands([["db", "upgrade"]], broken, ok=False)
-        log = tmp_path / f"serve-broken-{number}.log"
-        paths = ["/api/top", "/readyz", "/", "/metrics"]
-        jobs.append(functools.partial(served_answers, own_metrics(broken, tmp_path), log, paths))
+        evidence.command(["run", "rollup", "--at", TICK, "--timeout", "30"], broken, ok=False)
+        evidence.command(["backfill", "rollup", *ROLLUP_RANGE], broken, ok=False)
+        evidence.command(["status"], broken, ok=False)
+    for broken in (wrong_db, no_db):
+        evidence.command(["db", "upgrade"], broken, ok=False)
+        with served_api(broken, tmp_path / "serve-broken.log") as base:
+            evidence.api(base, ["/api/top", "/readyz", "/", "/metrics"])
     for broken in (wrong_mq, no_mq):
-        jobs += commands([["dlq", "list"]], broken, ok=False)
-        jobs.append(functools.partial(broken_worker_log, own_metrics(broken, tmp_path), tmp_path))
-    evidence.at_once(jobs)
+        evidence.command(["dlq", "list"], broken, ok=False)
+        evidence.add("worker log, broken broker", broken_worker_log(broken, tmp_path))
+    evidence.add("serve log, broken database", (tmp_path / "serve-broken.log").read_text())
     # The failures were the ones meant: the servers refused the wrong passwords
     said = "".join(evidence.texts.values())
     assert "password authentication failed" in said
     assert "ACCESS_REFUSED" in said or "AuthenticationError" in said
 
 
-def broken_worker_log(env: dict[str, str], tmp_path: Path) -> list[Said]:
+def broken_worker_log(env: dict[str, str], tmp_path: Path) -> str:
     """A worker that cannot reach or log in says so and tries again: what it logged."""
     log = tmp_path / f"workers-{uuid.uuid4().hex[:6]}.log"
     with workers(env, log):
         wait_until(lambda: "connection error" in log.read_text(), 60, "the worker's error")
-    return [("worker log, broken broker", log.read_text())]
-
-
-# What service_env gives each process so that no two share metric files or ports.
-METRICS_SETTINGS = (
-    "PROMETHEUS_MULTIPROC_DIR",
-    "dramatiq_prom_db",
-    "dramatiq_prom_port",
-    "TASKPIPES_METRICS_PORT",
-)
-
-
-def own_metrics(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """`env` with metric files and ports of its own, for a process that runs at the same
-    time as others started from `env` (a worker or `serve` wipes its metrics directory)."""
-    fresh = service_env(tmp_path)
-    return {**env, **{name: fresh[name] for name in METRICS_SETTINGS}}
+    return log.read_text()
