@@ -161,7 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     # pika lets a failed name lookup through unwrapped (the database and HTTP clients wrap
     # theirs).
-    except (dramatiq.errors.ConnectionError, pika.exceptions.AMQPError, socket.gaierror) as exc:
+    except (
+        dramatiq.errors.BrokerConnectionError,
+        pika.exceptions.AMQPError,
+        socket.gaierror,
+    ) as exc:
         print(f"taskpipes: broker error: {broker_problem(exc)}", file=sys.stderr)
         return EXIT_FAILED
 

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from db.models import RollupState
 from taskpipes.database import begin, make_engine
 from taskpipes.models import Run
+from tests.clirun import run_cli
 from tests.handmade import AS_OF, EXPECTED_TRENDING, HISTORY, at, expected_buckets, store
-from tests.processes import service_env, taskpipes
+from tests.processes import service_env
 from tests.test_rollup import stored_buckets, stored_trending
 
 RANGE = ["--from", "2026-08-21T12:00Z", "--to", "2026-08-21T13:00Z"]
@@ -39,7 +40,7 @@ def test_backfill_rolls_up_every_tick_in_the_range_once(
     env = service_env(tmp_path, DATABASE_URL=sqlite_url)
 
     # When the hour up to 13:00 is backfilled
-    result = taskpipes(["backfill", "rollup", *RANGE], env)
+    result = run_cli(["backfill", "rollup", *RANGE], env, tmp_path)
 
     # Then each quarter-hour tick ran once and the tables are as of 13:00
     assert result.returncode == 0, result.stderr
@@ -54,17 +55,17 @@ def test_backfill_rolls_up_every_tick_in_the_range_once(
         assert stored_trending(session) == EXPECTED_TRENDING
 
     # And backfilling the same range again changes nothing
-    again = taskpipes(["backfill", "rollup", *RANGE], env)
+    again = run_cli(["backfill", "rollup", *RANGE], env, tmp_path)
     assert again.returncode == 0, again.stderr
     assert rollup_runs(sqlite_url) == runs
 
 
 def test_backfill_refuses_what_it_cannot_compute(sqlite_url: str, tmp_path: Path) -> None:
     env = service_env(tmp_path, DATABASE_URL=sqlite_url)
-    assert taskpipes(["db", "upgrade"], env).returncode == 0
+    assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
 
-    present_only = taskpipes(["backfill", "github_top", *RANGE], env)
-    backwards = taskpipes(["backfill", "rollup", "--from", RANGE[3], "--to", RANGE[1]], env)
+    present_only = run_cli(["backfill", "github_top", *RANGE], env, tmp_path)
+    backwards = run_cli(["backfill", "rollup", "--from", RANGE[3], "--to", RANGE[1]], env, tmp_path)
 
     assert present_only.returncode == 2
     assert "cannot compute past ticks" in present_only.stderr and "rollup" in present_only.stderr

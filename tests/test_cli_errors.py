@@ -1,8 +1,12 @@
-"""Bad arguments and bad configuration, for every command, in real `taskpipes` processes.
+"""Bad arguments and bad configuration, for every command.
 
 Each case is one line on stderr naming the problem, exit 2 for a usage or configuration
 error, exit 1 for a runtime failure (a database or broker that cannot be reached), and no
 traceback (that is what -v is for).
+
+Most cases run `taskpipes`'s main() in this process (tests.clirun): a process would spend
+a second importing to say one line. The cases in REAL_PROCESSES, -v and the taken port run
+the real console script.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from tests.clirun import run_cli
 
 TASKPIPES = str(Path(sys.executable).parent / "taskpipes")
 USAGE, FAILED = 2, 1
@@ -146,11 +152,17 @@ CASES = [
 ]
 
 
+# Cases run as real processes: a command that builds its broker from BROKER_URL as it
+# imports (run, backfill: this process's broker is the in-process one), and one usage and
+# one configuration error, the console script's own exit code 2 both ways.
+REAL_PROCESSES = {"run-broker-down", "backfill-broker-down", "run-bad-at", "db-url-scheme"}
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with an up-to-date SQLite database, the default DATABASE_URL's file."""
     directory = tmp_path_factory.mktemp("cli")
-    assert taskpipes(["db", "upgrade"], {}, directory).returncode == 0
+    assert run_cli(["db", "upgrade"], clean_env({}), directory).returncode == 0
     return directory
 
 
@@ -182,12 +194,20 @@ def assert_one_line(result: subprocess.CompletedProcess[str], code: int, named: 
 
 @pytest.fixture(scope="module")
 def outcomes(workdir: Path) -> dict[str, subprocess.CompletedProcess[str]]:
-    """Every case's process, four at a time: each spends most of its life importing."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    """Every case's outcome: the real processes in the background while the in-process
+    cases run one by one (each changes this process's environment)."""
+    with ThreadPoolExecutor(max_workers=len(REAL_PROCESSES)) as pool:
         running = {
-            case: pool.submit(taskpipes, args, env, workdir) for case, args, env, *_ in CASES
+            case: pool.submit(taskpipes, args, env, workdir)
+            for case, args, env, *_ in CASES
+            if case in REAL_PROCESSES
         }
-    return {case: future.result() for case, future in running.items()}
+        done = {
+            case: run_cli(args, clean_env(env), workdir)
+            for case, args, env, *_ in CASES
+            if case not in REAL_PROCESSES
+        }
+    return done | {case: future.result() for case, future in running.items()}
 
 
 @pytest.mark.parametrize(
@@ -210,15 +230,18 @@ def taken_port() -> Iterator[int]:
 
 
 def test_serve_on_a_taken_port_is_one_line(workdir: Path, taken_port: int) -> None:
+    # The API's port in a real process; the metrics port in this one
     result = taskpipes(["serve", "--port", str(taken_port)], {}, workdir)
     assert_one_line(result, FAILED, f"127.0.0.1:{taken_port}")
     apart = ["serve", "--port", "0", "--metrics-port", str(taken_port)]
-    assert_one_line(taskpipes(apart, {}, workdir), FAILED, f"127.0.0.1:{taken_port}")
+    assert_one_line(run_cli(apart, clean_env({}), workdir), FAILED, f"127.0.0.1:{taken_port}")
 
 
-def test_verbose_keeps_the_details(workdir: Path) -> None:
+def test_verbose_keeps_the_details(
+    workdir: Path, outcomes: dict[str, subprocess.CompletedProcess[str]]
+) -> None:
     # -v is how an operator asks for more than the line: the broker's own log comes back
-    quiet = taskpipes(["run", "rollup"], {"BROKER_URL": NO_BROKER}, workdir)
+    quiet = outcomes["run-broker-down"]  # `run rollup` with NO_BROKER, a real process
     loud = taskpipes(["-v", "run", "rollup"], {"BROKER_URL": NO_BROKER}, workdir)
     assert loud.returncode == quiet.returncode == FAILED
     assert len(loud.stderr.splitlines()) > len(quiet.stderr.splitlines())

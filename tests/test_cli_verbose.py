@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from taskpipes.githubsim import Simulator
+from tests.clirun import run_cli
 from tests.processes import service_env, taskpipes
 
 # What an in-process worker logs when a fetch fails once and is retried.
@@ -30,7 +31,7 @@ def test_verbose_shows_the_workers_logs_and_the_default_does_not(
                             GITHUB_API_URL=simulator.url, TASKPIPES_RETRY_MIN_BACKOFF_MS="100")  # fmt: skip
     loud_env = {**quiet_env, "DATABASE_URL": f"sqlite:///{tmp_path / 'loud.db'}"}
     for env in (quiet_env, loud_env):
-        assert taskpipes(["db", "upgrade"], env).returncode == 0
+        assert run_cli(["db", "upgrade"], env, tmp_path).returncode == 0
 
     quiet = run_with_a_failed_fetch(quiet_env, simulator)
     loud = run_with_a_failed_fetch(loud_env, simulator, "-v")

@@ -14,13 +14,17 @@ from db import migrate
 from db.models import Snapshot
 from taskpipes.githubsim import Simulator
 from taskpipes.models import Run
+from tests.clirun import run_cli
 from tests.processes import service_env, taskpipes, workers
 from tests.queues import count, dead_message, declare, peek, publish, wait_until
 from tests.tcpproxy import TcpProxy
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
-# Six quick attempts (100 ms backoff, doubling) dead-letter a message in a few seconds.
-FAST_RETRIES = {"TASKPIPES_RETRY_MIN_BACKOFF_MS": "100"}
+# Six quick attempts (10 ms backoff, doubling) dead-letter a message in under a second.
+FAST_RETRIES = {"TASKPIPES_RETRY_MIN_BACKOFF_MS": "10"}
+# Long enough for `taskpipes run` to send its tick; the run cannot finish before the
+# replay, so the command always waits this long and exits 1.
+SEND_ONLY_S = "1"
 
 
 def run_state(engine) -> tuple[str, int]:  # type: ignore[no-untyped-def]
@@ -45,7 +49,8 @@ def test_a_run_dead_lettered_while_the_database_was_down_succeeds_after_replay(
         proxy.stop()
         with workers(worker_env, tmp_path / "workers.log"):
             # When a run is requested, its tick message fails every attempt and dead-letters
-            result = taskpipes(["run", "github_top", "--at", T0.isoformat(), "--timeout", "5"], env)
+            run = ["run", "github_top", "--at", T0.isoformat(), "--timeout", SEND_ONLY_S]
+            result = taskpipes(run, env)
             assert result.returncode == 1, result.stdout + result.stderr
             wait_until(lambda: count(rabbitmq, "github_top.XQ") == 1, 60, "the dead letter")
 
@@ -166,7 +171,7 @@ def test_replay_by_id_resets_retries_and_resumes_the_run(
 
 
 def test_dlq_needs_a_broker(tmp_path: Path) -> None:
-    result = taskpipes(["dlq", "list"], service_env(tmp_path))
+    result = run_cli(["dlq", "list"], service_env(tmp_path), tmp_path)
 
     assert result.returncode == 2
     assert "BROKER_URL is not set" in result.stderr

@@ -12,6 +12,7 @@ from db import migrate
 from db.models import Repository, Snapshot
 from taskpipes import rabbit
 from taskpipes.githubsim import Simulator
+from tests.clirun import run_cli
 from tests.processes import service_env, taskpipes, workers
 from tests.queues import wait_until
 
@@ -106,7 +107,7 @@ def test_without_workers_the_run_says_so_and_waits_in_rabbitmq(
 
 
 def test_a_bad_at_is_a_usage_error(tmp_path: Path) -> None:
-    result = taskpipes(["run", "github_top", "--at", "yesterday"], service_env(tmp_path))
+    result = run_cli(["run", "github_top", "--at", "yesterday"], service_env(tmp_path), tmp_path)
 
     assert result.returncode == 2
     assert "invalid time 'yesterday': expected ISO 8601" in result.stderr
@@ -114,7 +115,8 @@ def test_a_bad_at_is_a_usage_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("timeout", ["-1", "0", "nan", "soon"])
 def test_a_bad_timeout_is_a_usage_error(tmp_path: Path, timeout: str) -> None:
-    result = taskpipes(["run", "github_top", "--timeout", timeout], service_env(tmp_path))
+    args = ["run", "github_top", "--timeout", timeout]
+    result = run_cli(args, service_env(tmp_path), tmp_path)
 
     assert result.returncode == 2
     assert "argument --timeout: expected" in result.stderr and timeout in result.stderr

@@ -17,6 +17,7 @@ from taskpipes.database import begin
 from taskpipes.models import Run
 from taskpipes.runner import run_tick
 from tests.app import wait_for_run
+from tests.clirun import run_cli
 from tests.handmade import at
 from tests.processes import scheduler, service_env, taskpipes, workers
 from tests.queues import wait_until
@@ -45,7 +46,7 @@ def test_run_on_sqlite_with_the_in_process_broker(
     run = ["run", "language_stats", "--at", "2026-08-21T12:00Z"]
 
     # When the pipeline runs for 12:00 with the in-process broker, then again
-    first, again = taskpipes(run, env), taskpipes(run, env)
+    first, again = run_cli(run, env, tmp_path), run_cli(run, env, tmp_path)
 
     # Then it succeeded once, and the second run changed nothing
     assert first.returncode == 0, first.stdout + first.stderr
@@ -56,7 +57,7 @@ def test_run_on_sqlite_with_the_in_process_broker(
     answer = requests.get(f"{api_server}/api/languages", timeout=10)
     assert answer.json() == {"as_of": "2026-08-21T12:00:00Z", "languages": EXPECTED}
     # and `taskpipes status` has its line, with its own period
-    status = taskpipes(["status", "--json"], env)
+    status = run_cli(["status", "--json"], env, tmp_path)
     [line] = [
         p for p in json.loads(status.stdout)["pipelines"] if p["pipeline"] == "language_stats"
     ]

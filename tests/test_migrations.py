@@ -9,7 +9,8 @@ from sqlalchemy import create_engine, inspect
 
 from db import migrate
 from taskpipes.models import Base
-from tests.processes import VENV_BIN, free_port, process, service_env, taskpipes
+from tests.clirun import run_cli
+from tests.processes import VENV_BIN, free_port, process, service_env
 from tests.queues import wait_until
 
 
@@ -33,14 +34,14 @@ def test_db_upgrade_command_creates_the_default_sqlite_file(tmp_path: Path) -> N
     env = service_env(tmp_path)
     env.pop("DATABASE_URL", None)
 
-    result = taskpipes(["db", "upgrade"], env, timeout=60, cwd=tmp_path)
+    result = run_cli(["db", "upgrade"], env, tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "taskpipes.db").stat().st_size > 0
 
 
 def test_a_broken_database_url_is_a_clear_error(tmp_path: Path) -> None:
-    result = taskpipes(["db", "upgrade"], service_env(tmp_path, DATABASE_URL="mysql://x"))
+    result = run_cli(["db", "upgrade"], service_env(tmp_path, DATABASE_URL="mysql://x"), tmp_path)
 
     assert result.returncode == 2
     assert (
@@ -52,7 +53,7 @@ def test_a_broken_database_url_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_missing_schema_is_a_clear_error(tmp_path: Path) -> None:
     env = service_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
 
-    result = taskpipes(["status"], env)
+    result = run_cli(["status"], env, tmp_path)
 
     assert result.returncode == 1
     assert "the schema is missing: run `taskpipes db upgrade`" in result.stderr
@@ -63,7 +64,7 @@ def test_an_unopenable_sqlite_file_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-directory" / "taskpipes.db"
     env = service_env(tmp_path, DATABASE_URL=f"sqlite:///{missing}")
 
-    result = taskpipes(["db", "upgrade"], env)
+    result = run_cli(["db", "upgrade"], env, tmp_path)
 
     assert result.returncode == 1
     assert f"unable to open database file '{missing}'" in result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from taskpipes.settings import ConfigError, load_settings
-from tests.processes import taskpipes
+from tests.clirun import run_cli
 
 # The number settings, the attribute each fills, and a good value to read back.
 NUMBER_SETTINGS = [
@@ -46,7 +46,7 @@ def test_the_command_stops_with_one_line_naming_the_variable(tmp_path) -> None:
     env = {"PATH": "/usr/bin:/bin", "TASKPIPES_MAX_CRASHES": "three",
            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}  # fmt: skip
 
-    result = taskpipes(["status"], env)
+    result = run_cli(["status"], env, tmp_path)
 
     assert result.returncode == 2
     assert result.stderr.strip() == (

@@ -28,6 +28,7 @@ from taskpipes.report import (
     report_json,
     status_lines,
 )
+from tests.clirun import run_cli
 from tests.processes import service_env, taskpipes
 from tests.queues import dead_message, declare, publish
 
@@ -282,7 +283,7 @@ def test_status_json_reports_fresh_stale_failures_and_queue_depths(
 def test_status_without_a_broker_reports_no_depths(tmp_path: Path, sqlite_url: str) -> None:
     migrate.upgrade(sqlite_url)
 
-    result = taskpipes(["status"], service_env(tmp_path, DATABASE_URL=sqlite_url))
+    result = run_cli(["status"], service_env(tmp_path, DATABASE_URL=sqlite_url), tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert "github_top (every 10m, queue github_top)" in result.stdout

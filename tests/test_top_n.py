@@ -23,7 +23,7 @@ from taskpipes.githubsim import Simulator
 from taskpipes.runner import run_tick
 from taskpipes.settings import ConfigError, load_settings
 from tests.app import snapshot_count
-from tests.processes import taskpipes
+from tests.clirun import run_cli
 
 NOW = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 TIMEOUT_S = 60
@@ -133,7 +133,7 @@ def test_the_command_stops_on_a_bad_top_n(tmp_path) -> None:
     env = {"PATH": "/usr/bin:/bin", "TASKPIPES_TOP_N": "5000",
            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}  # fmt: skip
 
-    result = taskpipes(["status"], env)
+    result = run_cli(["status"], env, tmp_path)
 
     assert result.returncode == 2
     assert result.stderr.strip() == (
