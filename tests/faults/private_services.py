@@ -120,14 +120,18 @@ class RabbitNode:
         is still held. Its script's exit (all `stop` and `kill` wait for) can come before
         the VM's own, and a VM still registered with epmd or listening makes the new one
         exit at boot (`could_not_start_listener ... eaddrinuse`)."""
-        deadline = time.monotonic() + RELEASE_TIMEOUT_S
-        while held := self.still_held():
-            if time.monotonic() > deadline:
+        began = time.monotonic()
+        first = held = self.still_held()
+        while held:
+            if time.monotonic() - began > RELEASE_TIMEOUT_S:
                 raise RuntimeError(
                     f"{self.name} cannot start again: after {RELEASE_TIMEOUT_S} s, "
                     + "; ".join(held)
                 )
             time.sleep(POLL_S)
+            held = self.still_held()
+        if first:
+            print(f"{self.name} waited {time.monotonic() - began:.1f} s for: {'; '.join(first)}")
 
     def still_held(self) -> list[str]:
         """What a previous VM of this node still holds, one line each."""
