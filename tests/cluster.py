@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.faults.private_services import RABBITMQ_BIN, RabbitNode
-from tests.processes import free_port
+from tests.ports import server_port
 from tests.services import unavailable
 
 # The scenarios' results, one line each, printed at the end of the session.
@@ -36,6 +36,8 @@ TABLE_HEADER = (
 )
 # A node boots in ~10 s alone; on two busy shared cores it can take several times that.
 BOOT_TIMEOUT_S = 180
+# A node's distribution port and, above it, the ports its rabbitmqctl calls use.
+DIST_SPAN = 10
 
 
 @dataclass
@@ -49,6 +51,11 @@ class Node(RabbitNode):
     netns: str | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     boot_timeout_s = BOOT_TIMEOUT_S
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        # In a namespace of its own, nothing else can take them (nor can we look there).
+        return () if self.netns else (self.amqp_port, self.dist_port)
 
     @property
     def base(self) -> Path:
@@ -80,7 +87,7 @@ class Node(RabbitNode):
             RABBITMQ_PID_FILE=str(self.base / "pid"),
             # rabbitmqctl's own distribution port: away from the machine node's range.
             RABBITMQ_CTL_DIST_PORT_MIN=str(self.dist_port + 1),
-            RABBITMQ_CTL_DIST_PORT_MAX=str(self.dist_port + 9),
+            RABBITMQ_CTL_DIST_PORT_MAX=str(self.dist_port + DIST_SPAN - 1),
         )
         return env
 
@@ -149,7 +156,11 @@ def three_nodes(home: Path) -> Iterator[Cluster]:
     _prepare(home)
     host = socket.gethostname().split(".")[0]
     tag = uuid.uuid4().hex[:6]
-    nodes = [Node(f"tp{tag}n{i}@{host}", free_port(), _free_dist_port(), home) for i in (1, 2, 3)]
+    # Ports of their own: the scenarios stop and kill nodes and start them again on them.
+    nodes = [
+        Node(f"tp{tag}n{i}@{host}", server_port(), server_port(span=DIST_SPAN), home)
+        for i in (1, 2, 3)
+    ]
     with _joined(nodes) as cluster:
         yield cluster
 
@@ -209,23 +220,6 @@ def _joined(nodes: list[Node]) -> Iterator[Cluster]:
     finally:
         for node in nodes:
             node.stop()
-
-
-def _free_dist_port() -> int:
-    # The node and its rabbitmqctl use the port and the nine above it.
-    while True:
-        port = free_port()
-        if port < 65000 and all(_port_free(port + i) for i in range(10)):
-            return port
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess[str]:

@@ -17,6 +17,9 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
+    """A port the kernel picks from its ephemeral range, free now: for a server started
+    once. One that is stopped and started again takes `tests.ports.server_port()`, out of
+    the range every outgoing connection draws its local port from."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
 import psycopg
 
-from tests.processes import free_port
-from tests.queues import wait_until
+from tests.ports import bindable, holders, server_port
+from tests.queues import POLL_S, wait_until
 
 # RabbitMQ's own scripts, not the /usr/sbin wrappers (those switch to the system node's user
 # and home, hence its cookie and its environment file).
@@ -32,6 +34,10 @@ BOOT_TIMEOUT_S = 120
 BOOT_ATTEMPTS = 3
 # PostgreSQL refuses to run as root; Debian's package makes this user.
 POSTGRES_USER = "postgres"
+# How long a stopped or killed node's VM, its epmd name and its ports get to go away.
+RELEASE_TIMEOUT_S = 120
+# epmd, where each VM registers its node name (the machine's, on loopback).
+EPMD = ("127.0.0.1", 4369)
 
 
 def available() -> str | None:
@@ -62,6 +68,13 @@ class RabbitNode:
     name: str
     proc: subprocess.Popen[bytes] | None = None
     boot_timeout_s: float = BOOT_TIMEOUT_S
+    # The process group of the last VM launched (it outlives `proc`, which `stop` clears).
+    group: int | None = None
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """The loopback ports the node listens on: its next launch waits for them."""
+        return ()
 
     def env(self) -> dict[str, str]:
         raise NotImplementedError
@@ -90,6 +103,7 @@ class RabbitNode:
 
     def launch(self) -> None:
         """Start the node's VM (again, after a stop or a kill, on the same data)."""
+        self.await_release()
         self.console_log.parent.mkdir(parents=True, exist_ok=True)
         with self.console_log.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -99,6 +113,37 @@ class RabbitNode:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self.group = self.proc.pid
+
+    def await_release(self) -> None:
+        """Wait until the previous VM has let go of what a new one needs; fail naming what
+        is still held. Its script's exit (all `stop` and `kill` wait for) can come before
+        the VM's own, and a VM still registered with epmd or listening makes the new one
+        exit at boot (`could_not_start_listener ... eaddrinuse`)."""
+        began = time.monotonic()
+        first = held = self.still_held()
+        while held:
+            if time.monotonic() - began > RELEASE_TIMEOUT_S:
+                raise RuntimeError(
+                    f"{self.name} cannot start again: after {RELEASE_TIMEOUT_S} s, "
+                    + "; ".join(held)
+                )
+            time.sleep(POLL_S)
+            held = self.still_held()
+        if first:
+            print(f"{self.name} waited {time.monotonic() - began:.1f} s for: {'; '.join(first)}")
+
+    def still_held(self) -> list[str]:
+        """What a previous VM of this node still holds, one line each."""
+        held = []
+        if self.group is not None and (pids := live_members(self.group)):
+            held.append(f"its previous VM (process group {self.group}) still runs: {pids}")
+        if f"name {self.name.split('@')[0]} at port" in epmd_names():
+            held.append(f"epmd still lists its name:\n{epmd_names()}")
+        for port in self.ports:
+            if not bindable(port, reuse=True):
+                held.append(f"port {port} is in use:\n{holders(port)}")
+        return held
 
     def await_startup(self) -> None:
         wait_until(self._booted, self.boot_timeout_s, f"RabbitMQ node {self.name} to boot")
@@ -131,15 +176,45 @@ class RabbitNode:
         self.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
 
 
+def live_members(group: int) -> list[int]:
+    """The processes of process group `group` that have not exited (a zombie holds no
+    socket and no name)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _parent, pgrp = stat.read_text().rpartition(")")[2].split()[:3]
+        except (OSError, ValueError):
+            continue  # the process ended while we looked
+        if int(pgrp) == group and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def epmd_names() -> str:
+    """The node names epmd lists ("name N at port P" lines); empty when none answers."""
+    try:
+        with socket.create_connection(EPMD, timeout=5) as epmd:
+            epmd.sendall(b"\x00\x01n")  # NAMES_REQ: a 2-byte length, then 'n'
+            reply = b"".join(iter(lambda: epmd.recv(4096), b""))
+    except OSError:
+        return ""
+    return reply[4:].decode(errors="replace")  # after epmd's own port number
+
+
 class PrivateRabbit(RabbitNode):
     """One RabbitMQ node on loopback ports of its own; `guest` may connect from 127.0.0.1."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root or tempfile.mkdtemp(prefix="taskpipes-rabbit-"))
         self.name = f"taskpipes-{uuid.uuid4().hex[:8]}@localhost"
-        self.port = free_port()
-        self.dist_port = free_port()
+        # Ports of its own: it is stopped and started again on them.
+        self.port = server_port()
+        self.dist_port = server_port()
         self._write_config()
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, self.dist_port)
 
     @property
     def url(self) -> str:
@@ -241,7 +316,8 @@ class PrivatePostgres:
         self.bin = bin_dir
         self.root = Path(root or tempfile.mkdtemp(prefix="taskpipes-postgres-"))
         self.data = self.root / "data"
-        self.port = free_port()
+        # A port of its own: it is stopped and started again on it.
+        self.port = server_port()
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"

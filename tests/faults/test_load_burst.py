@@ -24,7 +24,9 @@ from tests.faults.report import Row, assert_nothing_lost
 from tests.processes import Supervisor
 from tests.queues import wait_until
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(2 * 3600)]
+# Within `make faults`'s bound on its classic pass (60 min, Makefile): the burst's own
+# deadline below, plus a deployment and a github_top run.
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(40 * 60)]
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 # The issue's burst: 25 repositories x GitHub's 400-page cap = 10,000 page messages, and
@@ -36,7 +38,8 @@ STARGAZER_RATES = ("--rate", "1000000", "--api-rate", "100000000")
 # Resident memory one worker process may reach: far above its steady state (~100 MB),
 # far below what a leak or an unbounded prefetch of 10,000 messages would take.
 MAX_WORKER_RSS_MB = 600
-BURST_TIMEOUT_S = 90 * 60
+# About 2.3 times the slowest burst seen (772 s, on the machine loaded by other suites).
+BURST_TIMEOUT_S = 30 * 60
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
