@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -68,8 +69,7 @@ class Fills(Generic[T]):
         """The URL of the database of `kind` that `fill` filled under `key` (filling it
         now if this is the first ask), and what `fill` returned."""
         if (kind, key) not in self.made:
-            directory = self.directory / f"fill-{len(self.made)}"
-            directory.mkdir()
+            directory = Path(tempfile.mkdtemp(prefix="fill-", dir=self.directory))
             url = self.stack.enter_context(services.database(kind, directory))
             value = fill(url)
             # A database being copied must have nobody connected: the pool lets go of it.
