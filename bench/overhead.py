@@ -1,17 +1,30 @@
-"""What taskpipes' guarantees cost against raw Dramatiq and Celery, side by side in one run.
+"""What taskpipes' guarantees cost against raw Dramatiq, Celery and DBOS, side by side in
+one run.
 
-Systems, each in its own RabbitMQ vhost and PostgreSQL database, all on this machine's
-services: raw Dramatiq (4 actors, each sends the next, the last inserts a row;
-bench/overhead_raw.py), a taskpipes pipeline of 4 stages doing no work (bench/overhead_kit.py)
-and Celery, threads pool 2x8 and prefork 2 (acks_late, publisher confirms;
-bench/overhead_celery.py, in its own virtualenv bench/.celery-venv made on demand).
-"Finished" is the same for every system: its last write committed, which a trigger turns
-into a NOTIFY the bench listens for (PostgreSQL delivers it at commit).
+Systems, each in its own PostgreSQL database (and RabbitMQ vhost, but DBOS, which needs
+none) on this machine's services: raw Dramatiq (4 actors, each sends the next, the last
+inserts a row; bench/overhead_raw.py), a taskpipes pipeline of 4 stages doing no work
+(bench/overhead_kit.py), Celery, threads pool 2x8 and prefork 2 (acks_late, publisher
+confirms; bench/overhead_celery.py), and DBOS (a workflow of 4 steps, the last inserting
+the row, on a queue 2 worker processes poll; bench/overhead_dbos.py). Celery and DBOS run
+in virtualenvs of their own made on demand (bench/.celery-venv, bench/.dbos-venv): they
+are no dependency of the project. Every system is started by a sender process of its own
+(bench/overhead_sender.py). "Finished" is the same for every system: its last write
+committed, which a trigger turns into a NOTIFY the bench listens for (PostgreSQL delivers
+it at commit).
 
-Measured: latency (50 sequential runs, systems alternating: p50, p99), throughput (300 runs
-enqueued at once, median of 3), worker CPU per run (/proc of the worker processes),
-transactions per run (pg_stat_database.xact_commit) and the bulk enqueue rate of a
-1,000-tick backfill against raw Dramatiq's per-message confirms.
+Measured, first in a pass of its own, one system at a time and not timed (a burst of 100
+runs): round trips to PostgreSQL per run and per message (a counting proxy between the
+system's processes and the server), statements and transactions (the server's log,
+log_statement = 'all' on the system's database) and connections opened. Then 3 timed
+rounds, in each of which every system in turn has its workers started alone (all five at
+once would hold about all of PostgreSQL's 100 connections, which other people's tests
+share): latency (17 sequential runs a round: p50, p99), throughput (300 runs enqueued at
+once: median of the rounds), CPU per run over the bursts, of the worker processes (/proc)
+and of the whole machine (/proc/stat: PostgreSQL, RabbitMQ and everyone else's work
+included), and the bulk enqueue rate of a 1,000-tick backfill against
+raw Dramatiq's per-message confirms. Goals, met or not, and the house `result:` line end
+it. `--profile` runs py-spy over the taskpipes workers instead.
 """
 
 from __future__ import annotations
@@ -24,8 +37,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,23 +48,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg  # noqa: E402
 
+from bench.overhead_sender import KIT_EPOCH_MINUTE, kit_tick  # noqa: E402
+from bench.overhead_wire import (  # noqa: E402
+    CountingProxy,
+    ServerLog,
+    backend_pids,
+    commits,
+    statements_logged,
+)
 from bench.pg import ADMIN_DSN, scratch_database  # noqa: E402
 from tests.services import rabbitmq_vhost  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-CELERY_VENV = ROOT / "bench" / ".celery-venv"
-CELERY_REQUIREMENTS = ("celery==5.*", "psycopg[binary]")
-LATENCY_RUNS = 50
-BURST = 300
-BURST_REPEATS = 3
+# The other systems' dependencies, each in a virtualenv of its own under bench/.
+SIDE_REQUIREMENTS = {
+    "celery": ("celery==5.*", "psycopg[binary]"),
+    "dbos": ("dbos==3.4.0", "psycopg[binary,pool]"),
+}
+# Timed rounds: each system in turn, its workers alone on the services, every round.
+ROUNDS = 3
+WARMUP = 20  # runs at once: connections, queues declared, code paths loaded
+LATENCY_RUNS = 51  # sequential single runs, a third in each round
+BURST = 300  # runs at once, one burst per round
 BACKFILL_TICKS = 1000
-# Idle backends report their commits to pg_stat_database up to 10 s late (PostgreSQL 15).
-STATS_DELAY_S = 11.5
+# The measuring pass: a burst to warm up (every worker thread's connection, code paths),
+# then a burst counted, sent at once as the timed bursts are: a poller's (DBOS's) idle
+# polls are then shared by many runs, as they are under load.
+COUNT_WARMUP = 50
+COUNT_RUNS = 100
+# Lets the work a run does after its finishing commit (DBOS records the workflow's end)
+# fall inside the window that counts it.
+COUNT_SETTLE_S = 0.5
+PG_PORT = 5432
+# Who talks to PostgreSQL in a system: its worker processes and its sender.
+SIDES = ("workers", "sender")
 TIMEOUT_S = 120.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-# Keys of the kit's runs are their tick in minutes since the epoch (ticks are minutes).
-KIT_EPOCH_MINUTE = int(datetime(2030, 1, 1, tzinfo=UTC).timestamp()) // 60
 
 FINISHED_TABLE = """
 CREATE TABLE finished (run bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
@@ -67,22 +102,23 @@ END $$;
 CREATE TRIGGER finished_notify AFTER UPDATE OF status ON runs
 FOR EACH ROW WHEN (NEW.status = 'succeeded' AND OLD.status <> 'succeeded')
 EXECUTE FUNCTION notify_finished();
-"""
+""".replace("{epoch}", str(KIT_EPOCH_MINUTE))
 
 
 def libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 
 
-def celery_python() -> Path:
-    """bench/.celery-venv's Python, made with pip on first use."""
-    python = CELERY_VENV / "bin" / "python"
-    if not (CELERY_VENV / ".installed").exists():
-        print(f"creating {CELERY_VENV} (Celery is a dependency of this bench only)", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(CELERY_VENV)], check=True)
-        pip = [str(python), "-m", "pip", "install", "--quiet", *CELERY_REQUIREMENTS]
+def side_python(name: str) -> Path:
+    """bench/.NAME-venv's Python, made with pip on first use."""
+    venv = ROOT / "bench" / f".{name}-venv"
+    python = venv / "bin" / "python"
+    if not (venv / ".installed").exists():
+        print(f"creating {venv} ({name} is a dependency of this bench only)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet", *SIDE_REQUIREMENTS[name]]
         subprocess.run(pip, check=True)
-        (CELERY_VENV / ".installed").touch()
+        (venv / ".installed").touch()
     return python
 
 
@@ -120,15 +156,85 @@ class Finishes:
             return max(self.at[k] for k in keys)
 
 
-class System:
-    """One system under test: its worker processes, how to start runs, where they finish."""
+class Sender:
+    """A system's sender process (its module run as a script), fed run keys on stdin."""
 
-    def __init__(self, name: str, dsn: str, database: str) -> None:
-        self.name, self.dsn, self.database = name, dsn, database
+    def __init__(self, python: Path, module: str, env: dict[str, str]) -> None:
+        self.module = module
+        self.proc = subprocess.Popen(
+            [str(python), "-m", module],
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def __call__(self, keys: list[int]) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(" ".join(map(str, keys)) + "\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "sent":
+            raise SystemExit(f"the sender {self.module} died")
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(30)
+
+
+@dataclass
+class Recipe:
+    """How to run one system: its Python, its module (worker and sender), its workers."""
+
+    name: str
+    slug: str
+    python: Path
+    module: str
+    workers: list[list[str]]  # one command per worker process group
+    schema: str  # its "finished" table or trigger
+    messages_per_run: int | None = 4  # None: not message-driven (DBOS polls a table)
+    broker: bool = True
+    migrate: Callable[[str], object] | None = None  # its own tables, made in its database
+
+
+class System:
+    """One system under test, set up: its database, its vhost, and once started its worker
+    processes and sender."""
+
+    def __init__(self, recipe: Recipe, url: str, broker_url: str, logs: Path) -> None:
+        self.recipe, self.name, self.url, self.logs = recipe, recipe.name, url, logs
+        self.broker_url = broker_url
+        self.database = url.rsplit("/", 1)[1]
         self.workers: list[subprocess.Popen[bytes]] = []
-        self.send: Callable[[list[int]], None] = lambda keys: None
-        self.finishes = Finishes(dsn)
+        self.sender: Sender | None = None
+        self.finishes = Finishes(libpq(url))
         self._next = 1
+
+    def env(self, url: str) -> dict[str, str]:
+        return base_env(
+            self.logs,
+            BROKER_URL=self.broker_url,
+            OVERHEAD_BROKER_URL=self.broker_url,
+            DATABASE_URL=url,
+            OVERHEAD_DSN=libpq(url),
+        )
+
+    def start(self, workers_url: str, sender_url: str) -> None:
+        """Its workers and sender, on these URLs of its database (the proxy's, or not)."""
+        env = self.env(workers_url)
+        for n, args in enumerate(self.recipe.workers, 1):
+            log = self.logs / f"{self.recipe.slug}-{n}.log"
+            self.workers.append(spawn(args, env, log))
+        self.sender = Sender(self.recipe.python, self.recipe.module, self.env(sender_url))
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            stop(proc)
+        self.workers = []
+        if self.sender is not None:
+            self.sender.close()
+            self.sender = None
 
     def keys(self, count: int) -> list[int]:
         first, self._next = self._next, self._next + count
@@ -136,8 +242,9 @@ class System:
 
     def run(self, keys: list[int]) -> float:
         """Seconds from sending the runs to the last one's commit."""
+        assert self.sender is not None
         started = time.perf_counter()
-        self.send(keys)
+        self.sender(keys)
         return self.finishes.wait(keys, self.name) - started
 
     def processes(self) -> Iterator[tuple[Path, list[str]]]:
@@ -165,6 +272,13 @@ class System:
                 if line.startswith("VmHWM:"):
                     peaks.append(int(line.split()[1]))
         return max(peaks) / 1024
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU of the whole machine since boot (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / CLOCK_TICKS
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -205,108 +319,108 @@ def base_env(logs: Path, **values: str) -> dict[str, str]:
     return env | values
 
 
-def dramatiq_workers(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    args = [str(BIN / "dramatiq"), module, "--processes", "2", "--threads", "8"]
-    return spawn(args, env, log)
+def dramatiq_recipe(name: str, slug: str, module: str, schema: str) -> Recipe:
+    workers = [[str(BIN / "dramatiq"), module, "--processes", "2", "--threads", "8"]]
+    return Recipe(name, slug, Path(sys.executable), module, workers, schema)
 
 
-def raw_system(stack: ExitStack, logs: Path) -> System:
-    url = stack.enter_context(scratch_database("overhead_raw"))
-    broker_url = stack.enter_context(rabbitmq_vhost("overhead_raw"))
+def kit_recipe() -> Recipe:
+    recipe = dramatiq_recipe("taskpipes", "kit", "bench.overhead_kit", RUN_SUCCEEDED)
+    recipe.migrate = kit_migrate
+    return recipe
+
+
+def kit_migrate(url: str) -> None:
+    """The kit's tables, by its own command (in this process it would fix the kit's settings
+    before confirm_rates sets them)."""
+    env = {**os.environ, "DATABASE_URL": url}
+    subprocess.run(
+        [str(BIN / "taskpipes"), "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL
+    )
+
+
+def dbos_migrate(url: str) -> None:
+    """DBOS's system tables, before its workers and client race to use them."""
+    dbos = side_python("dbos").parent / "dbos"
+    subprocess.run([str(dbos), "migrate", "-s", url], check=True, stdout=subprocess.DEVNULL)
+
+
+def recipes() -> list[Recipe]:
+    """The systems compared, raw Dramatiq first and taskpipes second."""
+    celery, dbos = side_python("celery"), side_python("dbos")
+    worker = [str(celery), "-m", "celery", "-A", "bench.overhead_celery", "worker", "-l", "WARNING"]
+    threads = [[*worker, "--pool", "threads", "-c", "8", "-n", f"threads{n}@%h"] for n in (1, 2)]
+    prefork = [[*worker, "--pool", "prefork", "-c", "2", "-n", "prefork@%h"]]
+    dbos_worker = [str(dbos), "-m", "bench.overhead_dbos", "--worker"]
+    return [
+        dramatiq_recipe("raw Dramatiq", "raw", "bench.overhead_raw", FINISHED_TABLE),
+        kit_recipe(),
+        Recipe("Celery, threads 2x8", "celery_threads", celery, "bench.overhead_celery", threads, FINISHED_TABLE),
+        Recipe("Celery, prefork 2", "celery_prefork", celery, "bench.overhead_celery", prefork, FINISHED_TABLE),
+        Recipe("DBOS, queue 2x8", "dbos", dbos, "bench.overhead_dbos", [dbos_worker] * 2, FINISHED_TABLE, messages_per_run=None, broker=False, migrate=dbos_migrate),
+    ]  # fmt: skip
+
+
+def set_up(stack: ExitStack, logs: Path, recipe: Recipe) -> System:
+    """The system's database (with its schema) and vhost, stopped and dropped at the end."""
+    url = stack.enter_context(scratch_database(f"overhead_{recipe.slug}"))
+    broker_url = (
+        stack.enter_context(rabbitmq_vhost(f"overhead_{recipe.slug}")) if recipe.broker else ""
+    )
+    if recipe.migrate is not None:
+        recipe.migrate(url)
     with psycopg.connect(libpq(url), autocommit=True) as conn:
-        conn.execute(FINISHED_TABLE)
-    env = base_env(logs, OVERHEAD_BROKER_URL=broker_url, OVERHEAD_DSN=libpq(url))
-    system = System("raw Dramatiq", libpq(url), url.rsplit("/", 1)[1])
-    system.workers.append(dramatiq_workers("bench.overhead_raw", env, logs / "raw.log"))
-    os.environ |= {"OVERHEAD_BROKER_URL": broker_url, "OVERHEAD_DSN": libpq(url)}
-    from bench import overhead_raw
-
-    system.send = lambda keys: [overhead_raw.raw_1.send(k) for k in keys] and None
-    system.raw = overhead_raw  # type: ignore[attr-defined]
+        conn.execute(recipe.schema)
+    system = System(recipe, url, broker_url, logs)
+    stack.callback(system.stop)
+    stack.callback(system.finishes.close)
     return system
 
 
-def kit_system(stack: ExitStack, logs: Path) -> System:
-    from db import migrate
-
-    url = stack.enter_context(scratch_database("overhead_kit"))
-    broker_url = stack.enter_context(rabbitmq_vhost("overhead_kit"))
-    migrate.upgrade(url)
-    with psycopg.connect(libpq(url), autocommit=True) as conn:
-        conn.execute(RUN_SUCCEEDED.replace("{epoch}", str(KIT_EPOCH_MINUTE)))
-    env = base_env(logs, BROKER_URL=broker_url, DATABASE_URL=url)
-    system = System("taskpipes", libpq(url), url.rsplit("/", 1)[1])
-    system.workers.append(dramatiq_workers("bench.overhead_kit", env, logs / "kit.log"))
-    os.environ |= {"BROKER_URL": broker_url, "DATABASE_URL": url}
-    from bench import overhead_kit
-    from taskpipes.ticks import enqueue_ticks
-
-    def send(keys: list[int]) -> None:
-        # Many at once the way backfill and catch-up send them: batched, still confirmed.
-        enqueue_ticks(overhead_kit.noop, [kit_tick(key) for key in keys])
-
-    system.send = send
-    return system
+def proxy_tally(proxies: dict[str, CountingProxy]) -> Counter[str]:
+    tally = Counter({"connections": sum(p.connections for p in proxies.values())})
+    for side, proxy in proxies.items():
+        tally[f"{side} round_trips"] = proxy.round_trips
+    return tally
 
 
-def kit_tick(key: int) -> datetime:
-    return datetime.fromtimestamp((KIT_EPOCH_MINUTE + key) * 60, UTC)
+def count_traffic(system: System, log: ServerLog) -> Counter[str]:
+    """The measuring pass: the system's workers and sender through counting proxies, with
+    their statements logged, over a burst of COUNT_RUNS runs: round trips, statements and
+    commits of each side ("workers", "sender"), and connections opened."""
+    proxies = {side: CountingProxy(PG_PORT) for side in SIDES}
+    with ExitStack() as stack:
+        for proxy in proxies.values():
+            stack.enter_context(proxy)
+        stack.enter_context(statements_logged(ADMIN_DSN, system.database))
+        system.start(proxies["workers"].proxied(system.url), proxies["sender"].proxied(system.url))
+        stack.callback(system.stop)
+        system.run(system.keys(COUNT_WARMUP))
+        time.sleep(COUNT_SETTLE_S)
+        before, since = proxy_tally(proxies), log.size()
+        system.run(system.keys(COUNT_RUNS))
+        time.sleep(COUNT_SETTLE_S)
+        traffic = proxy_tally(proxies) - before
+        senders = backend_pids(ADMIN_DSN, proxies["sender"].upstream_ports)
+        for pid, statements in log.statements(system.database, since).items():
+            side = "sender" if pid in senders else "workers"
+            traffic[f"{side} statements"] += len(statements)
+            traffic[f"{side} commits"] += commits(statements)
+    return traffic
 
 
-class CelerySender:
-    """The Celery side's sender: a process of the Celery venv fed keys on stdin."""
-
-    def __init__(self, python: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [str(python), "-m", "bench.overhead_celery"],
-            env=env,
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def __call__(self, keys: list[int]) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(" ".join(map(str, keys)) + "\n")
-        self.proc.stdin.flush()
-        if self.proc.stdout.readline().strip() != "sent":
-            raise SystemExit("the Celery sender died")
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.wait(30)
-
-
-def celery_system(stack: ExitStack, logs: Path, pool: str) -> System:
-    python = celery_python()
-    url = stack.enter_context(scratch_database(f"overhead_celery_{pool}"))
-    broker_url = stack.enter_context(rabbitmq_vhost(f"overhead_celery_{pool}"))
-    with psycopg.connect(libpq(url), autocommit=True) as conn:
-        conn.execute(FINISHED_TABLE)
-    env = base_env(logs, OVERHEAD_BROKER_URL=broker_url, OVERHEAD_DSN=libpq(url))
-    label = "threads pool 2x8" if pool == "threads" else "prefork 2"
-    system = System(f"Celery, {label}", libpq(url), url.rsplit("/", 1)[1])
-    celery = [str(python), "-m", "celery", "-A", "bench.overhead_celery", "worker", "-l", "WARNING"]
-    if pool == "threads":
-        for n in (1, 2):
-            args = [*celery, "--pool", "threads", "-c", "8", "-n", f"threads{n}@%h"]
-            system.workers.append(spawn(args, env, logs / f"celery-threads{n}.log"))
-    else:
-        args = [*celery, "--pool", "prefork", "-c", "2", "-n", "prefork@%h"]
-        system.workers.append(spawn(args, env, logs / "celery-prefork.log"))
-    sender = CelerySender(python, env)
-    stack.callback(sender.close)
-    system.send = sender
-    return system
-
-
-def commits(systems: list[System]) -> dict[str, int]:
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        rows = admin.execute("SELECT datname, xact_commit FROM pg_stat_database").fetchall()
-    counts = dict(rows)
-    return {s.name: counts[s.database] for s in systems}
+def traffic_figures(system: System, traffic: Counter[str]) -> dict[str, float]:
+    """Per run (both sides), and per message (the workers' side) where runs are messages."""
+    figures = {
+        f"{what}_per_run": sum(traffic[f"{side} {what}"] for side in SIDES) / COUNT_RUNS
+        for what in ("round_trips", "statements", "commits")
+    }
+    figures["connections_per_run"] = traffic["connections"] / COUNT_RUNS
+    if system.recipe.messages_per_run:
+        messages = COUNT_RUNS * system.recipe.messages_per_run
+        for what in ("round_trips", "statements"):
+            figures[f"{what}_per_message"] = traffic[f"workers {what}"] / messages
+    return figures
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -314,51 +428,73 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+@dataclass(frozen=True)
+class Round:
+    """One system's timed round: single runs' latencies, then a burst."""
+
+    latencies: list[float]
+    runs_per_s: float
+    cpu_per_run: float
+    machine_cpu_per_run: float
+    peak_rss_mb: float
+
+
+def timed_round(system: System) -> Round:
+    """The system's workers started alone (every system at once would hold about all of
+    PostgreSQL's 100 connections, shared with others' tests), warmed up, timed, stopped."""
+    system.start(system.url, system.url)
+    try:
+        system.run(system.keys(WARMUP))
+        latencies = [system.run(system.keys(1)) for _ in range(LATENCY_RUNS // ROUNDS)]
+        workers, machine = system.cpu_seconds(), machine_cpu_seconds()
+        seconds = system.run(system.keys(BURST))
+        return Round(
+            latencies,
+            BURST / seconds,
+            (system.cpu_seconds() - workers) / BURST,
+            (machine_cpu_seconds() - machine) / BURST,
+            system.peak_rss_mb(),
+        )
+    finally:
+        system.stop()
+
+
+def summary(rounds: list[Round]) -> dict[str, float]:
+    latencies = [seconds for r in rounds for seconds in r.latencies]
+    return {
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+        "runs_per_s": statistics.median(r.runs_per_s for r in rounds),
+        "cpu_ms_per_run": 1000 * statistics.median(r.cpu_per_run for r in rounds),
+        "machine_cpu_ms_per_run": 1000 * statistics.median(r.machine_cpu_per_run for r in rounds),
+        "peak_rss_mb": max(r.peak_rss_mb for r in rounds),
+    }
+
+
 def measure(systems: list[System]) -> dict[str, dict[str, float]]:
-    for system in systems:  # warm up: connections, queues declared, code paths loaded
-        system.run(system.keys(20))
-    figures: dict[str, dict[str, float]] = {s.name: {} for s in systems}
-    time.sleep(STATS_DELAY_S)
-    before = commits(systems)
-    latencies: dict[str, list[float]] = {s.name: [] for s in systems}
-    for i in range(LATENCY_RUNS):
-        turn = systems[i % len(systems) :] + systems[: i % len(systems)]
-        for system in turn:
-            latencies[system.name].append(system.run(system.keys(1)))
-    time.sleep(STATS_DELAY_S)
-    after = commits(systems)
-    for system in systems:
-        values = latencies[system.name]
-        figures[system.name] |= {
-            "p50_ms": 1000 * statistics.median(values),
-            "p99_ms": 1000 * percentile(values, 0.99),
-            "xact_per_run": (after[system.name] - before[system.name]) / LATENCY_RUNS,
-        }
-    rates: dict[str, list[float]] = {s.name: [] for s in systems}
-    cpu: dict[str, list[float]] = {s.name: [] for s in systems}
-    for _ in range(BURST_REPEATS):
+    """The traffic pass, then ROUNDS timed rounds, the systems taking turns in each."""
+    log = ServerLog(ADMIN_DSN)
+    figures = {s.name: traffic_figures(s, count_traffic(s, log)) for s in systems}
+    rounds: dict[str, list[Round]] = {s.name: [] for s in systems}
+    for _ in range(ROUNDS):
         for system in systems:
-            used = system.cpu_seconds()
-            rates[system.name].append(BURST / system.run(system.keys(BURST)))
-            cpu[system.name].append((system.cpu_seconds() - used) / BURST)
-    for system in systems:
-        figures[system.name] |= {
-            "runs_per_s": statistics.median(rates[system.name]),
-            "cpu_ms_per_run": 1000 * statistics.median(cpu[system.name]),
-            "peak_rss_mb": system.peak_rss_mb(),
-        }
+            rounds[system.name].append(timed_round(system))
+    for name, values in rounds.items():
+        figures[name] |= summary(values)
     return figures
 
 
-def confirm_rates(raw: System) -> tuple[float, float]:
+def confirm_rates(raw: System, kit: System) -> tuple[float, float]:
     """Messages/s: raw Dramatiq's per-message confirmed sends, and a 1,000-tick backfill's
-    enqueue through the kit (its runs recorded, its messages confirmed)."""
-    from bench import overhead_kit
-    from taskpipes import ticks
-
-    probe = raw.raw.broker  # type: ignore[attr-defined]
+    enqueue through the kit (its runs recorded, its messages confirmed), from this process."""
+    os.environ |= {"OVERHEAD_BROKER_URL": raw.broker_url, "OVERHEAD_DSN": libpq(raw.url)}
+    os.environ |= {"BROKER_URL": kit.broker_url, "DATABASE_URL": kit.url}
     import dramatiq
 
+    from bench import overhead_kit, overhead_raw
+    from taskpipes import ticks
+
+    probe = overhead_raw.broker
     sink = dramatiq.actor(broker=probe, queue_name="confirm_probe", actor_name="sink")(print)
     probe.declare_queue("confirm_probe")
     started = time.perf_counter()
@@ -373,28 +509,79 @@ def confirm_rates(raw: System) -> tuple[float, float]:
     return per_message, bulk
 
 
+def cell(f: dict[str, float], key: str, form: str) -> str:
+    return form.format(f[key]) if key in f else "—"
+
+
+# The table's columns: heading, figure, format.
+COLUMNS = (
+    ("p50 latency", "p50_ms", "{:.1f} ms"),
+    ("p99 latency", "p99_ms", "{:.1f} ms"),
+    ("runs/s, 300 at once", "runs_per_s", "{:.0f}"),
+    ("worker CPU per run", "cpu_ms_per_run", "{:.1f} ms"),
+    ("machine CPU per run", "machine_cpu_ms_per_run", "{:.1f} ms"),
+    ("transactions per run", "commits_per_run", "{:.1f}"),
+    ("statements per run", "statements_per_run", "{:.1f}"),
+    ("round trips per run", "round_trips_per_run", "{:.1f}"),
+    ("statements per message", "statements_per_message", "{:.2f}"),
+    ("round trips per message", "round_trips_per_message", "{:.2f}"),
+    ("connections opened per run", "connections_per_run", "{:.2f}"),
+    ("peak RSS of a worker process", "peak_rss_mb", "{:.0f} MB"),
+)
+
+
 def table(figures: dict[str, dict[str, float]]) -> str:
     lines = [
-        "| per 4-message run | p50 latency | p99 latency | runs/s, 300 at once | "
-        "CPU per run | transactions per run | peak RSS of a worker process |",
-        "|---|---|---|---|---|---|---|",
+        "| per 4-message run | " + " | ".join(heading for heading, _, _ in COLUMNS) + " |",
+        "|---" * (len(COLUMNS) + 1) + "|",
     ]
     for name, f in figures.items():
-        lines.append(
-            f"| {name} | {f['p50_ms']:.1f} ms | {f['p99_ms']:.1f} ms | {f['runs_per_s']:.0f} | "
-            f"{f['cpu_ms_per_run']:.1f} ms | {f['xact_per_run']:.1f} | {f['peak_rss_mb']:.0f} MB |"
-        )
+        lines.append(f"| {name} | " + " | ".join(cell(f, k, form) for _, k, form in COLUMNS) + " |")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Goal:
+    what: str
+    value: float
+    met: bool
+    wanted: str
+
+    def line(self) -> str:
+        return f"goal: {self.what} {self.value:.2f} ({self.wanted}): {'met' if self.met else 'NOT MET'}"
+
+
+def goals(figures: dict[str, dict[str, float]]) -> list[Goal]:
+    raw, kit = figures["raw Dramatiq"], figures["taskpipes"]
+    celery, dbos = figures["Celery, threads 2x8"], figures["DBOS, queue 2x8"]
+    throughput = kit["runs_per_s"] / raw["runs_per_s"]
+    cpu = kit["machine_cpu_ms_per_run"] / raw["machine_cpu_ms_per_run"]
+    p50 = kit["p50_ms"] / raw["p50_ms"]
+    vs_celery = kit["runs_per_s"] / celery["runs_per_s"]
+    vs_dbos = kit["runs_per_s"] / dbos["runs_per_s"]
+    trips = kit["round_trips_per_message"]
+    return [
+        Goal("taskpipes throughput vs raw Dramatiq", throughput, throughput >= 0.5, "goal >= 0.5"),
+        Goal("taskpipes throughput vs Celery threads", vs_celery, vs_celery > 1, "goal > 1"),
+        Goal("taskpipes throughput vs DBOS", vs_dbos, vs_dbos > 1, "goal > 1"),
+        Goal("taskpipes machine CPU per run vs raw", cpu, cpu <= 2, "goal <= 2"),
+        Goal("taskpipes p50 latency vs raw", p50, p50 <= 2.5, "goal <= 2.5"),
+        Goal("taskpipes DB round trips per stage message", trips, trips <= 2, "goal <= 2"),
+    ]  # fmt: skip
 
 
 # What a taskpipes worker's time goes to, by the kit function on the stack (inclusive).
 PROFILE_PARTS = {
-    "CrashGuard": "middleware.py",
-    "claim (runs.claim)": "claim (taskpipes/runs.py",
-    "stage work + bookkeeping (_perform)": "_perform",
-    "hand-off (send_stage)": "send_stage",
-    "metrics": "metrics.py",
-    "Prometheus middleware": "prometheus.py",
+    "the kit's middleware (CrashGuard, TickAge, ...)": "taskpipes/middleware.py",
+    "tick's claim + first take (records.claim_and_take)": "claim_and_take (",
+    "take (records.take_stage)": "take_stage (",
+    "end + commit (records.end_stage)": "end_stage (",
+    "transaction open/close (Transaction enter/exit)": "Transaction.__e",
+    "hand-off (stages.send_to)": "send_to (",
+    "taskpipes metrics": "taskpipes/metrics.py",
+    "logging": "/logging/",
+    "JSON (dramatiq encoder)": "encoder.py",
+    "Prometheus middleware (dramatiq_*)": "prometheus.py",
 }
 # Leaf frames of a thread that waits (py-spy samples them too).
 IDLE_LEAVES = ("select (", "poll (", "wait (", "sleep", "TimeoutManager.run", "worker_process (")
@@ -403,8 +590,8 @@ PROFILE_LIBRARIES = ("sqlalchemy", "psycopg", "pika", "prometheus_client")
 
 def profile(stack: ExitStack, logs: Path) -> None:
     """py-spy over the taskpipes workers while they work 3 bursts: where the CPU goes."""
-    kit = kit_system(stack, logs)
-    stack.callback(lambda: [stop(p) for p in kit.workers])
+    kit = set_up(stack, logs, kit_recipe())
+    kit.start(kit.url, kit.url)
     kit.run(kit.keys(20))
     out = logs / "profile.txt"
     spy = subprocess.Popen(
@@ -426,7 +613,7 @@ def profile(stack: ExitStack, logs: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     time.sleep(2)
-    for _ in range(BURST_REPEATS):
+    for _ in range(ROUNDS):
         kit.run(kit.keys(BURST))
     spy.send_signal(2)
     spy.wait(60)
@@ -453,7 +640,7 @@ def summarize(collapsed: str) -> str:
         for library in PROFILE_LIBRARIES:
             if f"({library}/" in frames or f"/{library}/" in frames:
                 libraries[library] += n
-    runs = BURST_REPEATS * BURST  # py-spy starts after the warm-up
+    runs = ROUNDS * BURST  # py-spy starts after the warm-up
     lines = [f"busy samples at 200 Hz: {busy} ({busy / runs * 5:.1f} ms per run)"]
     lines += [f"  {name}: {100 * n / max(busy, 1):.0f}%" for name, n in parts.items()]
     lines.append("by library (inclusive):")
@@ -461,47 +648,45 @@ def summarize(collapsed: str) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    if "--profile" in sys.argv:
-        with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
-            profile(stack, Path(tmp))
-        return 0
-    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load: {os.getloadavg()}", flush=True)
-    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
-        logs = Path(tmp)
-        systems = [
-            raw_system(stack, logs),
-            kit_system(stack, logs),
-            celery_system(stack, logs, "threads"),
-            celery_system(stack, logs, "prefork"),
-        ]
-        for system in systems:
-            stack.callback(lambda s=system: [stop(p) for p in s.workers])
-        try:
-            figures = measure(systems)
-            for system in systems:  # the backfill's runs are not worked while it enqueues
-                for proc in system.workers:
-                    stop(proc)
-            per_message, bulk = confirm_rates(systems[0])
-        except BaseException:
-            for log in sorted(logs.glob("*.log")):
-                print(f"--- {log.name}\n{log.read_text()[-3000:]}", file=sys.stderr)
-            raise
+def compare(logs: Path, stack: ExitStack) -> tuple[dict[str, dict[str, float]], float, float]:
+    """Every system measured; then the enqueue rates, their workers stopped."""
+    systems = [set_up(stack, logs, recipe) for recipe in recipes()]
+    try:
+        figures = measure(systems)
+        per_message, bulk = confirm_rates(systems[0], systems[1])  # no workers running
+    except BaseException:
+        for log in sorted(logs.glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text()[-3000:]}", file=sys.stderr)
+        raise
+    return figures, per_message, bulk
+
+
+def report(figures: dict[str, dict[str, float]], per_message: float, bulk: float) -> None:
     print(table(figures))
-    raw, kit = figures[systems[0].name], figures[systems[1].name]
-    fastest_celery = max(figures[s.name]["runs_per_s"] for s in systems[2:])
-    print(f"load after: {os.getloadavg()}")
     print(
-        f"taskpipes vs raw: p50 {kit['p50_ms'] / raw['p50_ms']:.2f}x (goal <= 2), "
-        f"throughput vs Celery's faster pool {kit['runs_per_s'] / fastest_celery:.2f} "
-        "(goal > 1)"
+        f"(transactions, statements, round trips, connections: a burst of {COUNT_RUNS} runs "
+        "through a counting proxy, before the timed rounds; per run: enqueue included; "
+        "per message: the workers' side only)"
     )
+    print(f"load after: {os.getloadavg()}")
+    for goal in goals(figures):
+        print(goal.line())
     print(
         f"enqueue, {BACKFILL_TICKS}-tick backfill: {bulk:.0f} msg/s vs raw per-message "
         f"confirms {per_message:.0f} msg/s: {bulk / per_message:.2f}x (goal >= 3)"
     )
-    ratio = kit["runs_per_s"] / raw["runs_per_s"]
+    ratio = figures["taskpipes"]["runs_per_s"] / figures["raw Dramatiq"]["runs_per_s"]
     print(f"result: overhead_throughput_vs_raw {ratio:.2f} (goal >= 0.5)")
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="overhead-") as tmp, ExitStack() as stack:
+        if "--profile" in sys.argv:
+            profile(stack, Path(tmp))
+            return 0
+        print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load: {os.getloadavg()}", flush=True)
+        figures, per_message, bulk = compare(Path(tmp), stack)
+    report(figures, per_message, bulk)
     return 0
 
 

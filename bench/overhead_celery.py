@@ -1,17 +1,18 @@
 """Celery for bench/overhead.py, run with bench/.celery-venv's Python (Celery is no
 dependency of the project): a chain of 4 tasks, acks_late, publisher confirms, the last
 inserts one row. As a worker: `celery -A bench.overhead_celery worker ...`. As a script it
-is the bench's sender: it reads `KEY...` lines on stdin, sends one chain per key and
-answers `sent` once every publish is confirmed."""
+is the bench's sender (bench/overhead_sender.py), one chain per key. Each worker thread
+keeps one connection: the pool is sized to the threads."""
 
 from __future__ import annotations
 
 import os
-import sys
 import threading
 
 import psycopg
 from celery import Celery, chain
+
+from bench.overhead_sender import serve
 
 app = Celery("overhead", broker=os.environ["OVERHEAD_BROKER_URL"])
 app.conf.update(
@@ -41,12 +42,10 @@ def finish(run: int) -> None:
     _connection().execute("INSERT INTO finished (run) VALUES (%s)", (run,))
 
 
-def send(run: int) -> None:
-    chain(step.si(run), step.si(run), step.si(run), finish.si(run)).apply_async()
+def send(keys: list[int]) -> None:
+    for run in keys:
+        chain(step.si(run), step.si(run), step.si(run), finish.si(run)).apply_async()
 
 
 if __name__ == "__main__":
-    for line in sys.stdin:
-        for key in line.split():
-            send(int(key))
-        print("sent", flush=True)
+    serve(send)

@@ -1,6 +1,7 @@
 """Raw Dramatiq for bench/overhead.py: 4 actors, each sends the next, the last inserts one
 row (its only transaction). `dramatiq bench.overhead_raw` works it; OVERHEAD_BROKER_URL and
-OVERHEAD_DSN say where."""
+OVERHEAD_DSN say where. Run as a script, it is the bench's sender (bench/overhead_sender.py).
+Each worker thread keeps one connection: the pool is sized to the threads."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import threading
 import dramatiq
 import psycopg
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+from bench.overhead_sender import serve
 
 broker = RabbitmqBroker(url=os.environ["OVERHEAD_BROKER_URL"], confirm_delivery=True)
 dramatiq.set_broker(broker)
@@ -41,3 +44,12 @@ def raw_2(run: int) -> None:
 @dramatiq.actor(**OPTIONS)
 def raw_1(run: int) -> None:
     raw_2.send(run)
+
+
+def send(keys: list[int]) -> None:
+    for key in keys:
+        raw_1.send(key)
+
+
+if __name__ == "__main__":
+    serve(send)

@@ -34,8 +34,6 @@ SEARCH_PATH = (
 )
 # A suspect answer (incomplete, short, duplicated id) is fetched again this often.
 MAX_SUSPECT_FETCHES = 3
-# Suspect answers are fetched again after this many seconds, doubling each time.
-SUSPECT_REFETCH_S = 5
 
 
 def search_top(call: Call) -> tuple[Any, str | None]:
@@ -149,7 +147,13 @@ def refetch_later(ctx: Context, exc: Exception) -> Later:
     fetched = fetched or 0
     if fetched >= MAX_SUSPECT_FETCHES:
         raise PermanentError(f"{exc} ({fetched} suspect answers in a row; nothing stored)")
-    return Later(SUSPECT_REFETCH_S * 2 ** (fetched - 1), stage=FETCH)
+    return Later(refetch_delay_s(fetched, get_settings().suspect_refetch_s), stage=FETCH)
+
+
+def refetch_delay_s(fetched: int, first_s: float) -> float:
+    """The wait before fetching again after `fetched` suspect answers: `first_s`
+    (TASKPIPES_SUSPECT_REFETCH_S) after the first, doubling after each one since."""
+    return first_s * 2 ** (fetched - 1)
 
 
 # The API only knows the present, so after downtime only the newest missed tick is run.

@@ -12,13 +12,14 @@ from sqlalchemy import Engine
 
 from taskpipes import rabbit
 from taskpipes.database import use_engine
-from taskpipes.middleware import CrashGuard, MetricsFiles, SchedulerProbe, TickAge
+from taskpipes.middleware import CrashGuard, MetricsFiles, PoolSize, SchedulerProbe, TickAge
 from taskpipes.settings import Settings, get_settings, use_settings
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
     middleware = [m() for m in default_middleware]
     middleware += [CurrentMessage(), TickAge(), CrashGuard(settings.max_crashes), SchedulerProbe()]
+    middleware.append(PoolSize())
     if settings.in_process:
         return StubBroker(middleware=middleware)
     from dramatiq.middleware.prometheus import Prometheus

@@ -156,7 +156,7 @@ def next_waiting(session: Session, pipeline: Pipeline) -> int | None:
         .where(Run.pipeline == pipeline.name, Run.status == runs.WAITING)
         .order_by(Run.tick)
         .limit(1)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, key_share=True)  # runs.LOCK_RUN
     ).first()
     if run is None:
         return None
@@ -185,7 +185,7 @@ def running_others(session: Session, pipeline: Pipeline, run: Run | None) -> lis
 def cancel(session: Session, pipeline: Pipeline, run: Run, by: str, now: datetime) -> bool:
     """End an unfinished run `cancelled`: its remaining stages do not start (run_stage
     checks), a stage already running finishes. False when it had already finished."""
-    run = session.get_one(Run, run.id, with_for_update=True)
+    run = session.get_one(Run, run.id, with_for_update=runs.LOCK_RUN)
     if run.status in runs.FINISHED:
         return False
     done = set(

@@ -50,6 +50,8 @@ def _configure_sqlite(engine: Engine) -> None:
         # A writer takes the write lock up front, so two writers queue instead of deadlocking
         # on upgrade. A reader begins deferred: under WAL it never waits for that lock, so a
         # poll or a page is not queued behind (or timed out by) a busy worker.
+        if conn.connection.dbapi_connection.in_transaction:
+            return  # a taskpipes.transaction began it, raw; its session joins it
         read_only = conn.get_execution_options().get(READ_ONLY, False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
@@ -70,14 +72,27 @@ def make_engine(url: str) -> Engine:
     return create_engine(
         url,
         pool_recycle=POOL_RECYCLE_S,
-        pool_size=5,
-        max_overflow=5,
+        pool_size=_pool_size,
+        max_overflow=_pool_size,
         connect_args={"options": f"-c lock_timeout={lock_timeout_ms}"},
     )
 
 
 # An engine a host application handed in (taskpipes.configure), instead of one we build.
 _given: Engine | None = None
+# Connections a PostgreSQL pool keeps open: one per worker thread once a worker says how
+# many it runs (size_pool). SQLAlchemy closes an overflow connection on its return whenever
+# this many are idle, so eight threads over a pool of five would reconnect all the time.
+DEFAULT_POOL_SIZE = 5
+_pool_size = DEFAULT_POOL_SIZE
+
+
+def size_pool(threads: int) -> None:
+    """Keep a connection per thread (a worker booting, before its first message)."""
+    global _pool_size
+    if max(threads, DEFAULT_POOL_SIZE) != _pool_size:
+        _pool_size = max(threads, DEFAULT_POOL_SIZE)
+        use_engine(_given)
 
 
 def use_engine(engine: Engine | None) -> None:

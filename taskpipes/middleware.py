@@ -13,7 +13,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from taskpipes import metrics, rabbit, runs
-from taskpipes.database import begin, retrying
+from taskpipes.database import begin, retrying, size_pool
 from taskpipes.models import MessageDelivery
 from taskpipes.schedule import Schedule
 from taskpipes.settings import get_settings
@@ -159,6 +159,13 @@ class SchedulerProbe(Middleware):
         settings = get_settings()
         metrics.serve_metrics(settings.metrics_host, settings.metrics_port)
         metrics.tick_scheduled(message.actor_name)
+
+
+class PoolSize(Middleware):
+    """Size the database pool to the worker's threads as it boots (database.size_pool)."""
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        size_pool(worker.worker_threads)
 
 
 class MetricsFiles(Middleware):

@@ -68,11 +68,17 @@ class Moment:
 
 @dataclass(frozen=True)
 class Context(Moment):
-    """What a stage's `read` and `run` parts receive: the run and the session of the
-    stage's transaction. `answer` is what `call` returned (for `run`)."""
+    """What a stage's `read` and `run` parts receive: the run, and `session`, the
+    SQLAlchemy session of the stage's transaction. `answer` is what `call` returned (for
+    `run`). `opened` is that session, or what makes it on first use: a stage that writes
+    nothing through it costs no session."""
 
-    session: Session
+    opened: Session | Callable[[], Session] = field(repr=False)
     answer: Any = None
+
+    @property
+    def session(self) -> Session:
+        return self.opened if isinstance(self.opened, Session) else self.opened()
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,15 @@ FINISHED = (SUCCEEDED, FAILED, DEAD, SKIPPED, PAUSED, CANCELLED)
 REOPENABLE = (FAILED, DEAD, SKIPPED, PAUSED, CANCELLED)
 # Finished without success and will not go on by itself.
 UNSUCCESSFUL = (FAILED, DEAD)
+# Finished as its own tick message decided, or an operator: a redelivery of that same
+# message (an ack lost) changes nothing. Only an explicit request runs such a tick again.
+SETTLED = (SUCCEEDED, SKIPPED, CANCELLED)
 # Error texts are cut so one huge traceback cannot bloat the run table.
 MAX_ERROR_CHARS = 2000
+# How a run's row is locked: FOR NO KEY UPDATE. A running stage holds its run's row in KEY
+# SHARE for as long as it works (its record refers to the run), which a plain FOR UPDATE
+# would wait for: a cancel or a claim would wait on every running stage.
+LOCK_RUN: dict[str, Any] = {"key_share": True}
 
 
 def utcnow() -> datetime:
@@ -85,7 +92,7 @@ def record_queued_many(
     found = session.scalars(
         select(Run)
         .where(Run.pipeline == pipeline, Run.tick.in_(list(message_ids)))
-        .with_for_update()
+        .with_for_update(key_share=True)  # LOCK_RUN
     )
     recorded = {wanted[run.tick.astimezone(UTC)]: run for run in found}
     for tick, run in recorded.items():
@@ -103,8 +110,8 @@ def claim(
         if not (explicit and run.status in REOPENABLE):
             return Claim(None, f"tick already taken by message {run.message_id} ({run.status})")
         _reopen(session, run, message_id)
-    elif run.status == SUCCEEDED:
-        return Claim(None, "tick already succeeded")
+    elif run.status in SETTLED:
+        return Claim(None, f"tick already {run.status}")
     elif run.status in REOPENABLE:
         _reopen(session, run, message_id)
     run.status = RUNNING
@@ -141,7 +148,7 @@ def _reopen(session: Session, run: Run, message_id: str) -> None:
 def _run(session: Session, pipeline: str, tick: datetime, lock: bool = False) -> Run:
     query = select(Run).where(Run.pipeline == pipeline, Run.tick == tick)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)  # LOCK_RUN
     return session.scalars(query).one()
 
 
@@ -325,7 +332,7 @@ def resume(session: Session, run_id: int) -> Run | None:
     Its stage rows stay: stages already done are skipped by run_stage, so the run goes on
     from the stage that died. Returns the run only when this call reopened it.
     """
-    run = session.get(Run, run_id, with_for_update=True)
+    run = session.get(Run, run_id, with_for_update=LOCK_RUN)
     if run is None or run.status not in RESUMABLE:
         return None
     run.status, run.finished_at, run.error = RUNNING, None, None

@@ -50,6 +50,9 @@ class Settings:
     queue_type: str = "classic"
     # How many repositories github_top ranks (TASKPIPES_TOP_N).
     top_n: int = DEFAULT_TOP_N
+    # github_top asks again this long after a suspect answer, doubling each time; tests
+    # shrink it so that a refetch costs no real seconds.
+    suspect_refetch_s: float = 5.0
 
     @property
     def in_process(self) -> bool:
@@ -167,6 +170,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         metrics_dir=_check_metrics_dir(env),
         queue_type=_choice(env, "TASKPIPES_QUEUE_TYPE", QUEUE_TYPES),
         top_n=_top_n(env),
+        suspect_refetch_s=_positive_number(env, "TASKPIPES_SUSPECT_REFETCH_S", 5.0, float),
     )
 
 

@@ -1,13 +1,24 @@
 """Run one stage message: one transaction for the work and the record that it is done.
 
 ```
-message(run_id) -> transaction: stage already done? -> skip the work
+message(run_id) -> transaction: take the stage's record under its row lock
+                                (done already, or the run cancelled? -> skip the work)
                                 run(ctx), record done (and close the run after the last)
                 -> hand off to the next stage (inside the actor: a failed send is a retry)
 ```
+Taking the record before the stage's code runs is what makes a stage's writes happen once
+even when two copies of its message run at the same time: the second waits on the lock,
+then finds the stage done (taskpipes.records). On PostgreSQL the kit's part costs two
+round trips: the take, with BEGIN, and the end, with COMMIT.
+
 A stage with a `call` part takes two transactions instead: `read` + the attempt's count,
-then the call with none open, then `run` + the record. A crash before the last commit
-repeats the call, never the write; a crash after it repeats only the hand-off.
+then the call with none open, then `run` + the record, which takes the lock again and
+re-checks. Two copies may both call (the outside call is at least once); a crash before the
+last commit repeats the call, never the write; a crash after it repeats only the hand-off.
+
+A tick message whose first stage works in it claims its run in the stage's first round
+trip (`Attempt.claim`); when anything stands in the way of that claim, the tick goes the
+long way (taskpipes.ticks).
 
 Closing a run of a pipeline whose overlap policy is `queue` also starts its oldest waiting
 run, in the closing transaction, with that run's first stage sent before the commit.
@@ -26,13 +37,14 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 from sqlalchemy.orm import Session
 
-from taskpipes import controls, metrics, runs
-from taskpipes.database import begin, retrying
+from taskpipes import controls, metrics, records, runs
+from taskpipes.database import begin, get_engine, retrying
 from taskpipes.errors import PermanentError
 from taskpipes.models import Run
-from taskpipes.pipeline import MAX_DELAY_S, Call, Context, Pipeline, Stage
+from taskpipes.pipeline import MAX_DELAY_S, Call, Context, FanOut, Pipeline, Stage
 from taskpipes.registry import registry
-from taskpipes.runs import FAILED, SUCCEEDED
+from taskpipes.runs import FAILED, FINISHED, SUCCEEDED
+from taskpipes.transaction import Transaction
 
 logger = logging.getLogger("taskpipes")
 
@@ -48,8 +60,30 @@ def hand_off(actor: dramatiq.Actor, run_id: int, *args: int, delay_s: float | No
 def send_stage(
     pipeline: Pipeline, stage_name: str, run_id: int, delay_s: float | None = None
 ) -> None:
-    name = pipeline.entry_actor(pipeline.stage(stage_name))
-    hand_off(dramatiq.get_broker().get_actor(name), run_id, delay_s=delay_s)
+    send_to(pipeline, pipeline.stage(stage_name), run_id, delay_s)
+
+
+def send_to(
+    pipeline: Pipeline, stage: Stage | FanOut, run_id: int, delay_s: float | None = None
+) -> None:
+    actor = dramatiq.get_broker().get_actor(pipeline.entry_actor(stage))
+    hand_off(actor, run_id, delay_s=delay_s)
+
+
+@dataclass(frozen=True)
+class TickClaim:
+    """A tick message's claim of its run, made in its first stage's first round trip."""
+
+    tick: datetime
+    message_id: str
+
+
+class Contested(Exception):
+    """The tick's quick claim found something in its way: the long way decides."""
+
+
+class RunMissing(Exception):
+    """A stage message names a run that is not recorded (pruned by maintenance)."""
 
 
 @dataclass
@@ -60,11 +94,15 @@ class Attempt:
     stage: Stage
     run_id: int
     started: float
+    # A tick message's claim, still to be made with the first stage's take.
+    claim: TickClaim | None = None
     # The attempt is already counted on its stage row (a calling stage's first transaction).
     counted: bool = False
-    closed: Run | None = None
-    # The run's tick, once read (the first query of the attempt reads it with the status).
+    closed: records.Closed | Run | None = None
+    # The run's tick, read with the stage's record.
     tick: datetime | None = None
+    # The stage record this delivery took (its id), once taken.
+    stage_id: int | None = None
     # The run was cancelled (`taskpipes cancel`): this stage and the later ones do nothing.
     cancelled: bool = False
 
@@ -76,8 +114,9 @@ class Attempt:
     def seconds(self) -> float:
         return time.monotonic() - self.started
 
-    def context(self, session: Session, answer: Any = None) -> Context:
+    def context(self, opened: Session | Callable[[], Session], answer: Any = None) -> Context:
         if self.tick is None:
+            session = opened if isinstance(opened, Session) else opened()
             self.tick = session.get_one(Run, self.run_id).tick
         return Context(
             self.pipeline.name,
@@ -85,20 +124,34 @@ class Attempt:
             self.run_id,
             self.tick,
             runs.utcnow(),
-            session,
+            opened,
             answer,
         )
 
 
-def run_stage(pipeline: Pipeline, stage: Stage, run_id: int) -> None:
+def run_stage(
+    pipeline: Pipeline, stage: Stage, run_id: int, claim: TickClaim | None = None
+) -> None:
     """Do the stage once per run and record it, then hand off or close the run.
 
     Exceptions in `stage.defer_on` send the stage (or the one `stage.later` names) again
-    later; any other failure is final when it is permanent or the last retry.
+    later; any other failure is final when it is permanent or the last retry. With a
+    `claim`, the tick message's own first stage: `run_id` is the claimed run's, and
+    Contested is raised when the quick claim cannot be made.
     """
-    attempt = Attempt(pipeline, stage, run_id, time.monotonic())
+    attempt = Attempt(pipeline, stage, run_id, time.monotonic(), claim)
     try:
         worked = retrying(lambda: _perform(attempt))
+    except Contested:
+        raise
+    except RunMissing:
+        logger.error(
+            "%s stage %s: run %s is not recorded (pruned?); message dropped",
+            pipeline.name,
+            stage.name,
+            run_id,
+        )
+        return
     except stage.defer_on as exc:
         metrics.stage_attempt(pipeline.name, stage.name, attempt.seconds, type(exc).__name__)
         _defer(attempt, exc)
@@ -108,42 +161,105 @@ def run_stage(pipeline: Pipeline, stage: Stage, run_id: int) -> None:
         _fail(attempt, exc)
         raise
     if attempt.cancelled:
-        logger.info("%s run %s is cancelled: stage %s not run", pipeline.name, run_id, stage.name)
+        logger.info(
+            "%s run %s is cancelled: stage %s not run", pipeline.name, attempt.run_id, stage.name
+        )
         wake_queue(pipeline)  # its stage that was running has finished: the next may start
         return
     if worked:
         metrics.stage_attempt(pipeline.name, stage.name, attempt.seconds, None)
     following = pipeline.after(stage.name)
     if following is not None:
-        send_stage(pipeline, following.name, run_id)
+        send_to(pipeline, following, attempt.run_id)
     elif attempt.closed is not None:
         run_closed(attempt.closed)
 
 
 def _perform(attempt: Attempt) -> bool:
-    """The stage's work and its record; False when an earlier delivery already did it."""
+    """The stage's work and its record; False when it is not this delivery's to do."""
     stage = attempt.stage
     answer = None
     if stage.call is not None:
-        with begin() as session:
-            if _skip_if_done(session, attempt):
+        with Transaction(get_engine()) as tx:
+            if not _take(tx, attempt):
                 return False
-            runs.begin_stage(session, attempt.run_id, stage.name)
             attempt.counted = True
-            ctx = attempt.context(session)
+            ctx = attempt.context(lambda: tx.session)
             asked = stage.read(ctx) if stage.read is not None else None
+            tx.commit_all()
         answer = stage.call(Call(ctx.pipeline, ctx.stage, ctx.run_id, ctx.tick, ctx.now, asked))
-    with begin() as session:
-        if _skip_if_done(session, attempt):
+    with Transaction(get_engine()) as tx:
+        if not _take(tx, attempt):
             return False
-        rows = stage.run(attempt.context(session, answer)) or 0
-        if attempt.counted:
-            runs.finish_stage(session, attempt.run_id, stage.name, rows, attempt.seconds)
-        else:
-            runs.stage_succeeded(session, attempt.run_id, stage.name, rows, attempt.seconds)
-        if attempt.last:
-            _close(session, attempt, SUCCEEDED)
+        rows = stage.run(attempt.context(lambda: tx.session, answer)) or 0
+        _end(tx, attempt, rows)
     return True
+
+
+def _take(tx: Transaction, attempt: Attempt) -> bool:
+    """Take the stage's record under its lock; True when this delivery is to do the stage.
+    A redelivered last stage whose record is done closes its run if it is still open (a
+    resumed run)."""
+    now = runs.utcnow()
+    if attempt.claim is not None:
+        return _claim_and_take(tx, attempt, attempt.claim, now)
+    taken = records.take_stage(
+        tx, attempt.run_id, attempt.stage.name, now, count=not attempt.counted
+    )
+    if taken is None:
+        raise RunMissing()
+    attempt.tick, attempt.stage_id = taken.tick, taken.stage_id
+    if taken.run_status == runs.CANCELLED:
+        attempt.cancelled = True
+        tx.commit_all()
+        return False
+    if taken.stage_id is not None:
+        return True
+    if attempt.last and taken.run_status not in FINISHED:
+        attempt.closed = records.close_run(tx, attempt.run_id, now)
+        _start_next_in(tx, attempt.pipeline)
+    tx.commit_all()
+    return False
+
+
+def _claim_and_take(tx: Transaction, attempt: Attempt, claim: TickClaim, now: datetime) -> bool:
+    run_id, stage_id = records.claim_and_take(
+        tx, attempt.pipeline.name, claim.tick, claim.message_id, attempt.stage.name, now
+    )
+    if run_id is None:
+        raise Contested()
+    # Claimed and committed: from here on (a retry included) it is any stage's attempt.
+    attempt.claim = None
+    attempt.run_id, attempt.tick, attempt.stage_id = run_id, claim.tick, stage_id
+    if stage_id is None:  # a redelivered tick whose first stage is done
+        tx.commit_all()
+        return False
+    return True
+
+
+def _end(tx: Transaction, attempt: Attempt, rows: int) -> None:
+    """Record the stage done, close the run after the last stage, and commit."""
+    assert attempt.stage_id is not None
+    queue = attempt.last and attempt.pipeline.overlap == "queue"
+    attempt.closed = records.end_stage(
+        tx,
+        attempt.run_id,
+        attempt.stage_id,
+        rows,
+        attempt.seconds,
+        runs.utcnow(),
+        close=attempt.last,
+        commit=not queue,
+    )
+    if queue:
+        # Even when another closer was first (a cancel): the next run starts only if none runs.
+        _start_next_in(tx, attempt.pipeline)
+        tx.commit_all()
+
+
+def _start_next_in(tx: Transaction, pipeline: Pipeline) -> None:
+    if pipeline.overlap == "queue":
+        start_next(tx.session, pipeline)
 
 
 def _close(session: Session, attempt: Attempt, status: str, error: str | None = None) -> None:
@@ -161,7 +277,7 @@ def start_next(session: Session, pipeline: Pipeline) -> int | None:
     run_id = controls.next_waiting(session, pipeline)
     if run_id is not None:
         logger.info("%s run %s: its turn in the queue", pipeline.name, run_id)
-        send_stage(pipeline, pipeline.stages[0].name, run_id)
+        send_to(pipeline, pipeline.stages[0], run_id)
     return run_id
 
 
@@ -183,23 +299,6 @@ def wake_queue_of(pipeline_name: str) -> None:
     wake_queue(pipeline)
 
 
-def _skip_if_done(session: Session, attempt: Attempt) -> bool:
-    """True when the stage is recorded done (a redelivery; the last one still closes) or
-    the run is cancelled (a stage message sent or delayed before the cancel). One query
-    reads the run's tick and status with the stage's status."""
-    attempt.tick, run_status, status = runs.tick_and_stage(
-        session, attempt.run_id, attempt.stage.name
-    )
-    if run_status == runs.CANCELLED:
-        attempt.cancelled = True
-        return True
-    if status != SUCCEEDED:
-        return False
-    if attempt.last:
-        _close(session, attempt, SUCCEEDED)
-    return True
-
-
 def _record_failure(session: Session, attempt: Attempt, error: str) -> None:
     if not attempt.counted:
         runs.begin_stage(session, attempt.run_id, attempt.stage.name)
@@ -207,6 +306,8 @@ def _record_failure(session: Session, attempt: Attempt, error: str) -> None:
 
 
 def _fail(attempt: Attempt, exc: Exception) -> None:
+    if attempt.claim is not None:
+        return  # it failed before its run was claimed: nothing to record it on
     error = f"{attempt.stage.name}: {type(exc).__name__}: {exc}"
     with begin() as session:
         _record_failure(session, attempt, error)
@@ -220,6 +321,8 @@ def _defer(attempt: Attempt, exc: Exception) -> None:
     """Record the deferral and send the stage again later, without spending a retry; the
     stage's `later` may give up (PermanentError), which fails the run."""
     stage = attempt.stage
+    if attempt.claim is not None:
+        raise exc  # it failed before its run was claimed: the tick message is retried
     with begin() as session:
         _record_failure(session, attempt, f"{stage.name}: {type(exc).__name__}: {exc}")
         try:
@@ -257,7 +360,7 @@ def complete_run(run_id: int, status: str, error: str | None = None) -> None:
         wake_queue_of(run.pipeline)
 
 
-def run_closed(run: Run) -> None:
+def run_closed(run: records.Closed | Run) -> None:
     """Log and count a run this process just closed (after its transaction committed)."""
     logger.info("%s run %s for tick %s %s", run.pipeline, run.id, run.tick.isoformat(), run.status)
     metrics.run_finished(

@@ -96,6 +96,13 @@ def latest_tick(pipeline: str = "github_top") -> datetime:
     return floor_tick(registry.get(pipeline).schedule.spec, datetime.now(UTC))
 
 
+def quicken_retries(monkeypatch: pytest.MonkeyPatch, actor_name: str) -> None:
+    """Retry `actor_name` after 0.1-0.2 s instead of the configured seconds, for a test in
+    which only a wait GitHub named may last longer. (The actors read
+    TASKPIPES_RETRY_MIN_BACKOFF_MS at import, before any test can set it.)"""
+    monkeypatch.setitem(actors.broker.get_actor(actor_name).options, "min_backoff", 100)
+
+
 @contextmanager
 def retry_counts(actor_name: str) -> Iterator[list[int]]:
     """The `retries` option of each delivery of `actor_name` on the in-process broker, in
@@ -107,12 +114,18 @@ def retry_counts(actor_name: str) -> Iterator[list[int]]:
             if message.actor_name == actor_name:
                 seen.append(message.options.get("retries", 0))
 
-    recorder = RecordRetries()
-    actors.broker.middleware.append(recorder)
-    try:
+    with added(RecordRetries()):
         yield seen
+
+
+@contextmanager
+def added(middleware: Middleware) -> Iterator[None]:
+    """`middleware` on the in-process broker for the length of the block."""
+    actors.broker.middleware.append(middleware)
+    try:
+        yield
     finally:
-        actors.broker.middleware.remove(recorder)
+        actors.broker.middleware.remove(middleware)
 
 
 def snapshot_count() -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import dramatiq
@@ -12,14 +14,14 @@ from sqlalchemy import func, select
 
 import actors
 from db.models import LatestRanking, RawResponse, Repository, Snapshot
-from pipelines.github_top import SUSPECT_REFETCH_S
+from pipelines.github_top import refetch_delay_s
 from taskpipes import metrics, registry
 from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
 from taskpipes.models import Run, StageRun
 from taskpipes.runner import Outcome, run_tick
-from taskpipes.settings import get_settings
-from tests.app import retry_counts, snapshot_count
+from taskpipes.settings import get_settings, load_settings
+from tests.app import added, quicken_retries, retry_counts, snapshot_count
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 TIMEOUT_S = 60
@@ -135,9 +137,7 @@ def test_an_answer_out_of_star_order_is_stored_not_fetched_again(
 
 @pytest.fixture
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An ordinary fetch retry after 0.1-0.2 s, so only a wait GitHub named lasts longer.
-    (The actors read TASKPIPES_RETRY_MIN_BACKOFF_MS at import, before any test.)"""
-    monkeypatch.setitem(actors.broker.get_actor("github_top_fetch").options, "min_backoff", 100)
+    quicken_retries(monkeypatch, "github_top_fetch")
 
 
 def seconds_to_first_answer(run_id: int) -> float:
@@ -152,17 +152,19 @@ def test_rate_limit_403_waits_for_the_reset_then_succeeds(
     app_env, sqlite_url, simulator, quick_retries
 ) -> None:
     app_env(sqlite_url)
-    # The reset is 2-3 s away (whole epoch seconds), far longer than an ordinary retry
-    simulator.add_fault("search", "rate_limit_403", reset_in=3)
+    # The reset is 1-2 s away (whole epoch seconds), far longer than an ordinary retry
+    simulator.add_fault("search", "rate_limit_403", reset_in=2)
 
-    with retry_counts("github_top_fetch") as retries:
+    with retry_counts("github_top_fetch") as retries, sent_delays("github_top_fetch") as delays:
         outcome = run_at(simulator, T0)
 
     assert outcome.status == "succeeded", outcome.error
     counts = simulator.requests()["counts"]["search"]["by_status"]
     assert counts == {"403": 1, "200": 1}
-    assert seconds_to_first_answer(outcome.run_id) >= 1.5
-    # Sent again after the wait, without spending a retry
+    # Sent again for the reset, waited out, without spending a retry
+    first, again = delays.values()
+    assert first is None and again is not None and 1000 <= again <= 2000, delays
+    assert seconds_to_first_answer(outcome.run_id) >= 1.0
     assert retries == [0, 0]
 
 
@@ -196,15 +198,17 @@ def test_retry_after_429_and_a_500_are_retried(
     app_env, sqlite_url, simulator, quick_retries
 ) -> None:
     app_env(sqlite_url)
-    simulator.add_fault("search", "rate_limit_429", retry_after=2)
+    simulator.add_fault("search", "rate_limit_429", retry_after=1)
     simulator.add_fault("search", "server_error")
 
-    with retry_counts("github_top_fetch") as retries:
+    with retry_counts("github_top_fetch") as retries, sent_delays("github_top_fetch") as delays:
         outcome = run_at(simulator, T0)
 
     assert outcome.status == "succeeded", outcome.error
     assert simulator.requests()["counts"]["search"]["by_status"] == {"429": 1, "500": 1, "200": 1}
-    assert seconds_to_first_answer(outcome.run_id) >= 1.5
+    # Sent again when retry-after says (the 500's retry is the same message, sent again)
+    assert list(delays.values()) == [None, 1000]
+    assert seconds_to_first_answer(outcome.run_id) >= 1.0
     # The 429 is waited out for free; only the 500 spends a retry
     assert retries == [0, 0, 1]
 
@@ -225,37 +229,55 @@ def test_malformed_json_fails_the_run_and_keeps_stored_data(
     assert after[:3] == before[:3]
 
 
+# Suspect answers are fetched again a fifth of a second later here, doubling each time,
+# instead of the 5 s production waits (test_the_refetch_waits_five_then_ten_seconds).
+QUICK_REFETCH_S = 0.2
+
+
 @pytest.mark.parametrize("fault", ["incomplete_results", "duplicate_id", "short_page"])
 def test_a_suspect_answer_is_fetched_again(app_env, sqlite_url, simulator, fault) -> None:
-    app_env(sqlite_url)
+    app_env(sqlite_url, TASKPIPES_SUSPECT_REFETCH_S=str(QUICK_REFETCH_S))
     simulator.add_fault("search", fault)
 
-    outcome = run_at(simulator, T0)
+    with sent_delays("github_top_fetch") as delays:
+        outcome = run_at(simulator, T0)
 
     assert outcome.status == "succeeded", outcome.error
     assert snapshot_count() == 100
-    # Fetched again once, SUSPECT_REFETCH_S after the suspect answer
+    # Fetched again once, asked for and waited out TASKPIPES_SUSPECT_REFETCH_S later
+    assert list(delays.values()) == [None, 200]
     gaps = fetch_gaps()
-    assert len(gaps) == 1 and gaps[0] >= SUSPECT_REFETCH_S, gaps
+    assert len(gaps) == 1 and gaps[0] >= QUICK_REFETCH_S, gaps
 
 
 def test_a_persistently_suspect_answer_fails_without_storing(
     app_env, sqlite_url, simulator
 ) -> None:
-    app_env(sqlite_url)
+    app_env(sqlite_url, TASKPIPES_SUSPECT_REFETCH_S=str(QUICK_REFETCH_S))
     # Each fetch reads two pages (the short first page makes it follow `link`).
     simulator.add_fault("search", "incomplete_results", times=10)
 
-    outcome = run_at(simulator, T0)
+    with sent_delays("github_top_fetch") as delays:
+        outcome = run_at(simulator, T0)
 
     assert outcome.status == "failed"
     assert "incomplete_results" in (outcome.error or "")
     assert "3 suspect answers in a row" in (outcome.error or "")
     assert snapshot_count() == 0
-    # Three fetches, two pages each, the second 5 s and the third 10 s after the one before
+    # Three fetches, two pages each, waiting one delay, then twice that, before the next
     assert simulator.requests()["counts"]["search"]["total"] == 6
+    assert list(delays.values()) == [None, 200, 400]
     gaps = fetch_gaps()
-    assert len(gaps) == 2 and gaps[0] >= 5 and gaps[1] >= 10, gaps
+    assert len(gaps) == 2 and gaps[0] >= QUICK_REFETCH_S and gaps[1] >= 2 * QUICK_REFETCH_S, gaps
+
+
+def test_the_refetch_waits_five_then_ten_seconds() -> None:
+    # Given the settings of a deployment that sets nothing
+    first_s = load_settings({}).suspect_refetch_s
+
+    # Then the fetch after the first suspect answer waits 5 s, after the second 10 s
+    assert [refetch_delay_s(fetched, first_s) for fetched in (1, 2)] == [5.0, 10.0]
+    assert load_settings({"TASKPIPES_SUSPECT_REFETCH_S": "0.5"}).suspect_refetch_s == 0.5
 
 
 def fetch_gaps() -> list[float]:
@@ -263,6 +285,22 @@ def fetch_gaps() -> list[float]:
     with begin() as session:
         fetched = sorted(session.scalars(select(RawResponse.fetched_at)))
     return [(b - a).total_seconds() for a, b in zip(fetched, fetched[1:], strict=False)]
+
+
+@contextmanager
+def sent_delays(actor_name: str) -> Iterator[dict[str, int | None]]:
+    """The delay (ms, None for none) of each message sent to `actor_name`, by id. A
+    delayed message is enqueued again, undelayed and under its id, when it falls due: the
+    first enqueue of each id is the send."""
+    by_id: dict[str, int | None] = {}
+
+    class RecordDelays(dramatiq.Middleware):
+        def before_enqueue(self, broker, message, delay):  # type: ignore[no-untyped-def]
+            if message.actor_name == actor_name:
+                by_id.setdefault(message.message_id, delay)
+
+    with added(RecordDelays()):
+        yield by_id
 
 
 class FailFirstSend(dramatiq.Middleware):
@@ -304,7 +342,9 @@ def test_a_failed_hand_off_is_retried_and_the_run_completes_once(
         assert session.get_one(Run, outcome.run_id).attempts == 1
 
 
-def test_a_stalled_answer_times_out_and_is_retried(app_env, sqlite_url, simulator) -> None:
+def test_a_stalled_answer_times_out_and_is_retried(
+    app_env, sqlite_url, simulator, quick_retries
+) -> None:
     app_env(sqlite_url, TASKPIPES_GITHUB_TIMEOUT="1")
     simulator.add_fault("search", "stall", seconds=3)
 
@@ -321,7 +361,9 @@ def test_a_stalled_answer_times_out_and_is_retried(app_env, sqlite_url, simulato
     assert attempts == 2
 
 
-def test_the_token_is_sent_but_never_shown(app_env, sqlite_url, simulator, caplog) -> None:
+def test_the_token_is_sent_but_never_shown(
+    app_env, sqlite_url, simulator, caplog, quick_retries
+) -> None:
     token = "ghp_TASKPIPESSECRET0123456789abcdef"
     app_env(sqlite_url, GITHUB_TOKEN=token)
     caplog.set_level(logging.DEBUG)

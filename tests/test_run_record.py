@@ -38,3 +38,26 @@ def test_an_attempt_failing_after_its_run_was_closed_leaves_the_closing_reason(
         assert run is not None and (run.status, run.error) == ("failed", "gave up waiting")
         stage_error = session.scalar(select(StageRun.error).where(StageRun.run_id == run_id))
         assert stage_error == "fetch: TransientError: late"
+
+
+def test_a_redelivered_tick_message_leaves_its_settled_run_alone(app_env, sqlite_url) -> None:
+    # Given runs their own tick messages closed cancelled, skipped and failed
+    app_env(sqlite_url)
+    outcomes = {"m-cancelled": runs.CANCELLED, "m-skipped": runs.SKIPPED, "m-failed": runs.FAILED}
+    ticks = {}
+    for minute, (message_id, status) in enumerate(outcomes.items()):
+        ticks[message_id] = T0.replace(minute=minute)
+        with begin() as session:
+            run_id = runs.claim(session, "github_top", ticks[message_id], message_id, False).run_id
+            assert run_id is not None
+            runs.finish_run(session, run_id, status)
+
+    # When each message is delivered again (its ack was lost; a dead letter replayed)
+    with begin() as session:
+        again = {m: runs.claim(session, "github_top", ticks[m], m, False) for m in outcomes}
+
+    # Then the cancelled and skipped ticks stay as they were decided, and only the failed
+    # one is taken again (a replayed dead letter finishes its run)
+    assert again["m-cancelled"] == runs.Claim(None, "tick already cancelled")
+    assert again["m-skipped"] == runs.Claim(None, "tick already skipped")
+    assert again["m-failed"].run_id is not None

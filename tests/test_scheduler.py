@@ -1,11 +1,14 @@
 """Real schedulers: two periodiq processes share the work, downtime is caught up.
 
-These tests follow wall-clock minutes (ticks are `* * * * *`), so each takes a few minutes.
+Real periodiq and dramatiq processes on the real RabbitMQ, each with its wall clock moved
+to a chosen moment (tests/shifted_clock.py), so a test stands just before a minute's end,
+or minutes later, instead of waiting for the wall clock to get there. periodiq sends what
+is due at the minute it starts in, then sleeps until the next tick (alarm): both paths run.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, select
@@ -16,12 +19,20 @@ from db.models import Snapshot
 from taskpipes.githubsim import Simulator
 from taskpipes.models import Run, StageRun
 from taskpipes.schedule import floor_minute
-from tests.processes import metric_sum, scheduler, scrape, service_env, workers
+from tests.processes import metric_sum, scrape, service_env
 from tests.queues import wait_until
+from tests.shifted_clock import clock_offset, next_minute_at, scheduler, workers
 
 EVERY_MINUTE = "* * * * *"
+EVERY_OTHER_MINUTE = "*/2 * * * *"
 # Long enough for a few minute ticks, short enough that a bug fails rather than hangs.
-DEADLINE_S = 330
+DEADLINE_S = 150
+# The downtime test's first tick must be done within the two minutes before its next one.
+FIRST_TICK_DEADLINE_S = 100
+# Where in its minute a scheduler's clock starts: late enough that the next minute comes
+# soon, early enough that a slow start (importing the actors, 2-4 s on a 2-core box at
+# load 14) still sends that minute's tick (periodiq waits for the next one past 55 s).
+START_SECOND = 35
 
 
 def runs_by_tick(engine: Engine, pipeline: str) -> dict[datetime, str]:
@@ -33,26 +44,29 @@ def runs_by_tick(engine: Engine, pipeline: str) -> dict[datetime, str]:
 def test_two_schedulers_two_workers_one_run_per_tick(
     tmp_path: Path, postgres_url: str, rabbitmq: str, simulator: Simulator
 ) -> None:
-    # Given two schedulers and two worker groups, github_top every minute
+    # Given two schedulers and two worker groups, github_top every minute, all with a clock
+    # 35 s into a minute: the schedulers send its tick as they start, the next one 25 s
+    # later, woken from their sleep
     migrate.upgrade(postgres_url)
     base = {"DATABASE_URL": postgres_url, "BROKER_URL": rabbitmq, "GITHUB_API_URL": simulator.url,
             "TASKPIPES_SCHEDULE_GITHUB_TOP": EVERY_MINUTE}  # fmt: skip
     envs = [service_env(tmp_path, **base) for _ in range(4)]
     engine = create_engine(postgres_url)
-    started = datetime.now(UTC)
+    started = next_minute_at(START_SECOND)
+    offset = clock_offset(started)
 
     with (
-        workers(envs[0], tmp_path / "workers-a.log"),
-        workers(envs[1], tmp_path / "workers-b.log"),
-        scheduler(envs[2], tmp_path / "scheduler-a.log"),
-        scheduler(envs[3], tmp_path / "scheduler-b.log"),
+        workers(envs[0], tmp_path / "workers-a.log", offset),
+        workers(envs[1], tmp_path / "workers-b.log", offset),
+        scheduler(envs[2], tmp_path / "scheduler-a.log", offset),
+        scheduler(envs[3], tmp_path / "scheduler-b.log", offset),
     ):
-        # When three ticks have run
-        def three_ticks_done() -> dict[datetime, str] | None:
+        # When two ticks have run
+        def two_ticks_done() -> dict[datetime, str] | None:
             done = {t: s for t, s in runs_by_tick(engine, "github_top").items() if s == "succeeded"}
-            return done if len(done) >= 3 else None
+            return done if len(done) >= 2 else None
 
-        done = wait_until(three_ticks_done, DEADLINE_S, "three github_top ticks")
+        done = wait_until(two_ticks_done, DEADLINE_S, "two github_top ticks")
         duplicates = sum(
             metric_sum(
                 scrape(int(env["dramatiq_prom_port"])),
@@ -83,6 +97,7 @@ def test_two_schedulers_two_workers_one_run_per_tick(
             .where(Run.pipeline == "github_top", Run.tick.in_(ticks))
             .group_by(StageRun.stage)
         ).all()
+    engine.dispose()
     assert dict(stage_attempts) == {"fetch": 1, "normalize": 1, "store": 1, "aggregate": 1}
     assert scheduled >= 2 * len(ticks)  # both schedulers sent every tick
     assert duplicates >= len(ticks)  # and every second delivery was recognised
@@ -91,39 +106,44 @@ def test_two_schedulers_two_workers_one_run_per_tick(
 def test_scheduler_downtime_is_caught_up_per_policy(
     tmp_path: Path, postgres_url: str, rabbitmq: str, simulator: Simulator
 ) -> None:
-    # Given one scheduler and workers, github_top (latest) and rollup (all) every minute
+    # Given one scheduler and workers, github_top (latest) and rollup (all) every other
+    # minute, their clocks just past an even minute
     migrate.upgrade(postgres_url)
     base = {"DATABASE_URL": postgres_url, "BROKER_URL": rabbitmq, "GITHUB_API_URL": simulator.url,
-            "TASKPIPES_SCHEDULE_GITHUB_TOP": EVERY_MINUTE, "TASKPIPES_SCHEDULE_ROLLUP": EVERY_MINUTE}  # fmt: skip
+            "TASKPIPES_SCHEDULE_GITHUB_TOP": EVERY_OTHER_MINUTE,
+            "TASKPIPES_SCHEDULE_ROLLUP": EVERY_OTHER_MINUTE}  # fmt: skip
     engine = create_engine(postgres_url)
-    scheduler_env = service_env(tmp_path, **base)
+    t1 = next_minute_at(second=0, minutes_apart=2)
+    offset = clock_offset(t1 + timedelta(seconds=5))
+    worker_env, scheduler_env = service_env(tmp_path, **base), service_env(tmp_path, **base)
 
-    with workers(service_env(tmp_path, **base), tmp_path / "workers.log"):
-        with scheduler(scheduler_env, tmp_path / "scheduler-1.log"):
-            # When both pipelines have run their first tick
-            def first_tick() -> datetime | None:
-                top, rollup = runs_by_tick(engine, "github_top"), runs_by_tick(engine, "rollup")
-                common = [
-                    t for t, s in top.items() if s == "succeeded" and rollup.get(t) == "succeeded"
-                ]
-                return min(common) if common else None
+    with (
+        workers(worker_env, tmp_path / "workers-1.log", offset),
+        scheduler(scheduler_env, tmp_path / "scheduler-1.log", offset),
+    ):
+        # When both pipelines have run that tick
+        def first_tick_done() -> bool:
+            top, rollup = runs_by_tick(engine, "github_top"), runs_by_tick(engine, "rollup")
+            return top.get(t1) == "succeeded" and rollup.get(t1) == "succeeded"
 
-            t1 = wait_until(first_tick, DEADLINE_S, "the first tick of both pipelines")
-        # and the scheduler is down across the next two ticks
-        missed = [t1 + timedelta(minutes=1), t1 + timedelta(minutes=2)]
-        wait_until(
-            lambda: datetime.now(UTC) > missed[1] + timedelta(seconds=5), 300, "two ticks to pass"
-        )
-        assert missed[0] not in runs_by_tick(engine, "github_top")
+        # (well before the scheduler's clock reaches the next tick, which must be missed)
+        wait_until(first_tick_done, FIRST_TICK_DEADLINE_S, "the first tick of both pipelines")
 
-        with scheduler(scheduler_env, tmp_path / "scheduler-2.log"):
-            # and it starts again
-            def caught_up() -> bool:
-                top, rollup = runs_by_tick(engine, "github_top"), runs_by_tick(engine, "rollup")
-                finished = ("succeeded", "skipped")
-                return all(top.get(t) in finished and rollup.get(t) in finished for t in missed)
+    # and everything is down across the next two ticks; it comes back in the odd minute
+    # after them, whose only periodic message is the catch-up pass
+    missed = [t1 + timedelta(minutes=2), t1 + timedelta(minutes=4)]
+    offset = clock_offset(t1 + timedelta(minutes=7, seconds=5))
+    with (
+        workers(worker_env, tmp_path / "workers-2.log", offset),
+        scheduler(scheduler_env, tmp_path / "scheduler-2.log", offset),
+    ):
 
-            wait_until(caught_up, DEADLINE_S, "the missed ticks to be caught up")
+        def caught_up() -> bool:
+            top, rollup = runs_by_tick(engine, "github_top"), runs_by_tick(engine, "rollup")
+            finished = ("succeeded", "skipped")
+            return all(top.get(t) in finished and rollup.get(t) in finished for t in missed)
+
+        wait_until(caught_up, DEADLINE_S, "the missed ticks to be caught up")
 
     # Then latest ran the newest missed tick and recorded the other as skipped; all ran both
     top, rollup = runs_by_tick(engine, "github_top"), runs_by_tick(engine, "rollup")
@@ -133,4 +153,5 @@ def test_scheduler_downtime_is_caught_up_per_policy(
         reason = conn.scalar(
             select(Run.error).where(Run.pipeline == "github_top", Run.tick == missed[0])
         )
+    engine.dispose()
     assert "catch-up policy 'latest'" in reason
