@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 # 0: any free port; the simulator prints the one it got.
 SIM_PORT ?= 0
 PYTEST_ARGS ?=
+# `make test` ends each pass with its slowest tests: where the suite's time goes, every run.
+DURATIONS ?= 25
 # The RabbitMQ end-to-end tests run again on quorum queues: a representative few in
 # `make test`, all of them in `make faults`.
 QUORUM_TESTS ?= tests/test_github_top_rabbitmq.py tests/test_crash_loop.py tests/test_dlq.py \
@@ -47,8 +49,8 @@ run: install
 	$(BIN)/taskpipes db upgrade && GITHUB_API_URL=$$url $(BIN)/taskpipes demo
 
 test: install
-	$(BIN)/pytest -q $(PYTEST_ARGS)
-	TASKPIPES_QUEUE_TYPE=quorum $(BIN)/pytest -q $(QUORUM_TESTS)
+	$(BIN)/pytest -q --durations=$(DURATIONS) $(PYTEST_ARGS)
+	TASKPIPES_QUEUE_TYPE=quorum $(BIN)/pytest -q --durations=$(DURATIONS) $(QUORUM_TESTS)
 
 # Both passes run even when the first fails; the target fails if either did (124: over
 # its bound).

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import pytest
 from dramatiq import Broker, Message, Middleware
@@ -20,6 +22,9 @@ from taskpipes.database import begin, get_engine, session_factory
 from taskpipes.models import Run
 from taskpipes.schedule import floor_tick
 from taskpipes.settings import get_settings
+from tests import services
+
+T = TypeVar("T")
 
 
 def reset_caches() -> None:
@@ -39,6 +44,48 @@ def configure(
         monkeypatch.setenv(key, value)
     reset_caches()
     migrate.upgrade(database_url)
+
+
+class Fills(Generic[T]):
+    """Databases filled once per session, each test reading a copy of its own.
+
+    A fill that runs pipelines costs a test seconds; made once under a key (what was filled,
+    and the tick it is the present of) and copied for each test, it is as fresh as a fill of
+    the test's own, and a test that writes to its copy leaves the next test's as it was made.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.made: dict[tuple[str, Hashable], tuple[str, T]] = {}
+        self.stack = ExitStack()
+
+    def __enter__(self) -> Fills[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stack.close()
+
+    def original(self, kind: str, key: Hashable, fill: Callable[[str], T]) -> tuple[str, T]:
+        """The URL of the database of `kind` that `fill` filled under `key` (filling it
+        now if this is the first ask), and what `fill` returned."""
+        if (kind, key) not in self.made:
+            directory = Path(tempfile.mkdtemp(prefix="fill-", dir=self.directory))
+            url = self.stack.enter_context(services.database(kind, directory))
+            value = fill(url)
+            # A database being copied must have nobody connected: the pool lets go of it.
+            reset_caches()
+            self.made[kind, key] = url, value
+        return self.made[kind, key]
+
+    @contextmanager
+    def copy(
+        self, kind: str, key: Hashable, fill: Callable[[str], T], directory: Path
+    ) -> Iterator[tuple[str, T]]:
+        """A copy of `original(kind, key, fill)` of the test's own (a SQLite copy goes into
+        `directory`), dropped afterwards: its URL, and what the fill returned."""
+        url, value = self.original(kind, key, fill)
+        with services.copy_of(url, directory) as copied:
+            yield copied, value
 
 
 def latest_tick(pipeline: str = "github_top") -> datetime:

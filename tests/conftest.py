@@ -35,23 +35,29 @@ def simulator(simulator_server: Simulator) -> Iterator[Simulator]:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'taskpipes.db'}"
+    """A SQLite file of this test's own, its schema at the newest migration."""
+    return services.migrated_sqlite_file(tmp_path / "taskpipes.db")
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    with services.postgres_database() as url:
+    """A PostgreSQL database of this test's own, its schema at the newest migration."""
+    with services.migrated_postgres_database() as url:
         yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Both supported databases, one after the other."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'taskpipes.db'}"
-    else:
-        with services.postgres_database() as url:
-            yield url
+    """Both supported databases, one after the other, their schema at the newest migration."""
+    with services.database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Both supported databases without any table: for the migrations themselves."""
+    with services.database(request.param, tmp_path, migrated=False) as url:
+        yield url
 
 
 @pytest.fixture
@@ -73,6 +79,15 @@ def app_env(monkeypatch: pytest.MonkeyPatch, simulator: Simulator):  # type: ign
     from tests.app import reset_caches
 
     reset_caches()
+
+
+@pytest.fixture(scope="session")
+def fills(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Databases filled once per session and copied for each test (tests.app.Fills)."""
+    from tests.app import Fills
+
+    with Fills[object](tmp_path_factory.mktemp("fills")) as made:
+        yield made
 
 
 @pytest.fixture

@@ -1,4 +1,9 @@
-"""Real worker and scheduler processes for the tests, stopped the way a supervisor would."""
+"""Real worker and scheduler processes for the tests.
+
+A process a test is done with is killed at once (SIGKILL to its group): a SIGTERM'd worker
+takes a second or two to exit, and nothing it does meanwhile is looked at. A test about
+what a stop does sends its own signal (or calls `stop`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import sys
 import threading
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
@@ -49,7 +54,7 @@ def service_env(tmp_path: Path, **values: str) -> dict[str, str]:
 def process(
     args: list[str], env: Mapping[str, str], log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a command in its own process group; SIGTERM then SIGKILL the group at the end."""
+    """Run a command in its own process group; kill the group at the end."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
             args, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -57,10 +62,19 @@ def process(
     try:
         yield proc
     finally:
-        stop(proc)
+        kill_group(proc)
+
+
+def kill_group(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """SIGKILL the process's group, unless the process is gone already, and reap it."""
+    if proc.poll() is None:
+        with suppress(ProcessLookupError):  # it ended meanwhile
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """SIGTERM the process's group, as a supervisor stops it; SIGKILL after `timeout`."""
     if proc.poll() is not None:
         return
     os.killpg(proc.pid, signal.SIGTERM)
@@ -154,7 +168,7 @@ class Supervisor:
     def __exit__(self, *exc_info: object) -> None:
         self._stopping.set()
         for proc in self._current:
-            stop(proc)
+            kill_group(proc)
         self._thread.join(30)
 
 

@@ -14,20 +14,31 @@ from tests.processes import VENV_BIN, free_port, process, service_env
 from tests.queues import wait_until
 
 
-def test_alembic_check_is_clean(database_url: str) -> None:
-    migrate.upgrade(database_url)
+def test_alembic_check_is_clean(empty_database_url: str) -> None:
+    # Every migration from an empty database, not the tests' template copy
+    assert inspect(create_engine(empty_database_url)).get_table_names() == []
+    migrate.upgrade(empty_database_url)
 
-    migrate.check(database_url)  # raises on any difference
+    migrate.check(empty_database_url)  # raises on any difference
 
-    tables = set(inspect(create_engine(database_url)).get_table_names())
+    tables = set(inspect(create_engine(empty_database_url)).get_table_names())
     assert set(Base.metadata.tables) <= tables
 
 
-def test_upgrade_twice_is_harmless(sqlite_url: str) -> None:
-    migrate.upgrade(sqlite_url)
-    migrate.upgrade(sqlite_url)
+def test_upgrade_twice_is_harmless(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'taskpipes.db'}"
+    migrate.upgrade(url)
+    migrate.upgrade(url)
 
-    migrate.check(sqlite_url)
+    migrate.check(url)
+
+
+def test_the_tests_databases_are_copies_at_the_newest_migration(database_url: str) -> None:
+    # alembic check also fails on a database that is not at the head revision
+    migrate.check(database_url)
+
+    tables = set(inspect(create_engine(database_url)).get_table_names())
+    assert set(Base.metadata.tables) <= tables
 
 
 def test_db_upgrade_command_creates_the_default_sqlite_file(tmp_path: Path) -> None:

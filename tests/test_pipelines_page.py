@@ -4,6 +4,7 @@ over runs made by the real pipelines: a success, a failure, a pause."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,16 +18,15 @@ from taskpipes.models import Run, StageRun
 from taskpipes.report import QueueDepth, pipeline_status
 from taskpipes.runner import run_tick
 from taskpipes.web.operations import PipelineRow, gantt
+from tests.app import Fills
 from tests.test_web import chromium, get, nu_validator_errors, screenshot_dir  # noqa: F401
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 T0 = NOW - timedelta(minutes=NOW.minute % 10)
 
 
-@pytest.fixture
-def operated(app_env, sqlite_url: str, simulator: Simulator, api_server: str) -> str:
+def operate(simulator: Simulator) -> None:
     """github_top: a success, then a failure; rollup: a success; language_stats paused."""
-    app_env(sqlite_url)
     simulator.set_clock(T0 - timedelta(minutes=10))
     assert run_tick(registry.get("github_top"), T0 - timedelta(minutes=10), 60).status == (
         runs.SUCCEEDED
@@ -36,7 +36,21 @@ def operated(app_env, sqlite_url: str, simulator: Simulator, api_server: str) ->
     simulator.add_fault("search", "malformed_json")
     assert run_tick(registry.get("github_top"), T0, 60).status == runs.FAILED
     assert main(["pause", "language_stats", "--reason", "schema change", "--by", "ana"]) == 0
-    return api_server
+
+
+@pytest.fixture
+def operated(
+    app_env, fills: Fills[None], simulator: Simulator, api_server: str, tmp_path: Path
+) -> Iterator[str]:
+    """The API's base URL over a copy of the runs `operate` made (once for this module)."""
+
+    def operate_on(url: str) -> None:
+        app_env(url)
+        operate(simulator)
+
+    with fills.copy("sqlite", ("operated", T0), operate_on, tmp_path) as (url, _):
+        app_env(url)
+        yield api_server
 
 
 def test_the_pipelines_pages_in_a_browser(operated: str, chromium) -> None:  # noqa: F811

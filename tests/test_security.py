@@ -12,7 +12,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,7 +25,7 @@ from taskpipes.api.server import serve_in_thread
 from taskpipes.githubsim import Simulator
 from taskpipes.githubsim.hostile import HOSTILE_DESCRIPTION, HOSTILE_FULL_NAME, HOSTILE_LANGUAGE
 from taskpipes.runner import run_tick
-from tests.app import configure, latest_tick, reset_caches
+from tests.app import Fills, configure, latest_tick, reset_caches
 from tests.conftest import SIM_LIMITS
 from tests.processes import VENV_BIN, free_port, process, scrape, service_env
 from tests.processes import taskpipes as run_taskpipes
@@ -67,22 +67,33 @@ def hostile_simulator() -> Iterator[Simulator]:
         yield sim
 
 
+def fill_hostile(simulator: Simulator, t0: datetime, languages_tick: datetime) -> None:
+    """Ticks up to `t0` and a rollup that store the hostile repository, and language_stats
+    (every 30 minutes), which counts the snapshot of its own tick: github_top stores it too."""
+    for tick in sorted({languages_tick, t0 - timedelta(minutes=10), t0}):
+        simulator.set_clock(tick)
+        assert run_tick(registry.get("github_top"), tick, 60).status == "succeeded"
+    assert run_tick(registry.get("rollup"), t0, 60).status == "succeeded"
+    outcome = run_tick(registry.get("language_stats"), languages_tick, 60)
+    assert outcome.status == "succeeded"
+
+
 @pytest.fixture
-def site(tmp_path: Path, hostile_simulator: Simulator) -> Iterator[str]:
-    """The API and pages over two github_top ticks and a rollup that stored the hostile repo."""
+def site(tmp_path: Path, hostile_simulator: Simulator, fills: Fills[None]) -> Iterator[str]:
+    """The API and pages over a copy of the hostile fill, made once per tick (tests.app.Fills)
+    as the test runs, so the pages are fresh."""
+    t0, languages_tick = latest_tick(), latest_tick("language_stats")
     with pytest.MonkeyPatch.context() as monkeypatch:
-        configure(monkeypatch, f"sqlite:///{tmp_path / 'taskpipes.db'}", hostile_simulator.url)
-        # Ticks taken as the test runs, so the pages are fresh; language_stats (every 30
-        # minutes) counts the snapshot of its own tick, which github_top stores too.
-        t0, languages_tick = latest_tick(), latest_tick("language_stats")
-        for tick in sorted({languages_tick, t0 - timedelta(minutes=10), t0}):
-            hostile_simulator.set_clock(tick)
-            assert run_tick(registry.get("github_top"), tick, 60).status == "succeeded"
-        assert run_tick(registry.get("rollup"), t0, 60).status == "succeeded"
-        outcome = run_tick(registry.get("language_stats"), languages_tick, 60)
-        assert outcome.status == "succeeded"
-        with serve_in_thread(create_app()) as url:
-            yield url
+
+        def fill_into(url: str) -> None:
+            configure(monkeypatch, url, hostile_simulator.url)
+            fill_hostile(hostile_simulator, t0, languages_tick)
+
+        key = ("hostile", t0, languages_tick)
+        with fills.copy("sqlite", key, fill_into, tmp_path) as (url, _):
+            configure(monkeypatch, url, hostile_simulator.url)
+            with serve_in_thread(create_app()) as base:
+                yield base
         reset_caches()
 
 

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from taskpipes.githubsim import Simulator
 from taskpipes.models import Run
 from taskpipes.runner import run_tick
 from taskpipes.schedule import ticks_between
-from tests.app import latest_tick
+from tests.app import Fills, latest_tick
 from tests.tools import require_debian_package
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,10 +57,9 @@ def history(t0: datetime) -> list[datetime]:
     )
 
 
-def fill(simulator: Simulator) -> str:
-    """History the way production makes it; returns the repository with stargazers."""
-    # The newest github_top tick as the test runs: fresh for the page's banner.
-    t0 = latest_tick()
+def fill(simulator: Simulator, t0: datetime) -> str:
+    """History the way production makes it, up to `t0`; returns the repository with
+    stargazers."""
     for tick in history(t0):
         simulator.set_clock(tick)
         assert run_tick(registry.get("github_top"), tick, 60).status == "succeeded"
@@ -71,20 +71,46 @@ def fill(simulator: Simulator) -> str:
     return first
 
 
-@pytest.fixture
-def filled(app_env, database_url: str, simulator: Simulator, api_server: str) -> tuple[str, str]:
-    """(base URL, the repository with stargazers) over freshly filled tables."""
-    app_env(database_url)
-    return api_server, fill(simulator)
+@contextmanager
+def filled_copy(
+    kind: str, app_env, fills: Fills[str], simulator: Simulator, directory: Path
+) -> Iterator[str]:
+    """Point the application at a copy of this tick's fill on `kind`; yields the repository
+    with stargazers. The fill is made once per tick and shared: the newest github_top tick
+    as the test runs keeps the page's banner fresh."""
+    t0 = latest_tick()
+
+    def fill_into(url: str) -> str:
+        app_env(url)
+        return fill(simulator, t0)
+
+    with fills.copy(kind, ("web", t0), fill_into, directory) as (url, starred):
+        app_env(url)
+        yield starred
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def filled(
+    request: pytest.FixtureRequest,
+    app_env,
+    fills,
+    simulator: Simulator,
+    api_server: str,
+    tmp_path: Path,
+) -> Iterator[tuple[str, str]]:
+    """(base URL, the repository with stargazers) over tables filled by real runs, on both
+    databases."""
+    with filled_copy(request.param, app_env, fills, simulator, tmp_path) as starred:
+        yield api_server, starred
 
 
 @pytest.fixture
 def filled_sqlite(
-    app_env, sqlite_url: str, simulator: Simulator, api_server: str
-) -> tuple[str, str]:
+    app_env, fills, simulator: Simulator, api_server: str, tmp_path: Path
+) -> Iterator[tuple[str, str]]:
     """`filled` on SQLite only: the browser test already reads every table on both."""
-    app_env(sqlite_url)
-    return api_server, fill(simulator)
+    with filled_copy("sqlite", app_env, fills, simulator, tmp_path) as starred:
+        yield api_server, starred
 
 
 def shift_github_top_runs(by: timedelta, pipeline: str = "github_top") -> None:
