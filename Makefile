@@ -9,10 +9,10 @@ PYTEST_ARGS ?=
 DURATIONS ?= 25
 # The RabbitMQ end-to-end tests run again on quorum queues: a representative few in
 # `make test`, all of them in `make faults`.
-QUORUM_TESTS ?= tests/test_github_top_rabbitmq.py tests/test_crash_loop.py tests/test_dlq.py \
-	tests/test_publish.py tests/test_rabbitmq_send.py
-QUORUM_ALL := $(QUORUM_TESTS) tests/test_scheduler.py tests/test_status.py \
-	tests/test_tick_age.py tests/test_observability.py tests/faults
+QUORUM_TESTS ?= tests/e2e/test_github_top_rabbitmq.py tests/e2e/test_crash_loop.py tests/e2e/test_dlq.py \
+	tests/integration/test_publish.py tests/e2e/test_rabbitmq_send.py
+QUORUM_ALL := $(QUORUM_TESTS) tests/e2e/test_scheduler.py tests/e2e/test_status.py \
+	tests/e2e/test_tick_age.py tests/e2e/test_observability.py tests/faults
 # The quorum pass is about queue types, not load: a fifth of the burst's pages, a tenth of
 # its ticks (the classic pass runs the issue's full size).
 QUORUM_BURST := FAULTS_BURST_REPOS=5 FAULTS_BURST_ROLLUP_TICKS=100
@@ -28,7 +28,7 @@ BOUNDED := timeout --foreground --signal=INT --kill-after=300
 LOCK := requirements.lock
 UV_VERSION := 0.13.8
 
-.PHONY: install run test faults bench lint lock screenshots clean
+.PHONY: install run test check faults bench lint lock screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,7 +70,7 @@ bench: install
 
 # The web pages at 375 and 1280 px, from a browser test over real pipeline runs, into docs/.
 screenshots: install
-	SCREENSHOTS_DIR=docs $(BIN)/pytest -q tests/test_web.py -k "browser and sqlite"
+	SCREENSHOTS_DIR=docs $(BIN)/pytest -q tests/e2e/test_web.py -k "browser and sqlite"
 
 # The image's pinned, hashed dependencies (the Dockerfile installs them with --require-hashes):
 # the runtime set of pyproject.toml and its build backend, for every platform, on Python 3.11.
@@ -85,6 +85,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The inner loop, in under 2 minutes: lint, types, the import contracts and the unit tests
+# (tests/unit: pure, no services, no processes).
+check: lint
+	$(BIN)/lint-imports
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis taskpipes.db*

@@ -2,7 +2,7 @@
 and their promtool cases, Grafana dashboards.
 
 The kit never imports the application: the application hands its declarations in
-(deploy/generate.py does, and tests/test_deploy.py checks that the committed files are
+(deploy/generate.py does, and tests/e2e/test_deploy.py checks that the committed files are
 what it generates).
 """
 

@@ -10,7 +10,7 @@ panel query of every dashboard is evaluated through Prometheus's HTTP API, and p
 checks the configuration and each live /metrics text.
 
 The structure of the dashboards, and `promtool check config` / `check rules` of the files
-in deploy/prometheus/, are tested in tests/test_deploy.py.
+in deploy/prometheus/, are tested in tests/e2e/test_deploy.py.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from db import migrate
 from taskpipes.githubsim import Simulator
 from taskpipes.schedule import floor_minute
 from tests import services
+from tests.e2e.test_deploy import PROMETHEUS, assert_ok, dashboards, panels, run
 from tests.processes import (
     VENV_BIN,
     free_port,
@@ -47,7 +48,6 @@ from tests.processes import (
     workers,
 )
 from tests.queues import count, wait_until
-from tests.test_deploy import PROMETHEUS, assert_ok, dashboards, panels, run
 from tests.tools import require_debian_package
 
 # Setting up the scenario waits for wall-clock minute ticks: over pytest's default 300 s.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.test_web import (  # noqa: F401  (fixtures)
+from tests.e2e.test_web import (  # noqa: F401  (fixtures)
     chromium,
     filled_sqlite,
     get,

@@ -13,8 +13,8 @@ from taskpipes.database import begin, make_engine
 from taskpipes.models import Run
 from tests.clirun import run_cli
 from tests.handmade import AS_OF, EXPECTED_TRENDING, HISTORY, at, expected_buckets, store
+from tests.integration.test_rollup import stored_buckets, stored_trending
 from tests.processes import service_env
-from tests.test_rollup import stored_buckets, stored_trending
 
 RANGE = ["--from", "2026-08-21T12:00Z", "--to", "2026-08-21T13:00Z"]
 

@@ -20,10 +20,10 @@ from taskpipes.models import Run
 from taskpipes.runner import ensure_workers
 from taskpipes.schedule import floor_tick
 from tests.app import snapshot_count, wait_for_run
+from tests.integration.test_github_top import FailFirstSend
 from tests.processes import metric_sum, scrape, service_env, workers
 from tests.queues import declare, publish, wait_until
 from tests.tcpproxy import TcpProxy
-from tests.test_github_top import FailFirstSend
 
 assert github_top.schedule is not None
 TICK_SCHEDULE = github_top.schedule

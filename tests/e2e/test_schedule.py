@@ -85,7 +85,7 @@ def test_periodiq_sleeps_until_this_sunday_not_the_next(cron: str) -> None:
 # each periodic actor's own `periodic` option fires on.
 ACTOR_DAYS = """
 import json, actors, dramatiq
-from tests.test_schedule import firing_days
+from tests.e2e.test_schedule import firing_days
 print(json.dumps({a.actor_name: sorted(firing_days(a.options["periodic"]))
     for a in map(dramatiq.get_broker().get_actor, dramatiq.get_broker().get_declared_actors())
     if "schedule" in a.options and "periodic" in a.options}))

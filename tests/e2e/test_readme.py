@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, select
 
 from taskpipes.models import Run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECTION = "## Write your own pipeline"
 # Runs one README shell line after executing the catalog block: `taskpipes ARGS` through the
 # CLI's own entry point, `python SCRIPT ARGS` as the script's __main__.

@@ -19,7 +19,7 @@ from taskpipes.report import QueueDepth, pipeline_status
 from taskpipes.runner import run_tick
 from taskpipes.web.operations import PipelineRow, gantt
 from tests.app import Fills
-from tests.test_web import chromium, get, nu_validator_errors, screenshot_dir  # noqa: F401
+from tests.e2e.test_web import chromium, get, nu_validator_errors, screenshot_dir  # noqa: F401
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 T0 = NOW - timedelta(minutes=NOW.minute % 10)

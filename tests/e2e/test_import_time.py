@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.processes import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Prints whether a global broker exists and how many database connections were opened
 # (and, with RabbitMQ named, how many TCP connections were tried), after the code it is

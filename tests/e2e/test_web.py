@@ -31,7 +31,7 @@ from taskpipes.schedule import ticks_between
 from tests.app import Fills, latest_tick
 from tests.tools import require_debian_package
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -18,7 +18,9 @@ from jsonschema import Draft202012Validator
 
 from taskpipes.githubsim import Simulator
 
-SCHEMAS = json.loads((Path(__file__).parent / "data" / "github-openapi-subset.json").read_text())
+SCHEMAS = json.loads(
+    (Path(__file__).parents[1] / "data" / "github-openapi-subset.json").read_text()
+)
 DEFS = SCHEMAS["json_schema"]["$defs"]
 AUG_20 = datetime(2026, 8, 20, 12, tzinfo=UTC)
 STAR_JSON = "application/vnd.github.star+json"

@@ -9,7 +9,7 @@ import pytest
 from taskpipes import Pipeline, Schedule, Stage, registry, runs
 from taskpipes.database import begin
 from taskpipes.schedule import ScheduleError, periodic_option, ticks_between
-from tests.test_controls import declared  # noqa: F401  (fixture)
+from tests.e2e.test_controls import declared  # noqa: F401  (fixture)
 
 BERLIN = "Europe/Berlin"
 

@@ -31,10 +31,10 @@ from sqlalchemy import MetaData, create_engine, select
 from taskpipes import rabbit
 from taskpipes.githubsim import Simulator
 from tests import services
+from tests.e2e.test_stargazers import clock_at_stars
 from tests.processes import free_port, process, scheduler, scrape, service_env, workers
 from tests.processes import taskpipes as run_taskpipes
 from tests.queues import wait_until
-from tests.test_stargazers import clock_at_stars
 
 TOKEN = "ghp_tokenMARKER5wy8"
 DB_PASSWORD = "dbMARKER7qx9"

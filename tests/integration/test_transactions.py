@@ -23,7 +23,7 @@ from taskpipes import Context, Pipeline, Stage, registry
 from taskpipes.database import get_engine
 from taskpipes.runner import ensure_workers, run_tick
 from taskpipes.ticks import enqueue_tick
-from tests.test_controls import declared  # noqa: F401 (a fixture)
+from tests.e2e.test_controls import declared  # noqa: F401 (a fixture)
 from tests.wire import WireCounter, local_port
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ from dramatiq.errors import ConnectionClosed
 
 from taskpipes.rabbit import RETURN_ALLOWANCE, TypedQueuesBroker, broker_hosts, queue_arguments
 from taskpipes.settings import ConfigError, load_settings
+from tests.e2e.test_migrate_queues import queue_types
 from tests.processes import service_env, taskpipes
 from tests.queues import count, dead_message, wait_until
-from tests.test_migrate_queues import queue_types
 
 DEAD_LETTERING = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "rollup.XQ"}
 

@@ -21,8 +21,8 @@ import yaml
 from taskpipes.pipeline import STAGE_TIME_LIMIT_MS
 from tests.services import QUEUES, unavailable
 
-ROOT = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes"
-KEDA_CRDS = Path(__file__).resolve().parent / "keda"
+ROOT = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
+KEDA_CRDS = Path(__file__).resolve().parents[1] / "keda"
 OVERLAYS = ["base", "overlays/production", "overlays/scale-to-zero"]
 KUBERNETES_VERSION = "1.30.0"
 

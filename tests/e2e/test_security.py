@@ -27,10 +27,10 @@ from taskpipes.githubsim.hostile import HOSTILE_DESCRIPTION, HOSTILE_FULL_NAME, 
 from taskpipes.runner import run_tick
 from tests.app import Fills, configure, latest_tick, reset_caches
 from tests.conftest import SIM_LIMITS
+from tests.e2e.test_web import chromium, nu_validator_errors  # noqa: F401 (a fixture)
 from tests.processes import VENV_BIN, free_port, process, scrape, service_env
 from tests.processes import taskpipes as run_taskpipes
 from tests.queues import wait_until
-from tests.test_web import chromium, nu_validator_errors  # noqa: F401 (a fixture)
 
 HOSTILE_PAGE = f"/repos/{quote(HOSTILE_FULL_NAME)}"
 # Every kind of answer: pages, their notices, JSON, metrics, the schema.

@@ -18,7 +18,7 @@ from pipelines.rollup import roll_up_tick
 from taskpipes.database import make_engine
 from taskpipes.models import Base
 from tests.handmade import AS_OF, EXPECTED_TRENDING, HISTORY, at, expected_buckets, store
-from tests.test_rollup import stored_buckets, stored_trending
+from tests.integration.test_rollup import stored_buckets, stored_trending
 
 Snapshots = dict[tuple[int, datetime], int]  # (repo id, tick) -> stars
 

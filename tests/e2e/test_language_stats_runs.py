@@ -18,13 +18,13 @@ from taskpipes.models import Run
 from taskpipes.runner import run_tick
 from tests.app import wait_for_run
 from tests.clirun import run_cli
+from tests.e2e.test_deploy import DASHBOARDS, PROMETHEUS, declared
 from tests.handmade import at
+from tests.integration.test_language_stats import TICK, served, stored_history
 from tests.processes import scheduler, service_env, taskpipes, workers
 from tests.queues import wait_until
-from tests.test_deploy import DASHBOARDS, PROMETHEUS, declared
-from tests.test_language_stats import TICK, served, stored_history
 
-# The totals of tests.test_language_stats's history at its newest snapshot, as the API says.
+# The totals of tests.integration.test_language_stats's history at its newest snapshot, as the API says.
 EXPECTED = [
     {"rank": 1, "language": "Go", "repositories": 2, "stars": 900,
      "stars_gained_24h": 10, "stars_gained_7d": 100},

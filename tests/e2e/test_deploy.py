@@ -23,7 +23,7 @@ from taskpipes import Pipeline, deploy, metrics, registry
 from tests.services import unavailable
 from tests.tools import require_debian_package
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 PROMETHEUS = DEPLOY / "prometheus"
