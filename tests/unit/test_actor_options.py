@@ -9,6 +9,7 @@ import dramatiq
 import pytest
 
 import actors  # noqa: F401 (declares every actor on the broker)
+from pipelines import catalog
 from taskpipes.broker import build_broker
 from taskpipes.rabbit import with_connection_params
 from taskpipes.settings import load_settings
@@ -44,8 +45,12 @@ OPTIONS = ("max_retries", "min_backoff", "max_backoff", "time_limit")
 
 
 def declared() -> dict[str, dramatiq.Actor]:
+    """The application's actors: those on its pipelines' queues and the kit's `default`
+    (tests declare pipelines of their own, on queues of their own, in the same process)."""
+    queues = {p.queue_name for p in catalog.registry.declared} | {"default"}
     broker = dramatiq.get_broker()
-    return {name: broker.get_actor(name) for name in broker.get_declared_actors()}
+    actors_ = (broker.get_actor(name) for name in broker.get_declared_actors())
+    return {actor.actor_name: actor for actor in actors_ if actor.queue_name in queues}
 
 
 def test_every_actor_is_listed() -> None:
