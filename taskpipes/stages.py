@@ -136,8 +136,8 @@ def run_stage(
 
     Exceptions in `stage.defer_on` send the stage (or the one `stage.later` names) again
     later; any other failure is final when it is permanent or the last retry. With a
-    `claim`, the tick message's own first stage: `run_id` is the claimed run's, and
-    Contested is raised when the quick claim cannot be made.
+    `claim`, the tick message's own first stage: its run is claimed first (`run_id` is a
+    placeholder until then), and Contested is raised when that quick claim cannot be made.
     """
     attempt = Attempt(pipeline, stage, run_id, time.monotonic(), claim)
     try:
