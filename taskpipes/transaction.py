@@ -45,7 +45,7 @@ COMMIT = Sql("COMMIT")
 
 class Transaction:
     """`with Transaction(engine) as tx:` fixed statements (`fetch_all`, `commit_all`), and the
-    stage's `tx.session`. Leaving the block without `commit` rolls back."""
+    stage's `tx.session`. Leaving the block without `commit_all` rolls back."""
 
     def __init__(self, engine: Engine) -> None:
         self.postgres = engine.dialect.name == "postgresql"
