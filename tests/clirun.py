@@ -39,6 +39,15 @@ def run_cli(args: list[str], env: Mapping[str, str], cwd: Path) -> subprocess.Co
     )
 
 
+def configuration_error(tmp_path: Path, **variables: str) -> str:
+    """The one line `taskpipes status` stops with, exit 2, under the given settings (on a
+    SQLite file of `tmp_path`)."""
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    result = run_cli(["status"], env | variables, tmp_path)
+    assert result.returncode == 2, result.stderr
+    return result.stderr.strip()
+
+
 def exit_code(args: list[str]) -> int:
     """`main`'s return value, or the code of the SystemExit argparse raises (its message is
     on stderr already). Any other exception escapes: it would be a traceback in a process."""

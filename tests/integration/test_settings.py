@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from taskpipes.settings import ConfigError, load_settings
-from tests.clirun import run_cli
+from tests.clirun import configuration_error
 
 # The number settings, the attribute each fills, and a good value to read back.
 NUMBER_SETTINGS = [
@@ -43,12 +43,6 @@ def test_a_timeout_that_is_no_number_is_refused_by_name() -> None:
 
 
 def test_the_command_stops_with_one_line_naming_the_variable(tmp_path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "TASKPIPES_MAX_CRASHES": "three",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}  # fmt: skip
-
-    result = run_cli(["status"], env, tmp_path)
-
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
+    assert configuration_error(tmp_path, TASKPIPES_MAX_CRASHES="three") == (
         "taskpipes: configuration error: TASKPIPES_MAX_CRASHES must be a whole number, got 'three'"
     )

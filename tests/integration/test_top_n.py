@@ -23,7 +23,7 @@ from taskpipes.githubsim import Simulator
 from taskpipes.runner import run_tick
 from taskpipes.settings import ConfigError, load_settings
 from tests.app import snapshot_count
-from tests.clirun import run_cli
+from tests.clirun import configuration_error
 
 NOW = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 TIMEOUT_S = 60
@@ -130,13 +130,7 @@ def test_a_bad_setting_is_refused_by_name(broken: str) -> None:
 
 
 def test_the_command_stops_on_a_bad_top_n(tmp_path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "TASKPIPES_TOP_N": "5000",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}  # fmt: skip
-
-    result = run_cli(["status"], env, tmp_path)
-
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
+    assert configuration_error(tmp_path, TASKPIPES_TOP_N="5000") == (
         "taskpipes: configuration error: TASKPIPES_TOP_N must be a whole number from 1 to "
         "1000 (GitHub search serves at most 1,000 results), got '5000'"
     )
