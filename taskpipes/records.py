@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from taskpipes.runs import CANCELLED, FINISHED, RUNNING, SUCCEEDED
-from taskpipes.transaction import COMMIT, Sql, Transaction
+from taskpipes.transaction import COMMIT, Row, Sql, Transaction
 
 _FINISHED = ", ".join(f"'{status}'" for status in FINISHED)
 
@@ -188,7 +188,7 @@ def close_run(tx: Transaction, run_id: int, now: datetime) -> Closed | None:
     return _closed(tx, rows)
 
 
-def _closed(tx: Transaction, rows: list[tuple]) -> Closed | None:  # type: ignore[type-arg]
+def _closed(tx: Transaction, rows: list[Row]) -> Closed | None:
     if not rows:
         return None
     run_id, pipeline, tick, status = rows[0]

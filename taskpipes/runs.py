@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from taskpipes.models import Run, StageRun
@@ -150,41 +149,6 @@ def _run(session: Session, pipeline: str, tick: datetime, lock: bool = False) ->
     if lock:
         query = query.with_for_update(key_share=True)  # LOCK_RUN
     return session.scalars(query).one()
-
-
-def tick_and_stage(session: Session, run_id: int, stage: str) -> tuple[datetime, str, str | None]:
-    """The run's tick and status and its stage's status, in one query: a stage message's
-    first read (plain columns: loading the ORM object cost more than the query)."""
-    row = session.execute(
-        select(Run.tick, Run.status, StageRun.status)
-        .outerjoin(StageRun, (StageRun.run_id == Run.id) & (StageRun.stage == stage))
-        .where(Run.id == run_id)
-    ).one()
-    return row[0], row[1], row[2]
-
-
-def stage_succeeded(
-    session: Session, run_id: int, stage: str, rows_written: int, seconds: float
-) -> None:
-    """Record an attempt of a stage and its success in one statement (the usual path: the
-    attempt was not counted before its work)."""
-    now = utcnow()
-    values = {
-        "status": SUCCEEDED,
-        "started_at": now - timedelta(seconds=seconds),
-        "finished_at": now,
-        "duration_seconds": seconds,
-        "rows_written": rows_written,
-        "error": None,
-    }
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(StageRun).values(run_id=run_id, stage=stage, attempts=1, **values)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["run_id", "stage"],
-            set_={**values, "attempts": StageRun.attempts + 1},
-        )
-    )
 
 
 def begin_stage(session: Session, run_id: int, stage: str) -> None:
