@@ -1,15 +1,20 @@
 """The github_top pipeline: fetch -> normalize -> store -> aggregate, one tick at a time.
 
-fetch keeps the raw answer (the call to GitHub runs outside any transaction, its answer
-is written in the stage's own); normalize (pure, about a millisecond) validates it; store
-normalizes the accepted answer again and writes it; aggregate refreshes the ranking the
-API serves. Each stage's writes commit with the record that the stage is done.
+fetch asks GitHub (outside any transaction) and hands on the answer, cut to the fields
+normalize reads; normalize keeps that answer in raw_responses (for reprocessing) and hands
+on the validated, ranked records; store writes them; aggregate refreshes the ranking the
+API serves. Each stage's writes commit with its output and the record that it is done.
+
+A run fetched before stages handed on their outputs finds its answer in raw_responses
+(`ctx.input` is None then).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,9 +24,10 @@ from db.models import RawResponse
 from pipelines.aggregate import refresh_latest_ranking
 from pipelines.errors import InvalidPayload, PermanentError, RateLimited, SuspectSnapshot
 from pipelines.github import GitHubClient, Page, github_client
-from pipelines.normalize import TopList, normalize_top
+from pipelines.normalize import COUNT_FIELDS, TopList, normalize_top
+from pipelines.records import RepoSnapshot
 from pipelines.store import store_snapshot
-from taskpipes import Call, Context, Later, Pipeline, Schedule, Stage, metrics
+from taskpipes import Context, Later, Pipeline, Schedule, Stage, metrics
 from taskpipes.models import Run
 from taskpipes.settings import get_settings
 
@@ -34,11 +40,30 @@ SEARCH_PATH = (
 )
 # A suspect answer (incomplete, short, duplicated id) is fetched again this often.
 MAX_SUSPECT_FETCHES = 3
+# The fields of a search item normalize reads: a thousand whole items would be over the
+# 1 MiB a stage may hand on; these are about a tenth of that.
+ITEM_FIELDS = ("id", "full_name", *COUNT_FIELDS, "language", "license", "description")
 
 
-def search_top(call: Call) -> tuple[Any, str | None]:
+def fetch_top(ctx: Context) -> dict[str, Any]:
+    """The top list as GitHub answers it now: `payload` (its items cut to ITEM_FIELDS),
+    `etag` and `fetched_at`."""
     with github_client() as client:
-        return fetch_search(client, get_settings().top_n)
+        payload, etag = fetch_search(client, get_settings().top_n)
+    return {"payload": kept_fields(payload), "etag": etag, "fetched_at": ctx.now.isoformat()}
+
+
+def kept_fields(payload: Any) -> Any:
+    """The answer with each well-formed item cut to ITEM_FIELDS; anything malformed is
+    left as it is, for normalize to name."""
+    items = payload.get("items") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        return payload
+    cut = [
+        {k: item[k] for k in ITEM_FIELDS if k in item} if isinstance(item, dict) else item
+        for item in items
+    ]
+    return {**payload, "items": cut}
 
 
 def search_pages(top_n: int) -> int:
@@ -87,21 +112,19 @@ def _short(payload: Any, top_n: int) -> bool:
     return isinstance(items, list) and len(items) < top_n
 
 
-def keep_answer(ctx: Context) -> int:
-    """Keep the raw answer for this run."""
-    payload, etag = ctx.answer
+def keep_answer(ctx: Context, fetched: dict[str, Any]) -> None:
+    """Keep the fetched answer for this run (raw_responses: for reprocessing)."""
     ctx.session.add(
         RawResponse(
             run_id=ctx.run_id,
             tick=ctx.tick,
-            fetched_at=ctx.now,
+            fetched_at=datetime.fromisoformat(fetched["fetched_at"]),
             http_status=200,
-            etag=etag,
-            payload=payload,
+            etag=fetched["etag"],
+            payload=fetched["payload"],
         )
     )
-    metrics.rows_written("raw_responses", 1)
-    return 1
+    ctx.wrote(1, "raw_responses")
 
 
 def latest_raw(session: Session, run_id: int) -> RawResponse:
@@ -113,34 +136,43 @@ def latest_raw(session: Session, run_id: int) -> RawResponse:
     return raw
 
 
+def normalize(ctx: Context) -> dict[str, Any]:
+    """Keep the fetched answer and hand on its validated, ranked records."""
+    if ctx.input is None:  # fetched before stages handed on outputs: the answer is kept
+        top = normalize_top(latest_raw(ctx.session, ctx.run_id).payload, get_settings().top_n)
+    else:
+        top = normalize_top(ctx.input["payload"], get_settings().top_n)
+        keep_answer(ctx, ctx.input)
+    return {"records": [asdict(r) for r in top.records], "inversions": top.inversions}
+
+
 def normalized(ctx: Context) -> TopList:
-    return normalize_top(latest_raw(ctx.session, ctx.run_id).payload, get_settings().top_n)
+    """normalize's output; a run normalized before stages handed on outputs normalizes
+    its kept answer again."""
+    if ctx.input is None:
+        return normalize_top(latest_raw(ctx.session, ctx.run_id).payload, get_settings().top_n)
+    records = [RepoSnapshot(**record) for record in ctx.input["records"]]
+    return TopList(records, ctx.input["inversions"])
 
 
-def normalize(ctx: Context) -> int:
-    return len(normalized(ctx).records)
-
-
-def store(ctx: Context) -> int:
-    """Store the accepted answer, and how out of order GitHub listed it."""
+def store(ctx: Context) -> None:
+    """Store the accepted records, and how out of order GitHub listed them."""
     top = normalized(ctx)
-    written = store_snapshot(ctx.session, ctx.tick, top.records, ctx.now)
+    ctx.wrote(store_snapshot(ctx.session, ctx.tick, top.records, ctx.now), "snapshots")
     run = ctx.session.get_one(Run, ctx.run_id)
     run.details = {**(run.details or {}), "rank_inversions": top.inversions}
-    metrics.rows_written("snapshots", written)
     metrics.github_rank_inversions(top.inversions)
-    return written
 
 
-def aggregate(ctx: Context) -> int:
-    written = refresh_latest_ranking(ctx.session, ctx.tick)
-    metrics.rows_written("latest_ranking", written)
-    return written
+def aggregate(ctx: Context) -> None:
+    ctx.wrote(refresh_latest_ranking(ctx.session, ctx.tick), "latest_ranking")
 
 
 def refetch_later(ctx: Context, exc: Exception) -> Later:
-    """Fetch again later (the next fetch asks afresh), backing off; after
-    MAX_SUSPECT_FETCHES suspect answers the run fails."""
+    """Keep the suspect answer, then fetch again later (the next fetch asks afresh),
+    backing off; after MAX_SUSPECT_FETCHES suspect answers the run fails."""
+    if ctx.input is not None:
+        keep_answer(ctx, ctx.input)
     fetched = ctx.session.scalar(
         select(func.count()).select_from(RawResponse).where(RawResponse.run_id == ctx.run_id)
     )
@@ -165,7 +197,7 @@ github_top = Pipeline(
     schedule=Schedule("*/10 * * * *", catchup="latest"),
     overlap="skip",
     stages=(
-        Stage(FETCH, keep_answer, call=search_top, defer_on=(RateLimited,)),
+        Stage(FETCH, fetch_top, outside=True, defer_on=(RateLimited,)),
         Stage(NORMALIZE, normalize, defer_on=(SuspectSnapshot,), later=refetch_later),
         Stage(STORE, store),
         Stage(AGGREGATE, aggregate),

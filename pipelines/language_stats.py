@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from db.models import LanguageStat, Repository, Snapshot
 from pipelines.trending import stars_before
-from taskpipes import Context, Pipeline, Retries, Schedule, Stage, metrics
+from taskpipes import Context, Pipeline, Retries, Schedule, Stage
 
 # The windows of the two gains.
 DAY, WEEK = timedelta(hours=24), timedelta(days=7)
@@ -109,11 +109,9 @@ def refresh_language_stats(session: Session, tick: datetime) -> int:
     return len(rows)
 
 
-def count_languages(ctx: Context) -> int:
+def count_languages(ctx: Context) -> None:
     """The one stage: the totals as of the run's tick, in the stage's transaction."""
-    written = refresh_language_stats(ctx.session, ctx.tick)
-    metrics.rows_written("language_stats", written)
-    return written
+    ctx.wrote(refresh_language_stats(ctx.session, ctx.tick), "language_stats")
 
 
 # Every 30 minutes; a missed tick is only worth running once, the newest (the table only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
@@ -58,13 +59,14 @@ def analyze(session: Session) -> list[str]:
     return list(BIG_TABLES)
 
 
-def prune_and_analyze(ctx: Context) -> int:
-    """What was removed and analyzed goes into the run record, in the same transaction."""
+def prune_and_analyze(ctx: Context) -> dict[str, Any]:
+    """What was removed and analyzed: the stage's output, and the run record's details
+    (as before outputs), in the same transaction. It writes no rows, it removes them."""
     retention = timedelta(days=get_settings().raw_retention_days)
     removed = prune(ctx.session, ctx.now, retention)
-    analyzed = analyze(ctx.session)
-    ctx.session.get_one(Run, ctx.run_id).details = {"removed": removed, "analyzed": analyzed}
-    return sum(removed.values())
+    done = {"removed": removed, "analyzed": analyze(ctx.session)}
+    ctx.session.get_one(Run, ctx.run_id).details = done
+    return done
 
 
 # Daily at 03:00 UTC, when nobody reads dashboards; a missed day runs once, not N times.

@@ -32,7 +32,7 @@ from pipelines.buckets import (
 from pipelines.errors import PermanentError
 from pipelines.repo_charts import refresh_page_data
 from pipelines.trending import refresh_trending
-from taskpipes import Context, Pipeline, Retries, Schedule, Stage, metrics
+from taskpipes import Context, Pipeline, Retries, Schedule, Stage
 from taskpipes.upsert import upsert
 
 # Snapshots stored up to this long before the watermark are read again: a store stamps
@@ -215,20 +215,16 @@ def checked_tick(ctx: Context) -> datetime:
     return ctx.tick
 
 
-def buckets_stage(ctx: Context) -> int:
+def buckets_stage(ctx: Context) -> None:
     checked_tick(ctx)
-    written = roll_up(ctx.session)
-    metrics.rows_written("rollup_buckets", written)
-    return written
+    ctx.wrote(roll_up(ctx.session), "rollup_buckets")
 
 
-def trending_stage(ctx: Context) -> int:
-    written = refresh(ctx.session, checked_tick(ctx))
-    metrics.rows_written("trending", written)
-    return written
+def trending_stage(ctx: Context) -> None:
+    ctx.wrote(refresh(ctx.session, checked_tick(ctx)), "trending")
 
 
-def pages_stage(ctx: Context) -> int:
+def pages_stage(ctx: Context) -> None:
     """Refresh what the web pages read as of the newest rollup: the top page's sparklines
     and the ranked repositories' page data (its own stage: it reads days of buckets, which
     the trending stage's lookups never do).
@@ -239,12 +235,11 @@ def pages_stage(ctx: Context) -> int:
     checked_tick(ctx)
     state = lock_state(ctx.session)
     if state.as_of is None or state.pages_generation == state.generation:
-        return 0
+        return
     charts, sparklines = refresh_page_data(ctx.session, state.as_of)
     state.pages_generation = state.generation
-    metrics.rows_written("repo_charts", charts)
-    metrics.rows_written("sparklines", sparklines)
-    return charts + sparklines
+    ctx.wrote(charts, "repo_charts")
+    ctx.wrote(sparklines, "sparklines")
 
 
 # Every 15 minutes; after downtime every missed tick runs (up to a day), since each closes

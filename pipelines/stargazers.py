@@ -1,7 +1,8 @@
-"""The stargazers pipeline: plan -> pages, each page an independent, paced message.
+"""The stargazers pipeline: targets -> plan -> pages, each page an independent, paced message.
 
-plan lists the pages to fetch (the latest top 100, or one repository) from each
-repository's cursor; pages is a fan-out: the waves (actors/stargazers.py) send them spaced by
+targets looks up the one repository a run names, if any (outside any transaction), and
+hands it on; plan lists the pages to fetch (that repository, or the latest top 100) from
+each repository's cursor; pages is a fan-out: the waves (actors/stargazers.py) send them spaced by
 `spread.page_gap`; each page is fetched, its events upserted and counted in one
 transaction. The page that completes a repository rebuilds that repository's daily
 counts and moves its cursor; the page that completes the run lets the actor close it.
@@ -10,7 +11,7 @@ counts and moves its cursor; the page that completes the run lets the actor clos
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +32,7 @@ from pipelines import spread
 from pipelines.errors import InvalidPayload, PermanentError
 from pipelines.github import GitHubClient, github_client
 from pipelines.star_history import Stargazer, daily_cumulative, parse_stargazers
-from taskpipes import Call, Context, FanOut, Pipeline, Retries, Stage, metrics, runs
+from taskpipes import Context, FanOut, Pipeline, Retries, Stage, metrics, runs
 from taskpipes.database import affected_rows, begin
 from taskpipes.models import Run
 from taskpipes.pipeline import STAGE_TIME_LIMIT_MS
@@ -39,7 +40,7 @@ from taskpipes.settings import get_settings
 from taskpipes.upsert import upsert
 
 PIPELINE = "stargazers"
-PLAN, PAGES = "plan", "pages"
+TARGETS, PLAN, PAGES = "targets", "plan", "pages"
 STAR_JSON = "application/vnd.github.star+json"
 # Transient failures back off from 2 s to 5 min, 6 tries in all. Time limits stay far
 # below RabbitMQ's 30-minute consumer_timeout: a page or a wave takes seconds, a plan
@@ -107,38 +108,36 @@ def record_options(session: Session, run_id: int, given: Mapping[str, Any]) -> N
     )
 
 
-@dataclass(frozen=True)
-class Asked:
-    """What plan needs from the database before it may call GitHub."""
-
-    options: RunOptions
-    ranked: list[Target]
-
-
-def plan_inputs(ctx: Context) -> Asked:
-    """The run's options, and the latest top 100 as ranked when no repository is named."""
-    row = ctx.session.get_one(StargazerRun, ctx.run_id)
-    options = RunOptions(row.repo, row.rate, row.api_rate)
-    if options.repo is not None:
-        return Asked(options, [])
-    ranking = ctx.session.scalars(select(LatestRanking).order_by(LatestRanking.rank)).all()
-    if not ranking:
-        raise PermanentError("no top 100 stored yet: run `taskpipes run github_top` first")
-    return Asked(options, [Target(r.repo_id, r.full_name, r.stars, r.tick) for r in ranking])
-
-
-def targets(call: Call) -> tuple[RunOptions, list[Target]]:
-    """One repository as GitHub describes it now, or the ranked top 100."""
-    asked: Asked = call.asked
-    repo = asked.options.repo
+def named_repo(ctx: Context) -> dict[str, Any] | None:
+    """The repository the run names (`--repo`), as GitHub describes it now; None when the
+    run names none (plan then takes the latest top 100). Its input is the tick's options."""
+    repo = (ctx.input or {}).get("repo")
     if repo is None:
-        return asked.options, asked.ranked
+        return None
+    found = look_up(repo, ctx.now)
+    return {**asdict(found), "counted_at": found.counted_at.isoformat()}
+
+
+def look_up(repo: str, now: datetime) -> Target:
     with github_client() as client:
         payload = client.get("repo", f"/repos/{repo}").payload
     if not isinstance(payload, dict) or not isinstance(payload.get("id"), int):
         raise InvalidPayload(f"GitHub repo {repo}: answer has no numeric id")
-    found = Target(payload["id"], payload["full_name"], int(payload["stargazers_count"]), call.now)
-    return asked.options, [found]
+    return Target(payload["id"], payload["full_name"], int(payload["stargazers_count"]), now)
+
+
+def chosen_targets(ctx: Context, options: RunOptions) -> list[Target]:
+    """The repository `targets` handed on, else the latest top 100 as ranked."""
+    if ctx.input is not None:
+        found = ctx.input
+        return [Target(**{**found, "counted_at": datetime.fromisoformat(found["counted_at"])})]
+    if options.repo is not None:
+        # A run planned before stages handed on outputs: no `targets` record to read.
+        return [look_up(options.repo, ctx.now)]
+    ranking = ctx.session.scalars(select(LatestRanking).order_by(LatestRanking.rank)).all()
+    if not ranking:
+        raise PermanentError("no top 100 stored yet: run `taskpipes run github_top` first")
+    return [Target(r.repo_id, r.full_name, r.stars, r.tick) for r in ranking]
 
 
 def stored_full_pages(session: Session, repo_id: int) -> set[int]:
@@ -155,10 +154,12 @@ def stored_full_pages(session: Session, repo_id: int) -> set[int]:
 
 
 def plan(ctx: Context) -> int:
-    """Write the run's page plan in send order; returns the number of pages planned."""
-    options, chosen = ctx.answer
+    """Write the run's page plan in send order; hands on the number of pages planned."""
+    row = ctx.session.get_one(StargazerRun, ctx.run_id)
+    options = RunOptions(row.repo, row.rate, row.api_rate)
+    chosen = chosen_targets(ctx, options)
     gap = spread.page_gap(options.rate, options.api_rate)
-    planned = _write_plan(ctx.session, ctx.run_id, chosen, ctx.now)
+    planned = ctx.wrote(_write_plan(ctx.session, ctx.run_id, chosen, ctx.now), "stargazer_pages")
     ctx.session.execute(
         update(StargazerRun)
         .where(StargazerRun.run_id == ctx.run_id)
@@ -419,7 +420,8 @@ def progress(session: Session, run_id: int) -> Progress | None:
 stargazers = Pipeline(
     PIPELINE,
     stages=(
-        Stage(PLAN, plan, read=plan_inputs, call=targets, retries=PLAN_RETRIES),
+        Stage(TARGETS, named_repo, outside=True, retries=RETRIES),
+        Stage(PLAN, plan, retries=PLAN_RETRIES),
         FanOut(PAGES, start="wave"),
     ),
     retries=RETRIES,

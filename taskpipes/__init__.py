@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from taskpipes.broker import configure, start
 from taskpipes.errors import PermanentError
-from taskpipes.pipeline import Call, Context, FanOut, Later, Pipeline, Retries, Stage
+from taskpipes.pipeline import Context, FanOut, Later, Pipeline, Retries, Stage
 from taskpipes.registry import Registry, registry
 from taskpipes.schedule import Schedule
 from taskpipes.settings import Settings
 from taskpipes.stages import close_fan_out, fail_fan_out, hand_off, is_final
 
 __all__ = [
-    "Call",
     "Context",
     "FanOut",
     "Later",

@@ -80,6 +80,8 @@ class Run(Base):
     # `taskpipes cancel`: who asked and when (the run's status is then "cancelled").
     cancelled_by: Mapped[str | None] = mapped_column(String(100))
     cancelled_at: Mapped[datetime | None]
+    # The tick's options (on-demand parameters): the first stage's input.
+    options: Mapped[Any | None] = mapped_column(JSON)
 
 
 class PipelineControl(Base):
@@ -102,7 +104,8 @@ class PipelineControl(Base):
 
 
 class StageRun(Base):
-    """One stage of one run: how long it took, what it wrote, how it last failed."""
+    """One stage of one run: how long it took, what it wrote, what it handed on (its
+    output, the next stage's input), how it last failed."""
 
     __tablename__ = "stage_runs"
     __table_args__ = (UniqueConstraint("run_id", "stage"),)
@@ -117,6 +120,7 @@ class StageRun(Base):
     duration_seconds: Mapped[float | None] = mapped_column(Float)
     rows_written: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    output: Mapped[Any | None] = mapped_column(JSON)
 
 
 class MessageDelivery(Base):

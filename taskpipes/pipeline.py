@@ -55,38 +55,58 @@ class Retries:
             )
 
 
+# The largest output a stage may hand on, encoded as JSON: outputs are kept in the
+# stage's record and read back by the next stage, so a bulk result belongs in a table.
+MAX_OUTPUT_BYTES = 1024 * 1024
+# Errors that fail a stage at once by default: they come from the stage's own code or data
+# (a malformed answer, a missing key, a wrong type) and a retry 2 s to 90 s later meets
+# the same data and fails the same way. Network, database and rate-limit errors are not
+# among them, so they are retried.
+FAIL_FAST: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError)
+
+
+class NoSession(RuntimeError):
+    """An outside stage asked for a session: it runs with no transaction open."""
+
+
 @dataclass(frozen=True)
-class Moment:
-    """Which run a stage part works for: its pipeline, stage, run id, tick and `now`."""
+class Context:
+    """What a stage's function receives: the run (`pipeline`, `stage`, `run_id`, `tick`,
+    `now`) and `input`, the previous stage's output (the first stage's: the tick's options,
+    a dict). `session` is the SQLAlchemy session of the stage's transaction; an outside
+    stage has none. `opened` is that session, or what makes it on first use: a stage that
+    writes nothing through it costs no session."""
 
     pipeline: str
     stage: str
     run_id: int
     tick: datetime
     now: datetime
-
-
-@dataclass(frozen=True)
-class Context(Moment):
-    """What a stage's `read` and `run` parts receive: the run, and `session`, the
-    SQLAlchemy session of the stage's transaction. `answer` is what `call` returned (for
-    `run`). `opened` is that session, or what makes it on first use: a stage that writes
-    nothing through it costs no session."""
-
-    opened: Session | Callable[[], Session] = field(repr=False)
-    answer: Any = None
+    input: Any = None
+    opened: Session | Callable[[], Session] | None = field(default=None, repr=False)
+    # Rows declared by `wrote`, by table (the context itself is frozen).
+    written: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def session(self) -> Session:
+        if self.opened is None:
+            raise NoSession(
+                f"stage {self.stage!r} runs outside any transaction (outside=True): it has "
+                "no session; return what it fetched and write it in the next stage"
+            )
         return self.opened if isinstance(self.opened, Session) else self.opened()
 
+    def wrote(self, rows: int, table: str) -> int:
+        """Count `rows` written to `table` by this stage: the kit adds them to the stage's
+        record (rows_written) and to taskpipes_rows_written_total{table} when the stage
+        commits, so a stage that is rolled back or run twice counts nothing twice.
+        Returns `rows`."""
+        self.written[table] = self.written.get(table, 0) + rows
+        return rows
 
-@dataclass(frozen=True)
-class Call(Moment):
-    """What a stage's `call` part receives: no session, since no transaction may stay open
-    across a call to the outside world. `asked` is what `read` returned."""
-
-    asked: Any = None
+    @property
+    def rows_written(self) -> int:
+        return sum(self.written.values())
 
 
 @dataclass(frozen=True)
@@ -105,25 +125,27 @@ def as_asked(ctx: Context, exc: Exception) -> Later:
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: `run(ctx) -> rows written` commits with the record that the stage is done.
+    """One stage: `work(ctx)` does it, and its return value is the stage's output, handed
+    to the next stage as `ctx.input` (JSON, at most MAX_OUTPUT_BYTES).
 
-    A stage that calls the outside world splits in up to three parts, run in this order:
-    `read(ctx)` (in a short transaction that also counts the attempt), `call(Call)` (no
-    transaction open; gets read's result as `asked`), then `run(ctx)` (gets call's result
-    as `ctx.answer`, in the stage's transaction). A crash before that commit repeats the
-    call, never the write.
+    By default the stage runs in its own transaction (`ctx.session`), which commits its
+    writes, its output and the record that it is done together: exactly once.
+    `outside=True` is for a stage that talks to the outside world: it runs with no
+    transaction open and no session, at least once; its output is recorded before the
+    next stage starts, and the next stage writes what it needs from it, exactly once.
 
     Exceptions in `defer_on` do not fail the stage: `later(ctx, exc)` (in a transaction)
     says when to try again; it may raise PermanentError to fail the run instead.
+    Exceptions in `fail_fast` fail the run at once instead of after the retries.
     """
 
     name: str
-    run: Callable[[Context], int | None]
-    call: Callable[[Call], Any] | None = None
-    read: Callable[[Context], Any] | None = None
+    work: Callable[[Context], Any]
+    outside: bool = False
     defer_on: tuple[type[Exception], ...] = ()
     later: Callable[[Context, Exception], Later] = as_asked
     retries: Retries | None = None
+    fail_fast: tuple[type[Exception], ...] = FAIL_FAST
 
 
 @dataclass(frozen=True)
@@ -145,8 +167,9 @@ class Pipeline:
     faithfully (`taskpipes backfill`). `overlap` is one of OVERLAP_POLICIES. `jitter_s`
     delays each tick's first stage by up to that many seconds, the same for every
     delivery of one tick (`tick_jitter`). `tick_options` name extra keyword arguments of the
-    tick message; `on_claim(session, run_id, options)` records them in the transaction
-    that claims the tick.
+    tick message: the kit records them with the run and hands them to the first stage as
+    its `ctx.input`; `on_claim(session, run_id, options)`, if given, also sees them in the
+    transaction that claims the tick.
     """
 
     name: str
@@ -204,6 +227,11 @@ class Pipeline:
 
     def stage(self, name: str) -> Stage | FanOut:
         return self.stages[self.stage_names.index(name)]
+
+    def before(self, name: str) -> str | None:
+        """The name of the stage before `name` (whose output is its input), or None."""
+        index = self.stage_names.index(name)
+        return self.stage_names[index - 1] if index else None
 
     def after(self, name: str) -> Stage | FanOut | None:
         """The stage that follows `name`, or None when `name` is the last."""

@@ -9,7 +9,8 @@ running at the same time waits on that lock, then finds the stage done and does 
 take_stage   INSERT stage record ... ON CONFLICT DO UPDATE WHERE not done   (locks it)
              + the run's tick and status                 -- one round trip, with BEGIN
   ...the stage's own work, in the same transaction...
-end_stage    UPDATE stage record done (+ close the run after the last stage)
+             + the stage's input: the previous stage's output (the first's: the run's options)
+end_stage    UPDATE stage record done, with its output (+ close the run after the last stage)
                                                          -- one round trip, with COMMIT
 ```
 A tick message whose first stage works in it claims its run, commits the claim and takes
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from taskpipes.runs import CANCELLED, FINISHED, RUNNING, SUCCEEDED
 from taskpipes.transaction import COMMIT, Row, Sql, Transaction
@@ -42,16 +44,23 @@ TAKE_STAGE = Sql(_TAKE.format(**_OF_RUN, count=_COUNT))
 # The calling stage's second transaction locks the record again and counts nothing (its
 # first transaction counted the attempt).
 RETAKE_STAGE = Sql(_TAKE.format(**_OF_RUN, count=""))
-RUN_STATE = Sql("SELECT tick, status FROM runs WHERE id = :run_id")
+# The run's state and the stage's input. `:previous` is the previous stage's name, NULL
+# for the first stage (whose input is the run's options).
+_INPUT = "(SELECT output FROM stage_runs WHERE run_id = :run_id AND stage = :previous)"
+RUN_STATE = Sql(f"SELECT tick, status, options, {_INPUT} FROM runs WHERE id = :run_id")
 # On PostgreSQL the take and the run's state are one statement (one parse, plan and
 # execution fewer per message); the run's state is as of the statement's start, which is
 # all `_take` needs (a close it then asks for re-checks the row).
-_WITH_STATE = "WITH taken AS ({take}) SELECT tick, status, (SELECT id FROM taken) FROM runs WHERE id = :run_id"
+_WITH_STATE = (
+    "WITH taken AS ({take}) SELECT tick, status, options, "
+    + _INPUT
+    + ", (SELECT id FROM taken) FROM runs WHERE id = :run_id"
+)
 TAKE_STAGE_WITH_STATE = Sql(_WITH_STATE.format(take=TAKE_STAGE.sqlite))
 RETAKE_STAGE_WITH_STATE = Sql(_WITH_STATE.format(take=RETAKE_STAGE.sqlite))
 END_STAGE = Sql(f"""
 UPDATE stage_runs SET status = '{SUCCEEDED}', finished_at = :now, duration_seconds = :seconds,
-rows_written = :rows, error = NULL WHERE id = :stage_id
+rows_written = :rows, output = :output, error = NULL WHERE id = :stage_id
 """)
 CLOSE_RUN = Sql(f"""
 UPDATE runs SET status = '{SUCCEEDED}', finished_at = :now
@@ -69,8 +78,8 @@ CLAIM_COMMITS_LATER = Sql("SET LOCAL synchronous_commit TO OFF")
 # message's run, a finished one, a pause, an overlap policy) goes the long way
 # (runs.claim and controls.admit).
 CLAIM_RUN = Sql(f"""
-INSERT INTO runs (pipeline, tick, status, attempts, message_id, enqueued_at, started_at)
-SELECT CAST(:pipeline AS VARCHAR), :tick, '{RUNNING}', 1, :message_id, :now, :now
+INSERT INTO runs (pipeline, tick, status, attempts, message_id, enqueued_at, started_at, options)
+SELECT CAST(:pipeline AS VARCHAR), :tick, '{RUNNING}', 1, :message_id, :now, :now, :options
 WHERE NOT EXISTS (
     SELECT 1 FROM pipeline_controls
     WHERE pipeline = CAST(:pipeline AS VARCHAR) AND paused_at IS NOT NULL AND resumed_at IS NULL
@@ -81,6 +90,8 @@ SET status = '{RUNNING}', attempts = runs.attempts + 1, started_at = excluded.st
 WHERE runs.message_id = excluded.message_id AND runs.status IN ('queued', '{RUNNING}')
 RETURNING id
 """)
+# PostgreSQL types a parameter in a SELECT list as text, which no json column takes.
+CLAIM_RUN.postgresql = CLAIM_RUN.postgresql.replace("%(options)s", "CAST(%(options)s AS JSON)")
 # The stage's take right after the claim: the run is found by its tick and message, as the
 # claim's id cannot be used inside the same pipeline.
 TAKE_CLAIMED_STAGE = Sql(
@@ -95,12 +106,14 @@ TAKE_CLAIMED_STAGE = Sql(
 
 @dataclass(frozen=True)
 class Taken:
-    """What taking a stage found: the run's tick and status, and the stage record's id
-    when this delivery is to do the stage (None: done already, or the run is cancelled)."""
+    """What taking a stage found: the run's tick and status, the stage record's id when
+    this delivery is to do the stage (None: done already, or the run is cancelled), and
+    the stage's input."""
 
     tick: datetime
     run_status: str
     stage_id: int | None
+    input: Any = None
 
 
 @dataclass(frozen=True)
@@ -114,30 +127,45 @@ class Closed:
 
 
 def take_stage(
-    tx: Transaction, run_id: int, stage: str, now: datetime, count: bool = True
+    tx: Transaction,
+    run_id: int,
+    stage: str,
+    now: datetime,
+    count: bool = True,
+    previous: str | None = None,
 ) -> Taken | None:
-    """Lock the stage's record for this delivery; None when the run does not exist."""
-    params = {"run_id": run_id, "stage": stage, "now": tx.time(now)}
+    """Lock the stage's record for this delivery, and read its input: the output of the
+    stage `previous`, or the run's options when there is none (the first stage). None
+    when the run does not exist."""
+    params = {"run_id": run_id, "stage": stage, "now": tx.time(now), "previous": previous}
     if tx.postgres:
         statement = TAKE_STAGE_WITH_STATE if count else RETAKE_STAGE_WITH_STATE
         found = tx.fetch_all([statement], params)[0]
         if not found:
             return None
-        tick, status, stage_id = found[0]
-        return Taken(tx.moment(tick), status, stage_id)
-    taken, state = tx.fetch_all([TAKE_STAGE if count else RETAKE_STAGE, RUN_STATE], params)
-    if not state:
-        return None
-    tick, status = state[0]
-    return Taken(tx.moment(tick), status, taken[0][0] if taken else None)
+        tick, status, options, output, stage_id = found[0]
+    else:
+        taken, state = tx.fetch_all([TAKE_STAGE if count else RETAKE_STAGE, RUN_STATE], params)
+        if not state:
+            return None
+        tick, status, options, output = state[0]
+        stage_id = taken[0][0] if taken else None
+    stored = output if previous is not None else options
+    return Taken(tx.moment(tick), status, stage_id, tx.loaded(stored))
 
 
 def claim_and_take(
-    tx: Transaction, pipeline: str, tick: datetime, message_id: str, stage: str, now: datetime
+    tx: Transaction,
+    pipeline: str,
+    tick: datetime,
+    message_id: str,
+    stage: str,
+    now: datetime,
+    options: str | None = None,
 ) -> tuple[int | None, int | None]:
     """Claim the tick (CLAIM_RUN) and commit the claim, so the run shows `running` and a
     cancel need not wait for the stage; then, in the stage's transaction, take the first
-    stage's record. One round trip on PostgreSQL. Returns (the run id, or None when the long
+    stage's record. One round trip on PostgreSQL. `options` (JSON) are the tick's. Returns (the run id, or None when the long
     way must decide; the stage record's id, or None when it is not this delivery's)."""
     params = {
         "pipeline": pipeline,
@@ -145,6 +173,7 @@ def claim_and_take(
         "message_id": message_id,
         "stage": stage,
         "now": tx.time(now),
+        "options": options,
     }
     statements = [CLAIM_RUN, COMMIT, TAKE_CLAIMED_STAGE]
     if tx.postgres:
@@ -164,13 +193,16 @@ def end_stage(
     now: datetime,
     close: bool,
     commit: bool = True,
+    output: str | None = None,
 ) -> Closed | None:
-    """Record the stage done and, after the last stage, close the run succeeded; commits
-    with it unless asked not to (a `queue` pipeline starts its next run first)."""
+    """Record the stage done with its output (JSON text, or None) and, after the last
+    stage, close the run succeeded; commits with it unless asked not to (a `queue`
+    pipeline starts its next run first)."""
     params = {
         "run_id": run_id,
         "stage_id": stage_id,
         "rows": rows,
+        "output": output,
         "seconds": seconds,
         "now": tx.time(now),
     }

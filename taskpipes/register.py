@@ -25,20 +25,26 @@ def make_actor(
     return dramatiq.actor(actor_name=name, broker=broker, **options)(fn)
 
 
-def actor_options(queue: str, retries: Retries) -> dict[str, Any]:
-    """Every actor's options, written out (Retries says why); a PermanentError is final."""
+def actor_options(
+    queue: str, retries: Retries, fail_fast: tuple[type[Exception], ...] = ()
+) -> dict[str, Any]:
+    """Every actor's options, written out (Retries says why); a PermanentError is final,
+    and so are the exceptions a stage declares `fail_fast`."""
     return {
         "queue_name": queue,
         "max_retries": retries.max,
         "min_backoff": retries.min_backoff_ms or get_settings().retry_min_backoff_ms,
         "max_backoff": retries.max_backoff_ms,
         "time_limit": retries.time_limit_ms,
-        "throws": (PermanentError,),
+        "throws": (PermanentError, *fail_fast),
     }
 
 
 def pipeline_actors(broker: dramatiq.Broker, pipeline: Pipeline) -> None:
-    options = actor_options(pipeline.queue_name, pipeline.retries)
+    first = pipeline.stages[0]
+    # The tick message runs its first stage when it can (ticks.shares_tick_message).
+    fail_fast = first.fail_fast if ticks.shares_tick_message(first) else ()
+    options = actor_options(pipeline.queue_name, pipeline.retries, fail_fast)
     if pipeline.schedule is not None:
         options |= {"periodic": periodic_option(pipeline.schedule), "schedule": pipeline.schedule}
 
@@ -57,5 +63,5 @@ def _stage_actor(broker: dramatiq.Broker, pipeline: Pipeline, stage: Stage) -> N
     def work(run_id: int) -> None:
         stages.run_stage(pipeline, stage, run_id)
 
-    options = actor_options(pipeline.queue_name, stage.retries or pipeline.retries)
+    options = actor_options(pipeline.queue_name, stage.retries or pipeline.retries, stage.fail_fast)
     make_actor(broker, work, pipeline.actor_name(stage.name), options)

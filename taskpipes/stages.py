@@ -11,10 +11,16 @@ even when two copies of its message run at the same time: the second waits on th
 then finds the stage done (taskpipes.records). On PostgreSQL the kit's part costs two
 round trips: the take, with BEGIN, and the end, with COMMIT.
 
-A stage with a `call` part takes two transactions instead: `read` + the attempt's count,
-then the call with none open, then `run` + the record, which takes the lock again and
-re-checks. Two copies may both call (the outside call is at least once); a crash before the
-last commit repeats the call, never the write; a crash after it repeats only the hand-off.
+The stage's return value is its output: checked (JSON, at most MAX_OUTPUT_BYTES) and
+written by the end statement, in the same transaction as the stage's writes. The next
+stage's take reads it back as that stage's `ctx.input` (the first stage's input is the
+run's options). A redelivered stage found done is not run: the next stage reads the output
+recorded by the delivery that did it.
+
+An outside stage (`outside=True`) takes two transactions instead: the take + the
+attempt's count, then its work with none open, then the record with its output, which
+takes the lock again and re-checks. Two copies may both do the work (at least once); only
+one output is recorded, and the next stage works from that one, exactly once.
 
 A tick message whose first stage works in it claims its run in the stage's first round
 trip (`Attempt.claim`); when anything stands in the way of that claim, the tick goes the
@@ -26,10 +32,11 @@ run, in the closing transaction, with that run's first stage sent before the com
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,12 +48,14 @@ from taskpipes import controls, metrics, records, runs
 from taskpipes.database import begin, get_engine, retrying
 from taskpipes.errors import PermanentError
 from taskpipes.models import Run
-from taskpipes.pipeline import MAX_DELAY_S, Call, Context, FanOut, Pipeline, Stage
+from taskpipes.pipeline import MAX_DELAY_S, MAX_OUTPUT_BYTES, Context, FanOut, Pipeline, Stage
 from taskpipes.registry import registry
 from taskpipes.runs import FAILED, FINISHED, SUCCEEDED
 from taskpipes.transaction import Transaction
 
 logger = logging.getLogger("taskpipes")
+# Dramatiq's own cap on a retry's backoff (7 days).
+MAX_BACKOFF_MS = 7 * 24 * 3600 * 1000
 
 
 def hand_off(actor: dramatiq.Actor, run_id: int, *args: int, delay_s: float | None = None) -> None:
@@ -76,6 +85,8 @@ class TickClaim:
 
     tick: datetime
     message_id: str
+    # The tick message's options: the first stage's input, kept with the run.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Contested(Exception):
@@ -96,7 +107,7 @@ class Attempt:
     started: float
     # A tick message's claim, still to be made with the first stage's take.
     claim: TickClaim | None = None
-    # The attempt is already counted on its stage row (a calling stage's first transaction).
+    # The attempt is already counted on its stage row (an outside stage's first transaction).
     counted: bool = False
     closed: records.Closed | Run | None = None
     # The run's tick, read with the stage's record.
@@ -105,6 +116,10 @@ class Attempt:
     stage_id: int | None = None
     # The run was cancelled (`taskpipes cancel`): this stage and the later ones do nothing.
     cancelled: bool = False
+    # The stage's input, read with its record.
+    input: Any = None
+    # Rows written by table, counted once the stage has committed.
+    written: dict[str, int] | None = None
 
     @property
     def last(self) -> bool:
@@ -114,8 +129,9 @@ class Attempt:
     def seconds(self) -> float:
         return time.monotonic() - self.started
 
-    def context(self, opened: Session | Callable[[], Session], answer: Any = None) -> Context:
+    def context(self, opened: Session | Callable[[], Session] | None) -> Context:
         if self.tick is None:
+            assert opened is not None, "an outside stage's tick is read by its take"
             session = opened if isinstance(opened, Session) else opened()
             self.tick = session.get_one(Run, self.run_id).tick
         return Context(
@@ -124,9 +140,34 @@ class Attempt:
             self.run_id,
             self.tick,
             runs.utcnow(),
+            self.input,
             opened,
-            answer,
         )
+
+
+class OutputRefused(PermanentError):
+    """A stage returned what cannot be handed on: not JSON, or over MAX_OUTPUT_BYTES."""
+
+
+def encoded(stage: Stage, output: Any) -> str | None:
+    """The stage's output as the JSON its record keeps; None for None."""
+    if output is None:
+        return None
+    try:
+        text = json.dumps(output, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise OutputRefused(
+            f"stage {stage.name!r} returned what is not JSON ({exc}); a stage's output "
+            f"must be JSON of at most {MAX_OUTPUT_BYTES} bytes"
+        ) from None
+    size = len(text.encode())
+    if size > MAX_OUTPUT_BYTES:
+        raise OutputRefused(
+            f"stage {stage.name!r} returned {size} bytes of JSON, over the "
+            f"{MAX_OUTPUT_BYTES}-byte limit on a stage's output: write bulk data to a "
+            "table and return its key"
+        )
+    return text
 
 
 def run_stage(
@@ -168,6 +209,8 @@ def run_stage(
         return
     if worked:
         metrics.stage_attempt(pipeline.name, stage.name, attempt.seconds, None)
+        for table, rows in (attempt.written or {}).items():
+            metrics.rows_written(table, rows)
     following = pipeline.after(stage.name)
     if following is not None:
         send_to(pipeline, following, attempt.run_id)
@@ -178,21 +221,32 @@ def run_stage(
 def _perform(attempt: Attempt) -> bool:
     """The stage's work and its record; False when it is not this delivery's to do."""
     stage = attempt.stage
-    answer = None
-    if stage.call is not None:
-        with Transaction(get_engine()) as tx:
-            if not _take(tx, attempt):
-                return False
-            attempt.counted = True
-            ctx = attempt.context(lambda: tx.session)
-            asked = stage.read(ctx) if stage.read is not None else None
-            tx.commit_all()
-        answer = stage.call(Call(ctx.pipeline, ctx.stage, ctx.run_id, ctx.tick, ctx.now, asked))
+    if stage.outside:
+        return _perform_outside(attempt)
     with Transaction(get_engine()) as tx:
         if not _take(tx, attempt):
             return False
-        rows = stage.run(attempt.context(lambda: tx.session, answer)) or 0
-        _end(tx, attempt, rows)
+        ctx = attempt.context(lambda: tx.session)
+        output = encoded(stage, stage.work(ctx))
+        _end(tx, attempt, ctx, output)
+    return True
+
+
+def _perform_outside(attempt: Attempt) -> bool:
+    """An outside stage: counted and committed, worked with no transaction open, then
+    recorded under the lock again (a copy that recorded first wins; its output is the
+    one handed on)."""
+    with Transaction(get_engine()) as tx:
+        if not _take(tx, attempt):
+            return False
+        attempt.counted = True
+        tx.commit_all()
+    ctx = attempt.context(None)
+    output = encoded(attempt.stage, attempt.stage.work(ctx))
+    with Transaction(get_engine()) as tx:
+        if not _take(tx, attempt):
+            return False
+        _end(tx, attempt, ctx, output)
     return True
 
 
@@ -203,12 +257,13 @@ def _take(tx: Transaction, attempt: Attempt) -> bool:
     now = runs.utcnow()
     if attempt.claim is not None:
         return _claim_and_take(tx, attempt, attempt.claim, now)
+    previous = attempt.pipeline.before(attempt.stage.name)
     taken = records.take_stage(
-        tx, attempt.run_id, attempt.stage.name, now, count=not attempt.counted
+        tx, attempt.run_id, attempt.stage.name, now, not attempt.counted, previous
     )
     if taken is None:
         raise RunMissing()
-    attempt.tick, attempt.stage_id = taken.tick, taken.stage_id
+    attempt.tick, attempt.stage_id, attempt.input = taken.tick, taken.stage_id, taken.input
     if taken.run_status == runs.CANCELLED:
         attempt.cancelled = True
         tx.commit_all()
@@ -223,38 +278,43 @@ def _take(tx: Transaction, attempt: Attempt) -> bool:
 
 
 def _claim_and_take(tx: Transaction, attempt: Attempt, claim: TickClaim, now: datetime) -> bool:
+    options = json.dumps(claim.options) if claim.options else None
     run_id, stage_id = records.claim_and_take(
-        tx, attempt.pipeline.name, claim.tick, claim.message_id, attempt.stage.name, now
+        tx, attempt.pipeline.name, claim.tick, claim.message_id, attempt.stage.name, now, options
     )
     if run_id is None:
         raise Contested()
     # Claimed and committed: from here on (a retry included) it is any stage's attempt.
     attempt.claim = None
     attempt.run_id, attempt.tick, attempt.stage_id = run_id, claim.tick, stage_id
+    attempt.input = dict(claim.options)
     if stage_id is None:  # a redelivered tick whose first stage is done
         tx.commit_all()
         return False
     return True
 
 
-def _end(tx: Transaction, attempt: Attempt, rows: int) -> None:
-    """Record the stage done, close the run after the last stage, and commit."""
+def _end(tx: Transaction, attempt: Attempt, ctx: Context, output: str | None) -> None:
+    """Record the stage done with its output and rows, close the run after the last
+    stage, and commit."""
     assert attempt.stage_id is not None
     queue = attempt.last and attempt.pipeline.overlap == "queue"
     attempt.closed = records.end_stage(
         tx,
         attempt.run_id,
         attempt.stage_id,
-        rows,
+        ctx.rows_written,
         attempt.seconds,
         runs.utcnow(),
         close=attempt.last,
         commit=not queue,
+        output=output,
     )
     if queue:
         # Even when another closer was first (a cancel): the next run starts only if none runs.
         _start_next_in(tx, attempt.pipeline)
         tx.commit_all()
+    attempt.written = ctx.written
 
 
 def _start_next_in(tx: Transaction, pipeline: Pipeline) -> None:
@@ -309,12 +369,58 @@ def _fail(attempt: Attempt, exc: Exception) -> None:
     if attempt.claim is not None:
         return  # it failed before its run was claimed: nothing to record it on
     error = f"{attempt.stage.name}: {type(exc).__name__}: {exc}"
+    turn = attempt_of(exc)
+    logger.warning("%s", failed_attempt_line(attempt, turn, exc))
     with begin() as session:
         _record_failure(session, attempt, error)
-        if is_final(exc):
+        if turn.final:
             _close(session, attempt, FAILED, error)
     if attempt.closed is not None:
         run_closed(attempt.closed)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Which attempt of its message a failure ended, and what Dramatiq does next."""
+
+    number: int
+    of: int
+    final: bool
+    # Fails at once: a PermanentError or one of the actor's `throws` (the stage's fail_fast).
+    fast: bool = False
+    # The next attempt's backoff, from-to (Dramatiq adds jitter), in milliseconds.
+    backoff_ms: tuple[int, int] = (0, 0)
+
+
+def attempt_of(exc: Exception) -> Turn:
+    """Turn of the current message's failure with `exc` (the last when not in an actor)."""
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        return Turn(1, 1, True, isinstance(exc, PermanentError))
+    actor = dramatiq.get_broker().get_actor(message.actor_name)
+    options = {**actor.options, **message.options}
+    retries: int = options.get("retries", 0)
+    max_retries: int = options.get("max_retries", 20)
+    fast = isinstance(exc, (PermanentError, *(options.get("throws") or ())))
+    backoff = min(
+        options.get("min_backoff", 15_000) * 2**retries, options.get("max_backoff", MAX_BACKOFF_MS)
+    )
+    final = fast or retries >= max_retries
+    return Turn(retries + 1, max_retries + 1, final, fast, (backoff // 2, backoff))
+
+
+def failed_attempt_line(attempt: Attempt, turn: Turn, exc: Exception) -> str:
+    """One line per failed attempt: where, which attempt, the cause, what comes next."""
+    where = f"{attempt.pipeline.name} stage {attempt.stage.name}, run {attempt.run_id}"
+    cause = f"{type(exc).__name__}: {exc}"
+    if turn.fast:
+        then = f"{type(exc).__name__} is not retried: the run fails"
+    elif turn.final:
+        then = "no attempt left: the run fails"
+    else:
+        low, high = (f"{ms / 1000:g}" for ms in turn.backoff_ms)
+        then = f"next attempt in {low}-{high} s"
+    return f"{where}: attempt {turn.number} of {turn.of} failed: {cause}; {then}"
 
 
 def _defer(attempt: Attempt, exc: Exception) -> None:
@@ -341,14 +447,7 @@ def _defer(attempt: Attempt, exc: Exception) -> None:
 
 def is_final(exc: Exception) -> bool:
     """True when Dramatiq will not retry this failure."""
-    if isinstance(exc, PermanentError):
-        return True
-    message = CurrentMessage.get_current_message()
-    if message is None:
-        return True
-    actor = dramatiq.get_broker().get_actor(message.actor_name)
-    max_retries = message.options.get("max_retries", actor.options.get("max_retries", 20))
-    return message.options.get("retries", 0) >= max_retries
+    return attempt_of(exc).final
 
 
 def complete_run(run_id: int, status: str, error: str | None = None) -> None:

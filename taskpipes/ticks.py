@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, TypeGuard
 
 from dramatiq.middleware import CurrentMessage
+from sqlalchemy.orm import Session
 
 from taskpipes import controls, metrics, publish, runs
 from taskpipes.database import begin, retrying
@@ -57,7 +58,7 @@ def start_tick(
     assert message is not None, "start_tick runs inside an actor"
     first = pipeline.stages[0]
     if quick_start(pipeline, at) and shares_tick_message(first):
-        quick = TickClaim(at, message.message_id)
+        quick = TickClaim(at, message.message_id, options)
         try:
             run_stage(pipeline, first, 0, quick)
             return None
@@ -72,8 +73,8 @@ def start_tick(
             admission = controls.admit(
                 session, pipeline, session.get_one(Run, claim.run_id), explicit
             )
-            if admission.action in (controls.START, controls.WAIT) and pipeline.on_claim:
-                pipeline.on_claim(session, claim.run_id, options)
+            if admission.action in (controls.START, controls.WAIT):
+                record_options(session, pipeline, claim.run_id, options)
         return claim, admission
 
     claim, admission = retrying(claim_tick)
@@ -84,6 +85,17 @@ def start_tick(
         metrics.duplicate_tick(pipeline.name)
         return None
     return _admitted(pipeline, at, claim.run_id, admission)
+
+
+def record_options(
+    session: Session, pipeline: Pipeline, run_id: int, options: Mapping[str, Any]
+) -> None:
+    """Keep the tick's options with its run (the first stage's input), and show them to
+    the pipeline's `on_claim`."""
+    if options:
+        session.get_one(Run, run_id).options = dict(options)
+    if pipeline.on_claim:
+        pipeline.on_claim(session, run_id, options)
 
 
 def quick_start(pipeline: Pipeline, tick: datetime) -> bool:
@@ -138,9 +150,9 @@ def scheduled_minute_is_tick(schedule: Schedule) -> bool:
 
 def shares_tick_message(stage: Stage | FanOut) -> TypeGuard[Stage]:
     """A first stage that works in the tick's own message, one hand-off fewer: one that
-    calls nothing and retries as its pipeline does (the tick actor's options are its own).
+    is not outside and retries as its pipeline does (the tick actor's options are its own).
     A failure retries the tick message, whose claim lets the same message in again."""
-    return isinstance(stage, Stage) and stage.call is None and stage.retries is None
+    return isinstance(stage, Stage) and not stage.outside and stage.retries is None
 
 
 def enqueue_tick(

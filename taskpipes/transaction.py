@@ -14,6 +14,7 @@ the write lock up front, as every writer's does there.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -102,6 +103,13 @@ class Transaction:
         """A stored UTCDateTime value as an aware datetime."""
         naive = stored if isinstance(stored, datetime) else datetime.fromisoformat(stored)
         return naive.replace(tzinfo=UTC)
+
+    def loaded(self, stored: Any) -> Any:
+        """A stored JSON value as Python: psycopg decodes `json` columns itself, SQLite
+        hands back the text."""
+        if self.postgres or stored is None:
+            return stored
+        return json.loads(stored)
 
     def fetch_all(self, statements: Sequence[Sql], params: Params) -> list[list[Row]]:
         """Run statements, each one's rows in order (the transaction's first statements

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert
 
-from taskpipes import Call, Context, Pipeline, Retries, Stage
+from taskpipes import Context, Pipeline, Retries, Stage
 from tests.copies import Overlap
 
 # How many copies of stage b's message each scenario delivers at once.
@@ -34,35 +34,38 @@ WRITES = Table(
 OVERLAP = Overlap()
 
 
-def write(ctx: Context, note: str | None = None) -> int:
+def write(ctx: Context, note: str | None = None) -> str:
+    """Write one row; hand on which stage wrote it (the next stage's `note`)."""
     ctx.session.execute(insert(WRITES).values(run_id=ctx.run_id, stage=ctx.stage, note=note))
-    return 1
+    return f"{ctx.stage} of run {ctx.run_id}"
 
 
-def write_and_hold(ctx: Context) -> int:
-    """Write, then hold the transaction until the other copies overlap this one."""
-    write(ctx, ctx.answer)
+def write_and_hold(ctx: Context) -> str:
+    """Write (noting its input), then hold the transaction until the other copies overlap
+    this one."""
+    output = write(ctx, ctx.input)
     OVERLAP.hold(ctx.session, (ctx.run_id, ctx.stage), COPIES)
-    return 1
+    return output
 
 
-def ask(ctx: Context) -> int:
-    return ctx.run_id
+def call_outside(ctx: Context) -> str:
+    """The outside call: it may repeat, so it only answers (the answer is written by c)."""
+    return f"answer for run {ctx.run_id}"
 
 
-def call_outside(call: Call) -> str:
-    """The outside call: it may repeat, so it only answers (the answer is written by run)."""
-    return f"answer for run {call.asked}"
+def write_noted(ctx: Context) -> str:
+    """Write one row noting the stage's input (what the stage before handed on)."""
+    return write(ctx, ctx.input)
 
 
 def pipeline(name: str, b: Stage) -> Pipeline:
     return Pipeline(
-        name, stages=(Stage("a", write), b, Stage("c", write)), queue=QUEUE, retries=RETRIES
+        name, stages=(Stage("a", write), b, Stage("c", write_noted)), queue=QUEUE, retries=RETRIES
     )
 
 
 PLAIN = pipeline("concurrent_plain", Stage("b", write_and_hold))
-CALLING = pipeline("concurrent_calling", Stage("b", write_and_hold, call=call_outside, read=ask))
+CALLING = pipeline("concurrent_calling", Stage("b", call_outside, outside=True))
 LAST = Pipeline(
     "concurrent_last",
     stages=(Stage("a", write), Stage("b", write_and_hold)),

@@ -154,6 +154,13 @@ def notes(run_id: int, stage: str) -> list[str | None]:
         return list(session.scalars(query))
 
 
+def outputs(run_id: int) -> dict[str, object]:
+    """Each recorded stage's output."""
+    with reading() as session:
+        query = select(StageRun.stage, StageRun.output).where(StageRun.run_id == run_id)
+        return {stage: output for stage, output in session.execute(query)}
+
+
 def finished_run(run_id: int) -> Run:
     def finished() -> Run | None:
         with reading() as session:
@@ -224,22 +231,31 @@ def test_copies_of_a_stage_message_at_once_write_once(backend: Backend) -> None:
     # Then every stage wrote once, and the run succeeded, closed once
     run = finished_run(run_id)
     assert writes(run_id) == {"a": 1, "b": 1, "c": 1}
+    # and each stage worked from the output its stage before recorded, once
+    assert notes(run_id, "b") == [f"a of run {run_id}"]
+    assert notes(run_id, "c") == [f"b of run {run_id}"]
     assert run.status == runs.SUCCEEDED
     assert backend.closes(PLAIN.name, runs.SUCCEEDED) == 1
 
 
 def test_copies_of_a_calling_stage_at_once_write_once(backend: Backend) -> None:
-    # Given a run whose stage a is done, and whose stage b reads, calls out, then writes
+    # Given a run whose stage a is done, and whose stage b calls out (outside=True)
     run_id = backend.start(CALLING)
 
     # When more copies of b's message come at the same time
     backend.send_copies(CALLING, run_id, COPIES - 1)
     backend.settle({CALLING.actor_name("b"): COPIES, CALLING.actor_name("c"): 1})
 
-    # Then the call may have repeated, but b's write, made from its answer, happened once
+    # Then the call may have repeated, but its answer was recorded once and c's write,
+    # made from it, happened once
     run = finished_run(run_id)
-    assert writes(run_id) == {"a": 1, "b": 1, "c": 1}
-    assert notes(run_id, "b") == [f"answer for run {run_id}"]
+    assert writes(run_id) == {"a": 1, "c": 1}
+    assert notes(run_id, "c") == [f"answer for run {run_id}"]
+    assert outputs(run_id) == {
+        "a": f"a of run {run_id}",
+        "b": f"answer for run {run_id}",
+        "c": f"c of run {run_id}",
+    }
     assert run.status == runs.SUCCEEDED
     assert backend.closes(CALLING.name, runs.SUCCEEDED) == 1
 

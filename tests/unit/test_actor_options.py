@@ -32,6 +32,7 @@ EXPECTED = {
     "maintenance_tick": ("maintenance", 3, 10_000, 300_000, 600_000),
     "maintenance_prune": ("maintenance", 3, 10_000, 300_000, 600_000),
     "stargazers_tick": ("stargazers", 5, 2_000, 300_000, 120_000),
+    "stargazers_targets": ("stargazers", 5, 2_000, 300_000, 120_000),
     "stargazers_plan": ("stargazers", 5, 2_000, 300_000, 600_000),
     "stargazers_wave": ("stargazers", 5, 2_000, 300_000, 120_000),
     "stargazers_page": ("stargazers", 5, 2_000, 300_000, 120_000),
