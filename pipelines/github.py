@@ -17,7 +17,13 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from pipelines.errors import ForeignOrigin, GitHubRequestError, RateLimited, TransientError
+from pipelines.errors import (
+    ForeignOrigin,
+    GitHubRequestError,
+    MalformedResponse,
+    RateLimited,
+    TransientError,
+)
 from pipelines.github_body import error_message, parse_json, read_body
 from taskpipes import metrics
 from taskpipes.settings import get_settings
@@ -83,6 +89,17 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme)
 
 
+def failed(endpoint: str, url: str, what: str) -> str:
+    """A request's failure, naming the method and the host (never the token, which rides
+    in a header, nor the path)."""
+    return f"GitHub {endpoint}: {what} ({request_of(url)})"
+
+
+def request_of(url: str) -> str:
+    _, host, port = origin(url)
+    return f"GET {host}" + (f":{port}" if port else "")
+
+
 def show_origin(url: str) -> str:
     scheme, host, port = origin(url)
     return f"{scheme}://{host}" + (f":{port}" if port else "")
@@ -124,7 +141,7 @@ class GitHubClient:
                 return self._page(endpoint, response)
             response.close()
             url = urljoin(url, location)
-        raise GitHubRequestError(f"GitHub {endpoint}: more than {MAX_REDIRECTS} redirects")
+        raise GitHubRequestError(failed(endpoint, url, f"more than {MAX_REDIRECTS} redirects"))
 
     def api_headers(self, endpoint: str, url: str) -> dict[str, str]:
         """The token for the API origin; any other origin is refused, token or not."""
@@ -143,7 +160,7 @@ class GitHubClient:
             )
         except (requests.Timeout, requests.ConnectionError) as exc:
             metrics.github_request(endpoint, type(exc).__name__)
-            raise TransientError(f"GitHub {endpoint}: {type(exc).__name__}") from None
+            raise TransientError(failed(endpoint, url, type(exc).__name__)) from None
         metrics.github_request(endpoint, response.status_code)
         self._record_rate_limit(response)
         return response
@@ -153,7 +170,7 @@ class GitHubClient:
         headers = {k.lower(): v for k, v in response.headers.items()}
         if status >= 500:
             response.close()
-            raise TransientError(f"GitHub {endpoint}: HTTP {status}")
+            raise TransientError(failed(endpoint, response.url, f"HTTP {status}"))
         body = read_body(endpoint, response)
         headers["_body"] = body[:200].decode("utf-8", "replace") if status in (403, 429) else ""
         wait = rate_limit_wait(status, headers, datetime.now(UTC))
@@ -162,8 +179,13 @@ class GitHubClient:
         if status == 304:
             return Page(304, None, headers.get("etag"), None)
         if status != 200:
-            raise GitHubRequestError(f"GitHub {endpoint}: HTTP {status}: {error_message(body)}")
-        payload = parse_json(endpoint, body, headers.get("content-type", ""))
+            raise GitHubRequestError(
+                failed(endpoint, response.url, f"HTTP {status}: {error_message(body)}")
+            )
+        try:
+            payload = parse_json(endpoint, body, headers.get("content-type", ""))
+        except MalformedResponse as exc:
+            raise MalformedResponse(f"{exc} ({request_of(response.url)})") from None
         remaining, reset = (
             headers.get("x-ratelimit-remaining", ""),
             headers.get("x-ratelimit-reset", ""),

@@ -140,7 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not args.verbose:
+    if args.verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(OneTracebackPerError())
+    else:
         # pika logs every failed connection attempt, and in-process worker threads every
         # failed attempt, each with a traceback: the summary and the error lines below say
         # what went wrong, and -v shows the rest.
@@ -168,6 +171,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         print(f"taskpipes: broker error: {broker_problem(exc)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+class OneTracebackPerError(logging.Filter):
+    """-v shows each distinct error's traceback once: a stage failing the same way on
+    every attempt (and Dramatiq's worker logs each one) keeps its line, not its traceback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            error = (type(exc).__name__, str(exc))
+            if error in self.seen:
+                record.exc_info, record.exc_text = None, None
+            self.seen.add(error)
+        return True
 
 
 def broker_problem(exc: Exception) -> str:

@@ -52,6 +52,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class JSONValue(TypeDecorator[Any]):
+    """JSON of any kind, a bare number included: SQLite gives a column typed JSON numeric
+    affinity, so a stored `1` comes back the integer 1, which is no text to decode."""
+
+    impl = JSON
+    cache_ok = True
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        decode = self.impl_instance.result_processor(dialect, coltype)
+        if decode is None:
+            return None
+        return lambda value: decode(value) if isinstance(value, str) else value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime}
@@ -81,7 +95,7 @@ class Run(Base):
     cancelled_by: Mapped[str | None] = mapped_column(String(100))
     cancelled_at: Mapped[datetime | None]
     # The tick's options (on-demand parameters): the first stage's input.
-    options: Mapped[Any | None] = mapped_column(JSON)
+    options: Mapped[Any | None] = mapped_column(JSONValue)
 
 
 class PipelineControl(Base):
@@ -120,7 +134,8 @@ class StageRun(Base):
     duration_seconds: Mapped[float | None] = mapped_column(Float)
     rows_written: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
-    output: Mapped[Any | None] = mapped_column(JSON)
+    # The stage's return value, handed to the next stage as its input.
+    output: Mapped[Any | None] = mapped_column(JSONValue)
 
 
 class MessageDelivery(Base):

@@ -82,8 +82,8 @@ class Context:
     run_id: int
     tick: datetime
     now: datetime
-    input: Any = None
     opened: Session | Callable[[], Session] | None = field(default=None, repr=False)
+    input: Any = None
     # Rows declared by `wrote`, by table (the context itself is frozen).
     written: dict[str, int] = field(default_factory=dict, repr=False)
 

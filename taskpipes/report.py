@@ -15,6 +15,9 @@ from typing import Any
 FRESH_PERIODS = 2
 # Run errors are cut to this many characters in the report: a traceback is not a status.
 MAX_REPORTED_ERROR = 300
+# A stage's output (JSON text) is cut to this many characters where it is shown: enough to
+# recognise it, one line in a terminal.
+MAX_SHOWN_OUTPUT = 120
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,24 @@ class RunRow:
 
 
 @dataclass(frozen=True)
+class StageRow:
+    """One stage of a run as shown: its output is the stored JSON text, cut (shown_output)."""
+
+    stage: str
+    status: str
+    attempts: int
+    rows_written: int
+    output: str | None
+
+
+def shown_output(output: str | None) -> str | None:
+    """A stage's output (JSON text) cut to MAX_SHOWN_OUTPUT characters, saying its size."""
+    if output is None or len(output) <= MAX_SHOWN_OUTPUT:
+        return output
+    return f"{output[: MAX_SHOWN_OUTPUT - 1]}… ({len(output.encode())} bytes)"
+
+
+@dataclass(frozen=True)
 class PipelineStatus:
     pipeline: str
     queue: str
@@ -58,6 +79,9 @@ class PipelineStatus:
     depths_note: str | None
     # `taskpipes pause`'s note (who, when, why) while the pipeline is paused, else None.
     paused: str | None = None
+    # The newest run's stages, each with its output.
+    newest_stages: tuple[StageRow, ...] = ()
+    newest_run: RunRow | None = None
 
 
 def pipeline_status(
@@ -71,6 +95,7 @@ def pipeline_status(
     depths_note: str | None,
     now: datetime,
     paused: str | None = None,
+    newest: tuple[RunRow | None, list[StageRow]] = (None, []),
 ) -> PipelineStatus:
     age = None if last_success is None else (now - last_success.tick).total_seconds()
     return PipelineStatus(
@@ -87,6 +112,8 @@ def pipeline_status(
         depths=depths,
         depths_note=depths_note,
         paused=paused,
+        newest_run=newest[0],
+        newest_stages=tuple(newest[1]),
     )
 
 
@@ -128,6 +155,24 @@ def status_json(status: PipelineStatus) -> dict[str, Any]:
         "in_progress": [_run_json(run) for run in status.in_progress],
         "queue_depths": None if status.depths is None else status.depths.by_state(),
         "queue_note": status.depths_note,
+        "newest_run": _newest_json(status),
+    }
+
+
+def _newest_json(status: PipelineStatus) -> dict[str, Any] | None:
+    run = _run_json(status.newest_run)
+    if run is not None:
+        run["stages"] = [stage_json(row) for row in status.newest_stages]
+    return run
+
+
+def stage_json(row: StageRow) -> dict[str, Any]:
+    return {
+        "stage": row.stage,
+        "status": row.status,
+        "attempts": row.attempts,
+        "rows_written": row.rows_written,
+        "output": shown_output(row.output),
     }
 
 
@@ -174,11 +219,25 @@ def status_lines(status: PipelineStatus) -> list[str]:
         lines.append(
             f"  in progress:  run {run.run_id} tick {run.tick.isoformat()} {run.status}{since}"
         )
+    lines.extend(newest_lines(status))
     if status.depths is None:
         lines.append(f"  queue:        unknown ({status.depths_note})")
     else:
         depths = ", ".join(f"{n} {state}" for state, n in status.depths.by_state().items())
         lines.append(f"  queue:        {depths}")
+    return lines
+
+
+def newest_lines(status: PipelineStatus) -> list[str]:
+    """The newest run and each of its stages: status, attempts, rows, output (cut)."""
+    run = status.newest_run
+    if run is None:
+        return []
+    lines = [f"  newest run:   run {run.run_id} tick {run.tick.isoformat()} {run.status}"]
+    for row in status.newest_stages:
+        tried = "" if row.attempts <= 1 else f", {row.attempts} attempts"
+        output = "" if row.output is None else f", output {shown_output(row.output)}"
+        lines.append(f"    {row.stage}: {row.status}, {row.rows_written} rows{tried}{output}")
     return lines
 
 

@@ -140,8 +140,8 @@ class Attempt:
             self.run_id,
             self.tick,
             runs.utcnow(),
-            self.input,
             opened,
+            self.input,
         )
 
 

@@ -9,16 +9,16 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from pika.exceptions import AMQPError
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from taskpipes import rabbit
 from taskpipes.controls import pause_note, pauses
 from taskpipes.database import reading
-from taskpipes.models import Run
+from taskpipes.models import Run, StageRun
 from taskpipes.pipeline import Pipeline
 from taskpipes.registry import registry
-from taskpipes.report import PipelineStatus, QueueDepth, RunRow, pipeline_status
+from taskpipes.report import PipelineStatus, QueueDepth, RunRow, StageRow, pipeline_status
 from taskpipes.runs import IN_PROGRESS, SUCCEEDED, UNSUCCESSFUL
 from taskpipes.settings import get_settings
 
@@ -34,6 +34,11 @@ def gather(now: datetime) -> list[PipelineStatus]:
         for entry in pipelines:
             queue = entry.queue_name
             success, failure, in_progress = run_rows(session, entry.name)
+            newest = max(
+                (r for r in (success, failure, *in_progress) if r is not None),
+                key=lambda r: (r.tick, r.run_id),
+                default=None,
+            )
             depth = None if depths is None else depths[queue]
             statuses.append(
                 pipeline_status(
@@ -47,9 +52,26 @@ def gather(now: datetime) -> list[PipelineStatus]:
                     note,
                     now,
                     paused.get(entry.name),
+                    (newest, [] if newest is None else stage_rows(session, newest.run_id)),
                 )
             )
     return statuses
+
+
+def stage_rows(session: Session, run_id: int) -> list[StageRow]:
+    """A run's stages in the order they began, each output as its stored JSON text."""
+    rows = session.execute(
+        select(
+            StageRun.stage,
+            StageRun.status,
+            StageRun.attempts,
+            StageRun.rows_written,
+            cast(StageRun.output, Text),
+        )
+        .where(StageRun.run_id == run_id)
+        .order_by(StageRun.id)
+    )
+    return [StageRow(*row) for row in rows]
 
 
 def pause_notes(session: Session) -> dict[str, str]:

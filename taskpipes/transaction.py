@@ -106,8 +106,8 @@ class Transaction:
 
     def loaded(self, stored: Any) -> Any:
         """A stored JSON value as Python: psycopg decodes `json` columns itself, SQLite
-        hands back the text."""
-        if self.postgres or stored is None:
+        hands back the text, or a number (a JSON column has numeric affinity there)."""
+        if self.postgres or not isinstance(stored, str):
             return stored
         return json.loads(stored)
 

@@ -1,5 +1,10 @@
 """One portable upsert: PostgreSQL and SQLite share `on_conflict_do_update`.
 
+It counts the rows it inserted or changed: a conflicting row whose update columns already
+hold the given values is left alone (`WHERE (cols) IS DISTINCT FROM (excluded cols)`), so
+an upsert that changes nothing reports 0 rows, and the rows written a stage reports mean
+what they say.
+
 Big batches on PostgreSQL go through COPY into a temporary table and one
 `INSERT ... SELECT ... ON CONFLICT`, about three times the rows per second of executemany.
 """
@@ -11,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import FromClause, Table
+from sqlalchemy import FromClause, Table, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -36,7 +41,9 @@ def upsert(
 ) -> int:
     """Insert rows, updating `update` columns (default: all non-key) on a key conflict.
 
-    An empty `update` means "insert if absent". Returns the number of rows given.
+    An empty `update` means "insert if absent". Returns the number of rows inserted or
+    updated: a row whose `update` columns already hold the given values is not counted
+    (nor touched).
     """
     target = cast(Table, table)  # a model's __table__ is typed as a plain FromClause
     batch = dedupe(rows, key)
@@ -46,10 +53,14 @@ def upsert(
     update_cols = [c for c in columns if c not in key] if update is None else list(update)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql" and len(batch) >= COPY_THRESHOLD:
-        _copy_merge(session, target, batch, columns, key, update_cols)
-    else:
-        session.execute(_statement(dialect, target, key, update_cols), batch)
-    return len(batch)
+        return _copy_merge(session, target, batch, columns, key, update_cols)
+    statement = _statement(dialect, target, key, update_cols)
+    if dialect == "postgresql":
+        # psycopg's executemany reports no row count: RETURNING names the rows written
+        # (SQLAlchemy sends the batch as multi-row INSERTs), and none the WHERE left.
+        return len(session.execute(statement.returning(target.c[key[0]]), batch).all())
+    # sqlite3 sums an executemany's changes(), which leave out a row the WHERE left.
+    return cast(int, session.execute(statement, batch).rowcount)  # type: ignore[attr-defined]
 
 
 def _statement(dialect: str, table: Table, key: Sequence[str], update_cols: Sequence[str]) -> Any:
@@ -57,8 +68,9 @@ def _statement(dialect: str, table: Table, key: Sequence[str], update_cols: Sequ
     stmt = insert(table)
     if not update_cols:
         return stmt.on_conflict_do_nothing(index_elements=list(key))
+    changed = or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in update_cols))
     return stmt.on_conflict_do_update(
-        index_elements=list(key), set_={c: stmt.excluded[c] for c in update_cols}
+        index_elements=list(key), set_={c: stmt.excluded[c] for c in update_cols}, where=changed
     )
 
 
@@ -69,13 +81,15 @@ def _copy_merge(
     columns: list[str],
     key: Sequence[str],
     update_cols: Sequence[str],
-) -> None:
+) -> int:
     staging = f"staging_{table.name}"
     col_list = ", ".join(f'"{c}"' for c in columns)
     conflict = ", ".join(f'"{c}"' for c in key)
     if update_cols:
         sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in update_cols)
-        action = f"DO UPDATE SET {sets}"
+        old = ", ".join(f'{table.name}."{c}"' for c in update_cols)
+        new = ", ".join(f'EXCLUDED."{c}"' for c in update_cols)
+        action = f"DO UPDATE SET {sets} WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
     else:
         action = "DO NOTHING"
     raw = session.connection().connection.driver_connection
@@ -93,7 +107,9 @@ def _copy_merge(
             f"INSERT INTO {table.name} ({col_list}) SELECT {col_list} FROM {staging} "
             f"ON CONFLICT ({conflict}) {action}"
         )
+        written = cur.rowcount
         cur.execute(f"TRUNCATE {staging}")
+    return written
 
 
 # COPY text format: these characters must be escaped inside a value.

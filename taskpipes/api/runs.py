@@ -1,11 +1,12 @@
-"""GET /api/runs (the run history) and GET /readyz (is the data fresh?)."""
+"""GET /api/runs (the run history), GET /api/runs/{id} (one run, each stage with its
+output) and GET /readyz (is the data fresh?)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select, text
@@ -14,7 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from taskpipes.api.deps import SessionDep
 from taskpipes.models import Run
 from taskpipes.registry import registry
-from taskpipes.status import freshness, pause_notes
+from taskpipes.report import shown_output
+from taskpipes.status import freshness, pause_notes, stage_rows
 
 router = APIRouter()
 
@@ -31,6 +33,19 @@ class RunOut(BaseModel):
     # Set when `taskpipes cancel` (or the cancel_previous overlap policy) ended the run.
     cancelled_by: str | None = None
     cancelled_at: datetime | None = None
+
+
+class StageOut(BaseModel):
+    stage: str
+    status: str
+    attempts: int
+    rows_written: int
+    # What the stage handed on (its JSON), cut to a readable length (report.MAX_SHOWN_OUTPUT).
+    output: str | None
+
+
+class RunDetail(RunOut):
+    stages: list[StageOut]
 
 
 class RunsResponse(BaseModel):
@@ -59,24 +74,42 @@ def list_runs(
         query = query.where(Run.pipeline == pipeline)
     rows = session.scalars(query).all()
     return RunsResponse(
-        as_of=datetime.now(UTC),
-        paused=pause_notes(session),
-        runs=[
-            RunOut(
-                id=r.id,
-                pipeline=r.pipeline,
-                tick=r.tick,
-                status=r.status,
-                attempts=r.attempts,
-                started_at=r.started_at,
-                finished_at=r.finished_at,
-                error=r.error,
-                cancelled_by=r.cancelled_by,
-                cancelled_at=r.cancelled_at,
-            )
-            for r in rows
-        ],
+        as_of=datetime.now(UTC), paused=pause_notes(session), runs=[run_out(r) for r in rows]
     )
+
+
+def run_out(run: Run) -> RunOut:
+    return RunOut(
+        id=run.id,
+        pipeline=run.pipeline,
+        tick=run.tick,
+        status=run.status,
+        attempts=run.attempts,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        error=run.error,
+        cancelled_by=run.cancelled_by,
+        cancelled_at=run.cancelled_at,
+    )
+
+
+@router.get("/api/runs/{run_id}", response_model=RunDetail, responses={404: {}})
+def get_run(session: SessionDep, run_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> RunDetail:
+    """One run and its stages in the order they began, each with its output."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise HTTPException(status_code=404, detail=f"no run {run_id}")
+    stages = [
+        StageOut(
+            stage=row.stage,
+            status=row.status,
+            attempts=row.attempts,
+            rows_written=row.rows_written,
+            output=shown_output(row.output),
+        )
+        for row in stage_rows(session, run_id)
+    ]
+    return RunDetail(**run_out(run).model_dump(), stages=stages)
 
 
 @router.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})

@@ -17,6 +17,7 @@ from taskpipes.api.server import serve_in_thread
 from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
 from taskpipes.models import Run
+from taskpipes.report import MAX_SHOWN_OUTPUT
 from taskpipes.runner import run_tick
 from tests.app import configure, latest_tick, reset_caches
 
@@ -93,6 +94,22 @@ def test_runs_lists_the_history_newest_first(filled_api: str, t0: datetime) -> N
         "cancelled_by", "cancelled_at",
     }  # fmt: skip
     assert len(get(filled_api, "/api/runs", limit=1).json()["runs"]) == 1
+
+
+def test_a_run_shows_each_stage_and_what_it_handed_on(filled_api: str) -> None:
+    newest = get(filled_api, "/api/runs", pipeline="github_top", limit=1).json()["runs"][0]
+
+    body = get(filled_api, f"/api/runs/{newest['id']}").json()
+
+    # Each stage in order, with its output cut to a readable length (report.MAX_SHOWN_OUTPUT)
+    assert [s["stage"] for s in body["stages"]] == ["fetch", "normalize", "store", "aggregate"]
+    fetched, normalized = body["stages"][0]["output"], body["stages"][1]["output"]
+    assert fetched.startswith('{"payload":{') and fetched.endswith(" bytes)")
+    assert len(fetched) < MAX_SHOWN_OUTPUT + 20
+    assert normalized.startswith('{"records":[{"id":')
+    assert [s["output"] for s in body["stages"][2:]] == [None, None]
+    assert [s["rows_written"] for s in body["stages"]] == [0, 1, 100, 100]
+    assert get(filled_api, "/api/runs/999999999").status_code == 404
 
 
 def test_readyz_says_which_pipeline_is_stale(filled_api: str) -> None:

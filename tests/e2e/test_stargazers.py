@@ -195,7 +195,11 @@ def test_events_match_the_simulator_and_reruns_add_only_new_stars(
     assert stored_events() == simulator_events(simulator, REPO)
     assert len(stored_events()) == 1234
     stages = {stage: (status, rows) for stage, status, _, rows in first.stages}
-    assert stages == {"plan": ("succeeded", 13), "pages": ("succeeded", 1234)}
+    assert stages == {
+        "targets": ("succeeded", 0),
+        "plan": ("succeeded", 13),
+        "pages": ("succeeded", 1234),
+    }
     assert (run_state(first.run_id).planned_pages, run_state(first.run_id).done_pages) == (13, 13)
     assert (cursor(REPO).next_page, cursor(REPO).complete) == (13, True)
     with begin() as session:
@@ -447,7 +451,7 @@ def test_killed_midway_a_rerun_completes_without_duplicates(
         ).all()
         stages = session.scalars(select(StageRun.stage).where(StageRun.status == "succeeded")).all()
     assert planned[-1] == 15 - killed_at
-    assert sorted(stages) == ["pages", "plan", "plan"]
+    assert sorted(stages) == ["pages", "plan", "plan", "targets", "targets"]
 
 
 def stored_pages() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -118,6 +119,27 @@ def test_insert_if_absent_keeps_existing_rows(database_url: str) -> None:
         "owner3/repo3-v2",
         "owner4/repo4-v2",
     ]
+
+
+@pytest.mark.parametrize("n", [3, COPY_THRESHOLD + 3], ids=["statement", "copy"])
+def test_upsert_counts_the_rows_it_inserted_or_changed(database_url: str, n: int) -> None:
+    migrate.upgrade(database_url)
+    engine = make_engine(database_url)
+    rows = repo_rows(n, 1)
+    # One row renamed, one new: of the n + 1 given, two are written
+    again = [*rows[:-1], {**rows[-1], "full_name": "renamed/repo"}, *repo_rows(n + 1, 1)[n:]]
+
+    with Session(engine) as session, session.begin():
+        first = upsert(session, Repository.__table__, rows, key=("id",))
+    with Session(engine) as session, session.begin():
+        same = upsert(session, Repository.__table__, rows, key=("id",))
+    with Session(engine) as session, session.begin():
+        changed = upsert(session, Repository.__table__, again, key=("id",))
+        absent_only = upsert(session, Repository.__table__, again, key=("id",), update=())
+
+    assert (first, same, changed, absent_only) == (n, 0, 2, 0)
+    with Session(engine) as session:
+        assert read_back(session)[n - 1][1] == "renamed/repo"
 
 
 def test_dedupe_keeps_the_last_row_per_key() -> None:
