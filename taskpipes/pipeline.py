@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from taskpipes.errors import PermanentError
 from taskpipes.schedule import Schedule
 
 # RabbitMQ redelivers a message held unacked for consumer_timeout (30 min by default), and a
@@ -65,7 +66,7 @@ MAX_OUTPUT_BYTES = 1024 * 1024
 FAIL_FAST: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError)
 
 
-class NoSession(RuntimeError):
+class NoSession(PermanentError):
     """An outside stage asked for a session: it runs with no transaction open."""
 
 

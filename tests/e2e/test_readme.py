@@ -13,14 +13,17 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, insert, select
 
+from db.models import LatestRanking
 from taskpipes.models import Run
 
 ROOT = Path(__file__).resolve().parents[2]
+TICK = datetime(2026, 12, 1, 11, tzinfo=UTC)
 SECTION = "## Write your own pipeline"
 # Runs one README shell line after executing the catalog block: `taskpipes ARGS` through the
 # CLI's own entry point, `python SCRIPT ARGS` as the script's __main__.
@@ -63,6 +66,22 @@ def readme_example(tmp_path: Path) -> tuple[str, Path, list[str]]:
     return module, tmp_path / "code" / "catalog_line.py", shell.strip().splitlines()
 
 
+def store_a_ranking(database: Path) -> None:
+    """Three ranked repositories: two in Python, one with no language."""
+    engine = create_engine(f"sqlite:///{database}")
+    rows = [(1, "Python", 100), (2, "Python", 200), (3, None, 5)]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(LatestRanking),
+            [
+                {"rank": rank, "repo_id": rank, "full_name": f"o/r{rank}", "stars": stars,
+                 "forks": 0, "language": language, "tick": TICK}
+                for rank, language, stars in rows
+            ],
+        )  # fmt: skip
+    engine.dispose()
+
+
 def test_the_readme_pipeline_runs_as_shown(tmp_path: Path) -> None:
     # Given the README's module and catalog line, and a working directory with the deploy
     # generator (and nothing else: its database is the default SQLite file there)
@@ -72,9 +91,11 @@ def test_the_readme_pipeline_runs_as_shown(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("BROKER_URL", "DATABASE_URL")}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "code"), str(ROOT)])
 
-    # When each shell line runs in turn
+    # When each shell line runs in turn (with a ranking stored once the schema is there)
     outputs = []
     for line in lines:
+        if " run " in line:
+            store_a_ranking(work / "taskpipes.db")
         result = subprocess.run(
             [sys.executable, str(tmp_path / "code" / "driver.py"), str(catalog_line), *line.split()],
             cwd=work, env=env, capture_output=True, text=True, timeout=180,
@@ -90,17 +111,19 @@ def test_the_readme_pipeline_runs_as_shown(tmp_path: Path) -> None:
         re.MULTILINE,
     )
     assert declared == f"{today}, {module}"
-    # and the tick ran its stage and recorded what it counted
+    # and the tick ran its three stages, each handing its output to the next
     run_output = next(out for line, out in zip(lines, outputs, strict=True) if " run " in line)
-    assert "succeeded" in run_output and "count" in run_output
+    assert "succeeded" in run_output and "keep" in run_output
     engine = create_engine(f"sqlite:///{work / 'taskpipes.db'}")
     with engine.connect() as conn:
         details = conn.scalar(select(Run.details).where(Run.pipeline == module))
     engine.dispose()
-    assert details == {"snapshots": 0, "tick": "2026-12-01T12:00:00+00:00"}
-    # and its status line is there, and the generator gave it its own stale clause
+    assert details == {"Python": 300, "none": 5}
+    # and its status shows each stage's output, and the generator gave it its own stale clause
     status = next(out for line, out in zip(lines, outputs, strict=True) if "status" in line)
     assert module in status
+    assert 'ranking: succeeded, 0 rows, output [["Python",100],["Python",200],[null,5]]' in status
+    assert "keep: succeeded, 0 rows\n" in status
     rules = yaml.safe_load((work / "deploy" / "prometheus" / "alerts.yml").read_text())
     exprs = [
         r["expr"] for g in rules["groups"] for r in g["rules"] if r["alert"] == "PipelineStale"

@@ -9,16 +9,18 @@ from sqlalchemy import select
 from db.models import RawResponse
 from taskpipes import registry
 from taskpipes.database import begin
-from taskpipes.models import Run
+from taskpipes.models import Run, StageRun
 from taskpipes.runner import run_tick
 
 
 def add_run(session, age: timedelta, status: str = "succeeded", raw: bool = True) -> int:  # type: ignore[no-untyped-def]
-    """A github_top run `age` old, with its raw answer fetched at the tick."""
+    """A github_top run `age` old, with its fetch's output and its raw answer fetched at
+    the tick."""
     tick = datetime.now(UTC) - age
     run = Run(pipeline="github_top", tick=tick, status=status, attempts=1)
     session.add(run)
     session.flush()
+    session.add(StageRun(run_id=run.id, stage="fetch", status=status, output={"payload": {}}))
     if raw:
         session.add(
             RawResponse(run_id=run.id, tick=tick, fetched_at=tick, http_status=200, payload={})
@@ -47,8 +49,11 @@ def test_maintenance_prunes_by_retention_and_reports(app_env, database_url) -> N
         run_ids = set(session.scalars(select(Run.id).where(Run.pipeline == "github_top")))
         raw_runs = set(session.scalars(select(RawResponse.run_id)))
         details = session.get_one(Run, outcome.run_id).details
+        output_runs = set(session.scalars(select(StageRun.run_id).where(StageRun.stage == "fetch")))
     assert run_ids == {keep_recent, keep_six_days, raw_past_7, raw_past_30}
     assert raw_runs == {keep_recent, keep_six_days}
+    # Stage outputs are kept as long as the run history
+    assert output_runs == run_ids
     assert details["removed"] == {"raw_responses": 3, "runs": 2, "message_deliveries": 0}
     expected_analyzed = (
         ["snapshots", "raw_responses", "runs", "stage_runs"] if "postgresql" in database_url else []
