@@ -23,6 +23,7 @@ from taskpipes.report import (
     PipelineStatus,
     QueueDepth,
     RunRow,
+    StageRow,
     human_duration,
     pipeline_status,
     report_json,
@@ -128,18 +129,28 @@ def test_the_json_report_names_everything_an_operator_needs() -> None:
                 ],
                 "queue_depths": {"ready": 1, "delayed": 2, "dead": 3},
                 "queue_note": None,
+                "newest_run": None,
             }
         ],
     }
 
 
 def test_the_text_report() -> None:
+    running = row(9, "2026-08-21 12:34", "running")
+    fetched = '{"payload":{"items":[' + ",".join(f'{{"id":{i}}}' for i in range(100)) + "]}}"
     status = status_of(
         row(7, "2026-08-21 12:30", "succeeded"),
         last_failure=row(6, "2026-08-21 12:20", "failed", "x" * 400),
-        in_progress=[row(9, "2026-08-21 12:34", "running")],
+        in_progress=[running],
         depths=None,
         depths_note="in-process broker",
+        newest=(
+            running,
+            [
+                StageRow("fetch", "succeeded", 1, 0, fetched),
+                StageRow("normalize", "running", 2, 0, None),
+            ],
+        ),
     )
 
     assert status_lines(status) == [
@@ -148,8 +159,19 @@ def test_the_text_report() -> None:
         f"  last failure: tick 2026-08-21T12:20:00+00:00 failed: {'x' * 297}...",
         "  in progress:  run 9 tick 2026-08-21T12:34:00+00:00 running"
         " since 2026-08-21T12:34:01+00:00",
+        "  newest run:   run 9 tick 2026-08-21T12:34:00+00:00 running",
+        # Each stage's output, cut to a line
+        f"    fetch: succeeded, 0 rows, output {fetched[:119]}… ({len(fetched)} bytes)",
+        "    normalize: running, 0 rows, 2 attempts",
         "  queue:        unknown (in-process broker)",
     ]
+    assert report_json([status], NOW)["pipelines"][0]["newest_run"]["stages"][0] == {
+        "stage": "fetch",
+        "status": "succeeded",
+        "attempts": 1,
+        "rows_written": 0,
+        "output": f"{fetched[:119]}… ({len(fetched)} bytes)",
+    }
 
 
 def test_durations_read_in_two_units_at_most() -> None:
