@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 from taskpipes.registry import registry
+from taskpipes.report import shown_output
 from taskpipes.status import gather
 from taskpipes.web import operations, reads
 from taskpipes.web.pages import (
@@ -57,6 +58,7 @@ def pipeline_page(name: str) -> Response:
         row=row,
         chart=chart,
         recent=operations.RECENT_RUNS,
+        newest=[(stage, shown_output(stage.output)) for stage in status.newest_stages],
         geometry=operations,
         **frame,
     )

@@ -74,6 +74,9 @@ def test_the_pipelines_pages_in_a_browser(operated: str, chromium) -> None:  # n
     # A pipeline's page: its runs as bars, one per stage run
     page.goto(f"{operated}/pipelines/rollup")
     assert page.locator("#gantt rect").count() == len(registry.get("rollup").stages)
+    # and the newest run's stages, each with what it handed on
+    newest = page.locator("#newest-stages tbody th").all()
+    assert [cell.inner_text() for cell in newest] == list(registry.get("rollup").stage_names)
     page.goto(f"{operated}/pipelines/github_top")
     assert "not valid JSON" in page.locator("#last-failure").inner_text()
     assert page.locator("#runs tbody tr").count() == 2
