@@ -17,7 +17,8 @@ WORKER_LINES = (
 
 
 def run_with_a_failed_fetch(env: dict[str, str], simulator: Simulator, *args: str) -> str:
-    simulator.add_fault("search", "server_error")
+    # Two attempts fail the same way, the third succeeds
+    simulator.add_fault("search", "server_error", times=2)
     result = taskpipes([*args, "run", "github_top", "--at", "2026-08-21T12:00:00Z"], env)
     assert result.returncode == 0, result.stderr
     assert "github_top tick 2026-08-21T12:00:00+00:00: succeeded" in result.stdout
@@ -39,3 +40,14 @@ def test_verbose_shows_the_workers_logs_and_the_default_does_not(
     assert all(line in loud for line in WORKER_LINES), loud
     assert not any(line in quiet for line in WORKER_LINES), quiet
     assert "Traceback" not in quiet
+    # Each failed attempt is one line, printed by default: stage, run, attempt, cause (with
+    # the method and host asked), and when the next attempt comes
+    attempts = [line for line in quiet.splitlines() if "github_top stage fetch, run" in line]
+    assert len(attempts) == 2, quiet
+    assert "attempt 1 of 6 failed: TransientError: GitHub search: HTTP 500 (GET 127.0.0.1:" in (
+        attempts[0]
+    )
+    assert attempts[0].endswith("; next attempt in 0.05-0.1 s")
+    assert "attempt 2 of 6 failed" in attempts[1]
+    # and -v shows the one error's traceback once, not once per attempt
+    assert loud.count("Traceback") == 1, loud
