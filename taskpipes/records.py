@@ -151,6 +151,8 @@ def take_stage(
         tick, status, options, output = state[0]
         stage_id = taken[0][0] if taken else None
     stored = output if previous is not None else options
+    if previous is None and stored is None:
+        stored = {}  # a tick with no options
     return Taken(tx.moment(tick), status, stage_id, tx.loaded(stored))
 
 

@@ -89,20 +89,23 @@ def test_a_scalar_output_is_handed_on_as_it_was(app_env, sqlite_url, declare) ->
     # Given a stage returning a bare number (SQLite's JSON column would store an integer)
     app_env(sqlite_url)
     seen: list[Any] = []
+
+    def one(ctx: Context) -> float:
+        seen.append(ctx.input)  # the first stage of a tick with no options: {}
+        return 1.5
+
     pipeline = declare(
         Pipeline(
             "scalar_output",
-            stages=(
-                Stage("one", lambda ctx: 1.5),
-                Stage("two", lambda ctx: seen.append(ctx.input)),
-            ),
+            stages=(Stage("one", one), Stage("two", lambda ctx: seen.append(ctx.input))),
+            jitter_s=0.01,  # its first stage in a message of its own: its input read back
         )
     )
 
     outcome = run_tick(pipeline, T0, 60)
 
     assert outcome.status == "succeeded", outcome.error
-    assert seen == [1.5]
+    assert seen == [{}, 1.5]
     assert outputs(outcome.run_id) == {"one": 1.5, "two": None}
 
 
