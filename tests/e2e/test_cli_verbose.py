@@ -44,9 +44,8 @@ def test_verbose_shows_the_workers_logs_and_the_default_does_not(
     # the method and host asked), and when the next attempt comes
     attempts = [line for line in quiet.splitlines() if "github_top stage fetch, run" in line]
     assert len(attempts) == 2, quiet
-    assert "attempt 1 of 6 failed: TransientError: GitHub search: HTTP 500 (GET 127.0.0.1:" in (
-        attempts[0]
-    )
+    cause = "TransientError: GitHub search: HTTP 500 (GET 127.0.0.1:"
+    assert f"attempt 1 of 6 failed: {cause}" in attempts[0]
     assert attempts[0].endswith("; next attempt in 0.05-0.1 s")
     assert "attempt 2 of 6 failed" in attempts[1]
     # and -v shows the one error's traceback once, not once per attempt
