@@ -226,7 +226,9 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from taskpipes.attempt_lines import FailedAttempts
     from taskpipes.runner import run_tick
+    from taskpipes.settings import get_settings
 
     try:
         entry = sending_registry().get(args.pipeline)
@@ -242,7 +244,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             return outcome  # --no-wait: enqueued only
     else:
         timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
-        outcome = run_tick(entry, args.at or datetime.now(UTC), timeout)
+        # In-process workers print their own line per failed attempt; remote ones cannot.
+        echo = None if get_settings().in_process else FailedAttempts(entry.name)
+        outcome = run_tick(entry, args.at or datetime.now(UTC), timeout, on_poll=echo)
     print(format_outcome(outcome))
     return 0 if outcome.status == SUCCEEDED else EXIT_FAILED
 

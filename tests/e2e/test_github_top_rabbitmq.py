@@ -79,6 +79,25 @@ def test_a_malformed_answer_exits_non_zero_naming_the_problem(
     assert counts(engine) == (0, 1)
 
 
+def test_the_command_prints_each_failed_attempt_of_workers_elsewhere(
+    production, simulator: Simulator
+) -> None:
+    # Given GitHub failing twice the same way, then answering
+    env, engine = production
+    simulator.set_clock(T0)
+    simulator.add_fault("search", "server_error", times=2)
+
+    # When the run is asked for while `dramatiq actors` runs in another process
+    result = taskpipes(["run", "github_top", "--at", T0.isoformat(), "--timeout", "90"], env)
+
+    # Then the command printed each failed attempt the workers recorded, and succeeded
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if "github_top stage fetch" in line]
+    cause = "TransientError: GitHub search: HTTP 500 (GET 127.0.0.1:"
+    assert [line.split(", run ")[0] for line in lines] == ["github_top stage fetch"] * 2
+    assert [f"attempt {k} failed: {cause}" in line for k, line in enumerate(lines, 1)] == [True] * 2
+
+
 def test_without_workers_the_run_says_so_and_waits_in_rabbitmq(
     tmp_path: Path, postgres_url: str, rabbitmq: str, simulator: Simulator
 ) -> None:
