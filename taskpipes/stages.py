@@ -3,7 +3,8 @@
 ```
 message(run_id) -> transaction: take the stage's record under its row lock
                                 (done already, or the run cancelled? -> skip the work)
-                                run(ctx), record done (and close the run after the last)
+                                output = work(ctx), record done with its output
+                                (and close the run after the last)
                 -> hand off to the next stage (inside the actor: a failed send is a retry)
 ```
 Taking the record before the stage's code runs is what makes a stage's writes happen once
