@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from taskpipes import Context, Pipeline, Retries, Stage, registry
@@ -231,3 +232,33 @@ def stage_attempts(outcome: Outcome) -> dict[str, int]:
     with begin() as session:
         query = select(StageRun.stage, StageRun.attempts).where(StageRun.run_id == outcome.run_id)
         return dict(session.execute(query).all())
+
+
+def test_rows_declared_are_counted_once_in_the_record_and_the_metric(
+    app_env, sqlite_url, declare
+) -> None:
+    # Given a stage that writes to two tables and fails once after declaring its rows
+    app_env(sqlite_url)
+    tries: list[int] = []
+
+    def write_twice(ctx: Context) -> None:
+        ctx.wrote(3, "rows_test_a")
+        ctx.wrote(2, "rows_test_b")
+        tries.append(1)
+        if len(tries) == 1:
+            raise ConnectionError("lost before the commit")
+
+    pipeline = declare(Pipeline("rows_counted", stages=(Stage("w", write_twice),), retries=QUICK))
+    before = {table: written(table) for table in ("rows_test_a", "rows_test_b")}
+
+    outcome = run_tick(pipeline, T0, 60)
+
+    # Then the rolled-back attempt counted nothing: 5 in the record, 3 + 2 in the metric
+    assert outcome.status == "succeeded", outcome.error
+    assert [rows for _, _, _, rows in outcome.stages] == [5]
+    after = {table: written(table) - before[table] for table in before}
+    assert after == {"rows_test_a": 3, "rows_test_b": 2}
+
+
+def written(table: str) -> float:
+    return REGISTRY.get_sample_value("taskpipes_rows_written_total", {"table": table}) or 0.0
