@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import dramatiq
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, null, select, update
 
 import actors
 from db.models import LatestRanking, RawResponse, Repository, Snapshot
@@ -19,8 +19,9 @@ from taskpipes import metrics, registry
 from taskpipes.database import begin
 from taskpipes.githubsim import Simulator
 from taskpipes.models import Run, StageRun
-from taskpipes.runner import Outcome, run_tick
+from taskpipes.runner import Outcome, run_tick, wait_for
 from taskpipes.settings import get_settings, load_settings
+from taskpipes.stages import run_stage
 from tests.app import added, quicken_retries, retry_counts, snapshot_count
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
@@ -384,3 +385,31 @@ def test_the_token_is_sent_but_never_shown(
     )
     assert "not valid JSON" in shown
     assert token not in shown
+
+
+def test_a_stage_message_of_a_run_from_before_outputs_reads_the_kept_answer(
+    app_env, database_url, simulator
+) -> None:
+    # Given a run as an upgrade finds it: fetched and normalized by the old code (no output
+    # stored, the answer kept in raw_responses), its store message still in RabbitMQ
+    app_env(database_url)
+    run_id = run_at(simulator, T0).run_id
+    with begin() as session:
+        session.execute(update(StageRun).where(StageRun.run_id == run_id).values(output=null()))
+        session.execute(
+            delete(StageRun).where(StageRun.run_id == run_id, StageRun.stage != "fetch")
+            .where(StageRun.stage != "normalize")
+        )  # fmt: skip
+        session.execute(delete(Snapshot))
+        session.execute(update(Run).where(Run.id == run_id).values(status="running"))
+
+    # When that message comes
+    github_top = registry.get("github_top")
+    run_stage(github_top, github_top.stage("store"), run_id)
+    outcome = wait_for(run_id, TIMEOUT_S)
+
+    # Then store read the kept answer, as before, and the run completed
+    assert outcome.status == "succeeded", outcome.error
+    assert snapshot_count() == 100
+    with begin() as session:
+        assert session.scalar(select(func.count()).select_from(LatestRanking)) == 100
