@@ -59,9 +59,10 @@ class Retries:
 # The largest output a stage may hand on, encoded as JSON: outputs are kept in the
 # stage's record and read back by the next stage, so a bulk result belongs in a table.
 MAX_OUTPUT_BYTES = 1024 * 1024
-# Errors that fail a stage at once by default: they come from the stage's own code or data
-# (a malformed answer, a missing key, a wrong type) and a retry 2 s to 90 s later meets
-# the same data and fails the same way. Network, database and rate-limit errors are not
+# Errors that fail a stage at once by default: they come from the stage's own code meeting
+# data it does not expect (json.JSONDecodeError and most schema checks are ValueErrors, a
+# missing key, a wrong type), and a retry seconds later meets the same data and fails the
+# same way, after a minute of retries. Network, database and rate-limit errors are not
 # among them, so they are retried.
 FAIL_FAST: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError)
 
