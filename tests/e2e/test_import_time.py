@@ -92,7 +92,7 @@ migrate.upgrade("{url}")
 engine = make_engine("{url}")
 taskpipes.configure(engine=engine)
 def note(ctx: Context) -> int:
-    return 7
+    return ctx.wrote(7, "notes")
 registry.declare(Pipeline("host_job", stages=(Stage("note", note),)))
 taskpipes.start(Settings(database_url="sqlite:///{tmp}/missing/never.db"))
 outcome = run_tick(registry.get("host_job"), datetime.now(UTC), 60)
