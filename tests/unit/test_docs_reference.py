@@ -81,3 +81,12 @@ def test_every_command_and_option_is_documented() -> None:
             undocumented += [f"{name} {o}" for o in options if f"`{o}" not in cli]
 
     assert undocumented == []
+
+
+def test_the_readme_links_resolve() -> None:
+    """The README is read on a forge, not built: its links into docs/ are checked here."""
+    readme = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(((?!https?://)[^)#\s]+)", readme)
+
+    assert any(t.startswith("docs/") for t in targets)
+    assert [t for t in targets if not (ROOT / t).exists()] == []
