@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import time
 
+import taskpipes
 from pipelines import spread
 from pipelines import stargazers as pipeline
 from pipelines.errors import RateLimited
 from pipelines.github import github_client
-from taskpipes import close_fan_out, fail_fan_out, hand_off, is_final, metrics, registry, runs
-from taskpipes.database import begin
-from taskpipes.runs import utcnow
+from taskpipes import close_fan_out, fail_fan_out, hand_off, is_final
+from taskpipes.observe import metrics
+from taskpipes.store import runs
+from taskpipes.store.database import begin
+from taskpipes.store.runs import utcnow
 
-actor = registry.actor(pipeline.stargazers)
+actor = taskpipes.actor(pipeline.stargazers)
 
 
 @actor

@@ -19,8 +19,8 @@ import requests
 
 from pipelines.errors import ForeignOrigin, GitHubRequestError, RateLimited, TransientError
 from pipelines.github_body import error_message, parse_json, read_body
-from taskpipes import metrics
-from taskpipes.settings import get_settings
+from taskpipes.declare.settings import get_settings
+from taskpipes.observe import metrics
 
 USER_AGENT = "taskpipes/0.1 (+https://github.com/taskpipes)"
 API_VERSION = "2022-11-28"

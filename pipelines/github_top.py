@@ -21,9 +21,10 @@ from pipelines.errors import InvalidPayload, PermanentError, RateLimited, Suspec
 from pipelines.github import GitHubClient, Page, github_client
 from pipelines.normalize import TopList, normalize_top
 from pipelines.store import store_snapshot
-from taskpipes import Call, Context, Later, Pipeline, Schedule, Stage, metrics
-from taskpipes.models import Run
-from taskpipes.settings import get_settings
+from taskpipes import Call, Context, Later, Pipeline, Schedule, Stage
+from taskpipes.declare.settings import get_settings
+from taskpipes.observe import metrics
+from taskpipes.store.tables import Run
 
 FETCH, NORMALIZE, STORE, AGGREGATE = "fetch", "normalize", "store", "aggregate"
 # GitHub's largest search page. The star floor is low enough that over 1,000 repositories

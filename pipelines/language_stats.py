@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from db.models import LanguageStat, Repository, Snapshot
 from pipelines.trending import stars_before
-from taskpipes import Context, Pipeline, Retries, Schedule, Stage, metrics
+from taskpipes import Context, Pipeline, Retries, Schedule, Stage
+from taskpipes.observe import metrics
 
 # The windows of the two gains.
 DAY, WEEK = timedelta(hours=24), timedelta(days=7)

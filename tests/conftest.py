@@ -13,7 +13,7 @@ import pytest
 os.environ.pop("BROKER_URL", None)
 os.environ.pop("GITHUB_TOKEN", None)
 
-from taskpipes.githubsim import Simulator  # noqa: E402
+from githubsim import Simulator  # noqa: E402
 from tests import services  # noqa: E402
 
 # Limits high enough that a test never waits for the simulator's rate limiter by accident.
@@ -94,8 +94,8 @@ def fills(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 def api_server() -> Iterator[str]:
     """The read API on a free loopback port, served by uvicorn in a thread; yields its base
     URL. It reads whatever database the settings name when a request comes in (app_env)."""
-    from taskpipes.api.app import create_app
-    from taskpipes.api.server import serve_in_thread
+    from web.api.app import create_app
+    from web.api.server import serve_in_thread
 
     with serve_in_thread(create_app()) as url:
         yield url

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 
 import db.models  # noqa: F401  (the application's tables join the kit's on Base.metadata)
-from taskpipes.database import make_engine
-from taskpipes.models import Base
+from taskpipes.store.database import make_engine
+from taskpipes.store.tables import Base
 
 config = context.config
 

@@ -23,8 +23,8 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from db import migrate
-from taskpipes.models import Run
-from taskpipes.schedule import floor_minute
+from taskpipes.declare.schedule import floor_minute
+from taskpipes.store.tables import Run
 from tests.processes import service_env, supervised
 from tests.queues import wait_until
 from tests.shifted_clock import (

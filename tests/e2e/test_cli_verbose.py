@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from taskpipes.githubsim import Simulator
+from githubsim import Simulator
 from tests.clirun import run_cli
 from tests.processes import service_env, taskpipes
 

@@ -25,11 +25,13 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from db import migrate
-from taskpipes import controls, registry, runs
-from taskpipes.database import begin, get_engine, reading
-from taskpipes.models import Run, StageRun
-from taskpipes.pipeline import Pipeline
-from taskpipes.runner import ensure_workers
+from taskpipes import registry
+from taskpipes.declare.pipeline import Pipeline
+from taskpipes.runtime.current import current_broker
+from taskpipes.runtime.runner import ensure_workers
+from taskpipes.store import controls, runs
+from taskpipes.store.database import begin, get_engine, reading
+from taskpipes.store.tables import Run, StageRun
 from tests import services
 from tests.app import reset_caches
 from tests.concurrent_stages import (
@@ -86,10 +88,10 @@ class InProcess(Backend):
     """A SQLite file, and the in-process broker with its worker threads."""
 
     def send(self, message: dramatiq.Message) -> None:
-        registry.broker.enqueue(message)
+        current_broker().enqueue(message)
 
     def settle(self, deliveries: Mapping[str, int]) -> None:
-        registry.broker.join(QUEUE, timeout=WAIT_S * 1000)
+        current_broker().join(QUEUE, timeout=WAIT_S * 1000)
 
     def closes(self, pipeline: str, status: str) -> float:
         labels = {"pipeline": pipeline, "status": status}
@@ -195,7 +197,7 @@ def use_database(env: pytest.MonkeyPatch, url: str) -> None:
 def in_process(env: pytest.MonkeyPatch, url: str) -> Iterator[Backend]:
     use_database(env, url)
     registry.declare(*PIPELINES)
-    ensure_workers(registry.broker)
+    ensure_workers(current_broker())
     try:
         yield InProcess()
     finally:

@@ -55,13 +55,13 @@ def nowhere() -> str:
 
 
 def test_importing_the_kit_and_the_app_builds_nothing(tmp_path: Path) -> None:
-    code = "import taskpipes, pipelines.catalog, taskpipes.cli\nfrom taskpipes.api.app import create_app\ncreate_app()"
+    code = "import taskpipes, pipelines.catalog, taskpipes.cli.main\nfrom web.api.app import create_app\ncreate_app()"
 
     assert probe(code, tmp_path, BROKER_URL=nowhere()) == {"broker": "NoneType", "connections": []}
 
 
 def test_status_on_sqlite_and_db_upgrade_build_no_broker(tmp_path: Path) -> None:
-    code = "from taskpipes.cli import main\nassert main(['db', 'upgrade']) == 0\nassert main(['status']) == 0"
+    code = "from taskpipes.cli.main import main\nassert main(['db', 'upgrade']) == 0\nassert main(['status']) == 0"
 
     seen = probe(code, tmp_path)
 
@@ -83,9 +83,9 @@ from sqlalchemy import select
 import taskpipes
 from db import migrate
 from taskpipes import Context, Pipeline, Settings, Stage, registry
-from taskpipes.database import make_engine
-from taskpipes.models import Run
-from taskpipes.runner import run_tick
+from taskpipes.store.database import make_engine
+from taskpipes.store.tables import Run
+from taskpipes.runtime.runner import run_tick
 from datetime import datetime, UTC
 
 migrate.upgrade("{url}")

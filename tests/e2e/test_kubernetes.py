@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from taskpipes.pipeline import STAGE_TIME_LIMIT_MS
+from taskpipes.declare.pipeline import STAGE_TIME_LIMIT_MS
 from tests.services import QUEUES, unavailable
 
 ROOT = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"

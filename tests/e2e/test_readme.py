@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy import create_engine, select
 
-from taskpipes.models import Run
+from taskpipes.store.tables import Run
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "docs" / "tutorial.md"
@@ -32,7 +32,7 @@ import {module}
 exec(open(sys.argv[1]).read(), {{**vars(catalog), **vars({module})}})
 command, *args = sys.argv[2:]
 if command == "taskpipes":
-    from taskpipes.cli import main
+    from taskpipes.cli.main import main
     sys.exit(main(args))
 sys.argv = args
 runpy.run_path(args[0], run_name="__main__")

@@ -16,10 +16,7 @@ from sqlalchemy.orm import Session
 
 import actors
 from db import migrate
-from taskpipes.housekeeping import observe_queues, stub_depths
-from taskpipes.models import Run
-from taskpipes.rabbit import queue_depths
-from taskpipes.report import (
+from taskpipes.observe.report import (
     PipelineStatus,
     QueueDepth,
     RunRow,
@@ -28,6 +25,9 @@ from taskpipes.report import (
     report_json,
     status_lines,
 )
+from taskpipes.rabbitmq.queues import queue_depths
+from taskpipes.runtime.housekeeping import observe_queues, stub_depths
+from taskpipes.store.tables import Run
 from tests.clirun import run_cli
 from tests.processes import service_env, taskpipes
 from tests.queues import dead_message, declare, publish

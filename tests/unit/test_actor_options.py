@@ -10,9 +10,9 @@ import pytest
 
 import actors  # noqa: F401 (declares every actor on the broker)
 from pipelines import catalog
-from taskpipes.broker import build_broker
-from taskpipes.rabbit import with_connection_params
-from taskpipes.settings import load_settings
+from taskpipes.declare.settings import load_settings
+from taskpipes.rabbitmq.queues import with_connection_params
+from taskpipes.runtime.broker import build_broker
 
 MINUTE_MS = 60_000
 # RabbitMQ redelivers a message held unacked past its consumer_timeout (30 minutes).

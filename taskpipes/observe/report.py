@@ -1,0 +1,176 @@
+"""What `taskpipes status` reports about one pipeline, built from run rows and `now`. Pure.
+
+Freshness is measured from the tick of the newest successful run: that is the moment the
+stored data describes. A pipeline is fresh while that tick is younger than FRESH_PERIODS
+schedule periods, i.e. at most one tick in a row has been missed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from taskpipes.rabbitmq.queues import QueueDepth
+
+# A success older than this many schedule periods means the data is stale.
+FRESH_PERIODS = 2
+# Run errors are cut to this many characters in the report: a traceback is not a status.
+MAX_REPORTED_ERROR = 300
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """The columns of a `runs` row the report needs."""
+
+    run_id: int
+    tick: datetime
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    pipeline: str
+    queue: str
+    # None for an on-demand pipeline: it has no schedule, so no freshness either.
+    period: timedelta | None
+    last_success: RunRow | None
+    # Seconds from the last success's tick to now; None when it never succeeded.
+    success_age_s: float | None
+    fresh: bool | None
+    last_failure: RunRow | None
+    in_progress: tuple[RunRow, ...]
+    depths: QueueDepth | None
+    # Why depths are missing (in-process broker, RabbitMQ unreachable), else None.
+    depths_note: str | None
+    # `taskpipes pause`'s note (who, when, why) while the pipeline is paused, else None.
+    paused: str | None = None
+
+
+def pipeline_status(
+    pipeline: str,
+    queue: str,
+    period: timedelta | None,
+    last_success: RunRow | None,
+    last_failure: RunRow | None,
+    in_progress: list[RunRow],
+    depths: QueueDepth | None,
+    depths_note: str | None,
+    now: datetime,
+    paused: str | None = None,
+) -> PipelineStatus:
+    age = None if last_success is None else (now - last_success.tick).total_seconds()
+    return PipelineStatus(
+        pipeline=pipeline,
+        queue=queue,
+        period=period,
+        last_success=last_success,
+        success_age_s=age,
+        fresh=None
+        if period is None
+        else age is not None and age < FRESH_PERIODS * period.total_seconds(),
+        last_failure=last_failure,
+        in_progress=tuple(sorted(in_progress, key=lambda run: run.tick)),
+        depths=depths,
+        depths_note=depths_note,
+        paused=paused,
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _cut(error: str | None) -> str | None:
+    if error is None or len(error) <= MAX_REPORTED_ERROR:
+        return error
+    return error[: MAX_REPORTED_ERROR - 3] + "..."
+
+
+def _run_json(run: RunRow | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "run_id": run.run_id,
+        "tick": _iso(run.tick),
+        "status": run.status,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "error": _cut(run.error),
+    }
+
+
+def status_json(status: PipelineStatus) -> dict[str, Any]:
+    success = _run_json(status.last_success)
+    if success is not None:
+        success["age_seconds"] = status.success_age_s
+    return {
+        "pipeline": status.pipeline,
+        "queue": status.queue,
+        "period_seconds": None if status.period is None else status.period.total_seconds(),
+        "fresh": status.fresh,
+        "paused": status.paused,
+        "last_success": success,
+        "last_failure": _run_json(status.last_failure),
+        "in_progress": [_run_json(run) for run in status.in_progress],
+        "queue_depths": None if status.depths is None else status.depths.by_state(),
+        "queue_note": status.depths_note,
+    }
+
+
+def report_json(statuses: list[PipelineStatus], now: datetime) -> dict[str, Any]:
+    return {"now": now.isoformat(), "pipelines": [status_json(s) for s in statuses]}
+
+
+def human_duration(seconds: float) -> str:
+    """`2d 3h`, `1h 5m`, `4m 10s`, `12s`: the two largest units are enough to read."""
+    whole = max(0, int(seconds))
+    parts = [
+        (whole // 86400, "d"),
+        (whole % 86400 // 3600, "h"),
+        (whole % 3600 // 60, "m"),
+        (whole % 60, "s"),
+    ]
+    shown = [f"{n}{unit}" for n, unit in parts if n][:2]
+    return " ".join(shown) or "0s"
+
+
+def status_lines(status: PipelineStatus) -> list[str]:
+    every = (
+        "on demand"
+        if status.period is None
+        else f"every {human_duration(status.period.total_seconds())}"
+    )
+    lines = [f"{status.pipeline} ({every}, queue {status.queue})"]
+    if status.paused is not None:
+        lines.append(f"  PAUSED:       {status.paused} (`taskpipes resume {status.pipeline}`)")
+    success, failure = status.last_success, status.last_failure
+    freshness = {True: " (fresh)", False: " (stale)", None: ""}[status.fresh]
+    if success is None or status.success_age_s is None:
+        lines.append(f"  last success: never{freshness}")
+    else:
+        lines.append(
+            f"  last success: tick {success.tick.isoformat()}, "
+            f"{human_duration(status.success_age_s)} ago{freshness}"
+        )
+    if failure is not None:
+        tick = failure.tick.isoformat()
+        lines.append(f"  last failure: tick {tick} {failure.status}: {_cut(failure.error)}")
+    for run in status.in_progress:
+        since = f" since {run.started_at.isoformat()}" if run.started_at else ""
+        lines.append(
+            f"  in progress:  run {run.run_id} tick {run.tick.isoformat()} {run.status}{since}"
+        )
+    if status.depths is None:
+        lines.append(f"  queue:        unknown ({status.depths_note})")
+    else:
+        depths = ", ".join(f"{n} {state}" for state, n in status.depths.by_state().items())
+        lines.append(f"  queue:        {depths}")
+    return lines
+
+
+def report_text(statuses: list[PipelineStatus]) -> str:
+    return "\n".join(line for status in statuses for line in status_lines(status))
