@@ -9,12 +9,14 @@ or option without its line in docs/reference fails it.
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import re
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import taskpipes
-from taskpipes.cli import build_parser
+from actors import application
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "reference"
@@ -71,9 +73,13 @@ def commands(
 
 
 def test_every_command_and_option_is_documented() -> None:
+    """The kit's commands and those the flagship application adds to them."""
+    script = entry_points(group="console_scripts")["taskpipes"]
+    build_parser = importlib.import_module(script.module).build_parser
     cli = page("cli.md")
     undocumented = []
-    for name, parser in commands(build_parser()).items():
+    top = build_parser(application)
+    for name, parser in {"taskpipes": top, **commands(top)}.items():
         if name not in cli:
             undocumented.append(name)
         for action in parser._actions:
