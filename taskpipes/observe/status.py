@@ -1,6 +1,6 @@
 """The I/O half of `taskpipes status`: run rows from the database, depths from RabbitMQ.
 
-pipelines/status.py turns what is read here into the report.
+taskpipes.observe.report turns what is read here into the report.
 """
 
 from __future__ import annotations
