@@ -18,6 +18,7 @@ import of each custom column type it writes (`taskpipes.store.tables.UTCDateTime
 
 from __future__ import annotations
 
+from argparse import Namespace
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,7 +77,9 @@ class History:
         return type_ != "table" or self.owns(name or "")
 
     def config(self, engine: Engine) -> Config:
-        config = Config(attributes={"history": self, "engine": engine})
+        # quiet: Alembic's own lines ("Generating ...") would come before the command's one.
+        quiet = Namespace(quiet=True)
+        config = Config(cmd_opts=quiet, attributes={"history": self, "engine": engine})
         config.set_main_option("script_location", str(self.script_location))
         return config
 

@@ -243,3 +243,33 @@ def test_db_revision_needs_a_message(sqlite_url: str, tmp_path: Path) -> None:
         2,
         "taskpipes db revision: -m MESSAGE is required\n",
     )
+
+
+def test_db_revision_writes_the_next_migration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the application's migrations (a copy) and its models plus a new table
+    location = shutil.copytree(app.MIGRATIONS, tmp_path / "migrations")
+    monkeypatch.setattr(app, "MIGRATIONS", location)
+    monkeypatch.setattr(app, "METADATA", with_feed_items(app.METADATA))
+    env = service_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}")
+
+    def taskpipes_db(*args: str) -> tuple[int, str, str]:
+        result = run_cli(["db", *args], env, tmp_path)
+        return result.returncode, result.stdout, result.stderr
+
+    # When a revision is asked of a database behind its migrations, then of one at their head
+    behind = taskpipes_db("revision", "-m", "feed items")
+    assert taskpipes_db("upgrade")[0] == 0
+    written = taskpipes_db("revision", "-m", "feed items")
+
+    # Then the first is refused in one line, the second written, applied and matching
+    assert behind == (
+        1,
+        "",
+        "taskpipes db revision: Target database is not up to date.\n",
+    )
+    migration = location / "versions" / "0006_feed_items.py"
+    assert written == (0, f"wrote {migration}\n", "")
+    assert taskpipes_db("upgrade")[0] == 0
+    assert taskpipes_db("check") == (0, "database matches the models\n", "")
