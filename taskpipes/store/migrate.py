@@ -97,13 +97,19 @@ class History:
     def changes(self, engine: Engine) -> list[Any]:
         """What autogenerate would write for this history's tables (`alembic check`)."""
         with engine.connect() as connection:
-            opts = {
-                "version_table": self.version_table,
-                "include_object": self.include_object,
-                "compare_type": True,
-            }
-            migration = MigrationContext.configure(connection, opts=opts)
+            migration = MigrationContext.configure(connection, opts=self.context_options())
             return list(compare_metadata(migration, self.metadata))
+
+    def context_options(self) -> dict[str, Any]:
+        """How Alembic runs and compares this history: in env.py and in `check` alike."""
+        return {
+            "target_metadata": self.metadata,
+            "version_table": self.version_table,
+            "include_object": self.include_object,
+            "render_item": import_custom_types,
+            "render_as_batch": True,  # SQLite alters a table by copying it
+            "compare_type": True,
+        }
 
 
 def application_migrations(app: Application) -> tuple[Path, MetaData]:
@@ -220,14 +226,6 @@ def run_environment() -> None:
     history: History = context.config.attributes["history"]
     engine: Engine = context.config.attributes["engine"]
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=history.metadata,
-            version_table=history.version_table,
-            include_object=history.include_object,
-            render_item=import_custom_types,
-            render_as_batch=True,  # SQLite alters a table by copying it
-            compare_type=True,
-        )
+        context.configure(connection=connection, **history.context_options())
         with context.begin_transaction():
             context.run_migrations()
