@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import db.models  # noqa: F401  (puts the application's tables on Base.metadata)
-from taskpipes.store.tables import Base
 from taskpipes.store import migrate
+from taskpipes.store.tables import Base
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 METADATA = Base.metadata

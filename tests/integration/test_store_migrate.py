@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import (
     Column,
     ForeignKey,
@@ -28,15 +29,15 @@ from sqlalchemy import (
 )
 
 from db import migrate as app
-from taskpipes.models import NAMING_CONVENTION, UTCDateTime
 from taskpipes.store import migrate
+from taskpipes.store.tables import NAMING_CONVENTION, UTCDateTime
 from tests import services
 from tests.clirun import run_cli
-from tests.processes import service_env
+from tests.processes import service_env, taskpipes
 
 ROOT = Path(__file__).resolve().parents[2]
 # The last commit whose application migrations created the kit's tables (head 0005).
-BEFORE_THE_KIT_OWNED_ITS_TABLES = "27127d75b3ab31e7d38891eeed13bfc46c74158e"
+BEFORE_THE_KIT_OWNED_ITS_TABLES = "a59399777f2d0fc8e3931c43c63e978f4a7a622d"
 VERSION_TABLES = {migrate.KIT_VERSION_TABLE, migrate.APP_VERSION_TABLE}
 # One value per Python type of a reflected column: every column of every table is filled.
 VALUES: dict[type, Any] = {
@@ -50,9 +51,10 @@ VALUES: dict[type, Any] = {
 
 
 def old_migrations(directory: Path) -> Path:
-    """The application's migrations as they were when they made the kit's tables."""
+    """The application's migrations as they were when they made the kit's tables, run
+    by today's env.py (the old one imported modules that have moved since)."""
     archive = subprocess.run(
-        ["git", "archive", BEFORE_THE_KIT_OWNED_ITS_TABLES, "db/migrations"],
+        ["git", "archive", BEFORE_THE_KIT_OWNED_ITS_TABLES, "db/migrations/versions"],
         cwd=ROOT,
         capture_output=True,
         check=False,
@@ -61,18 +63,18 @@ def old_migrations(directory: Path) -> Path:
         pytest.fail(f"git history of the checkout: {archive.stderr.decode().strip()}")
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(directory, filter="data")
-    return directory / "db" / "migrations"
+    location = directory / "db" / "migrations"
+    shutil.copy(app.MIGRATIONS / "env.py", location / "env.py")
+    return location
 
 
 def upgrade_the_old_way(url: str, directory: Path, revision: str) -> None:
     """What `taskpipes db upgrade` did before: the application's history alone."""
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(old_migrations(directory)))
-    config.set_main_option("sqlalchemy.url", url)
-    command.upgrade(config, revision)
+    old = migrate.History(
+        "application", old_migrations(directory), migrate.APP_VERSION_TABLE, app.METADATA, False
+    )
+    with migrate.engine_for(url) as engine:
+        command.upgrade(old.config(engine), revision)
 
 
 def fill_every_table(url: str) -> dict[str, list[dict[str, Any]]]:
@@ -245,31 +247,59 @@ def test_db_revision_needs_a_message(sqlite_url: str, tmp_path: Path) -> None:
     )
 
 
-def test_db_revision_writes_the_next_migration(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given the application's migrations (a copy) and its models plus a new table
-    location = shutil.copytree(app.MIGRATIONS, tmp_path / "migrations")
-    monkeypatch.setattr(app, "MIGRATIONS", location)
-    monkeypatch.setattr(app, "METADATA", with_feed_items(app.METADATA))
-    env = service_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}")
+FEED_APP = """
+import taskpipes
+
+application = taskpipes.Application(migrations="feedapp:migrations", models="feedapp.models")
+"""
+FEED_MODELS = """
+from datetime import datetime
+
+from sqlalchemy import ForeignKey
+from sqlalchemy.orm import Mapped, mapped_column
+
+from taskpipes.store.tables import Base
+
+
+class FeedItem(Base):
+    __tablename__ = "feed_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    published_at: Mapped[datetime]
+"""
+
+
+def test_an_application_of_its_own_makes_its_first_migration(tmp_path: Path) -> None:
+    # Given an application beside the kit: its module, its models, an empty history
+    # (the flagship's env.py and template), in a process of its own (its table would
+    # otherwise join the Base of every later test)
+    feedapp = tmp_path / "feedapp"
+    ignored = shutil.ignore_patterns("versions", "__pycache__")
+    shutil.copytree(app.MIGRATIONS, feedapp / "migrations", ignore=ignored)
+    (feedapp / "migrations" / "versions").mkdir()
+    (feedapp / "__init__.py").write_text(FEED_APP)
+    (feedapp / "models.py").write_text(FEED_MODELS)
+    env = service_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'feed.db'}")
+    env["TASKPIPES_APP"] = "feedapp"
 
     def taskpipes_db(*args: str) -> tuple[int, str, str]:
-        result = run_cli(["db", *args], env, tmp_path)
+        result = taskpipes(["db", *args], env, cwd=tmp_path)
         return result.returncode, result.stdout, result.stderr
 
-    # When a revision is asked of a database behind its migrations, then of one at their head
-    behind = taskpipes_db("revision", "-m", "feed items")
-    assert taskpipes_db("upgrade")[0] == 0
-    written = taskpipes_db("revision", "-m", "feed items")
+    # When it generates its first migration, asks for a second before applying the first,
+    # then applies it
+    first = taskpipes_db("revision", "-m", "feed items")
+    second = taskpipes_db("revision", "-m", "again")
+    upgraded = taskpipes_db("upgrade")
 
-    # Then the first is refused in one line, the second written, applied and matching
-    assert behind == (
-        1,
-        "",
-        "taskpipes db revision: Target database is not up to date.\n",
-    )
-    migration = location / "versions" / "0006_feed_items.py"
-    assert written == (0, f"wrote {migration}\n", "")
-    assert taskpipes_db("upgrade")[0] == 0
+    # Then the first is written, importing the type it uses; the second is refused in one
+    # line; and the database ends with the kit's tables and the application's, matching
+    migration = feedapp / "migrations" / "versions" / "0001_feed_items.py"
+    assert first == (0, f"wrote {migration}\n", "")
+    assert f"import {UTCDateTime.__module__}\n" in migration.read_text()
+    assert second == (1, "", "taskpipes db revision: Target database is not up to date.\n")
+    assert upgraded == (0, "database schema is up to date\n", "")
     assert taskpipes_db("check") == (0, "database matches the models\n", "")
+    tables = set(inspect(create_engine(env["DATABASE_URL"])).get_table_names())
+    assert tables == migrate.kit_table_names() | VERSION_TABLES | {"feed_items"}
