@@ -4,10 +4,7 @@ in one line."""
 
 from __future__ import annotations
 
-import io
 import shutil
-import subprocess
-import tarfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,8 +33,9 @@ from tests.clirun import run_cli
 from tests.processes import service_env, taskpipes
 
 ROOT = Path(__file__).resolve().parents[2]
-# The last commit whose application migrations created the kit's tables (head 0005).
-BEFORE_THE_KIT_OWNED_ITS_TABLES = "a59399777f2d0fc8e3931c43c63e978f4a7a622d"
+# The application's migrations from the last commit whose migrations created the kit's
+# tables (head 0005).
+OLD_VERSIONS = ROOT / "tests" / "data" / "app_migrations_0005"
 VERSION_TABLES = {migrate.KIT_VERSION_TABLE, migrate.APP_VERSION_TABLE}
 # One value per Python type of a reflected column: every column of every table is filled.
 VALUES: dict[type, Any] = {
@@ -51,19 +49,11 @@ VALUES: dict[type, Any] = {
 
 
 def old_migrations(directory: Path) -> Path:
-    """The application's migrations as they were when they made the kit's tables, run
-    by today's env.py (the old one imported modules that have moved since)."""
-    archive = subprocess.run(
-        ["git", "archive", BEFORE_THE_KIT_OWNED_ITS_TABLES, "db/migrations/versions"],
-        cwd=ROOT,
-        capture_output=True,
-        check=False,
-    )
-    if archive.returncode != 0:
-        pytest.fail(f"git history of the checkout: {archive.stderr.decode().strip()}")
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(directory, filter="data")
+    """The application's migrations as they were when they made the kit's tables (head
+    0005, kept in tests/data as of commit a593997), run by today's env.py (the old one
+    imported modules that have moved since)."""
     location = directory / "db" / "migrations"
+    shutil.copytree(OLD_VERSIONS, location / "versions")
     shutil.copy(app.MIGRATIONS / "env.py", location / "env.py")
     return location
 
