@@ -14,14 +14,19 @@ WORKDIR /app
 COPY requirements.lock ./
 RUN pip install --require-hashes --no-deps -r requirements.lock
 
-# The project and its four packages (the README is the package's long description), built
-# with the locked setuptools and none of its dependencies fetched again.
+# The kit, installed as a wheel (the README is the package's long description), built with
+# the locked setuptools and none of its dependencies fetched again.
 COPY pyproject.toml README.md ./
 COPY taskpipes ./taskpipes
+RUN pip install --no-deps --no-build-isolation . && rm -r taskpipes build
+
+# The GitHub application runs from the working directory, as a Django project does:
+# `dramatiq actors`, `periodiq actors` and `taskpipes` put it on sys.path.
 COPY actors ./actors
 COPY pipelines ./pipelines
 COPY db ./db
-RUN pip install --no-deps --no-build-isolation .
+COPY web ./web
+COPY githubsim ./githubsim
 
 RUN useradd --system --uid 10001 --no-create-home --home-dir /app taskpipes
 USER taskpipes

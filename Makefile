@@ -38,15 +38,25 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# What `make run` needs: the kit and its dependencies, not the test tools (Playwright,
+# schemathesis, mypy, ...).
+$(BIN)/.installed-run: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
 # A simulated day of github_top ticks on SQLite with the in-process broker and the bundled
-# GitHub simulator, then the top-10 table.
-run: install
+# GitHub simulator, then the top-10 table and what to try next.
+run: $(BIN)/.installed-run
 	@$(BIN)/taskpipes github-sim --port $(SIM_PORT) --search-limit 100000 > .github-sim.log 2>&1 & \
 	sim=$$!; trap "kill $$sim 2>/dev/null" EXIT; \
 	for i in $$(seq 100); do grep -q listening .github-sim.log 2>/dev/null && break; sleep 0.1; done; \
 	url=$$(sed -n 's/^github-sim listening on //p' .github-sim.log); \
 	test -n "$$url" || { cat .github-sim.log; echo "the GitHub simulator did not start"; exit 1; }; \
-	$(BIN)/taskpipes db upgrade && GITHUB_API_URL=$$url $(BIN)/taskpipes demo
+	$(BIN)/taskpipes db upgrade && GITHUB_API_URL=$$url $(BIN)/taskpipes demo && \
+	echo && echo "next: $(BIN)/taskpipes serve, then open http://127.0.0.1:8000/ (the top list)" \
+		"and http://127.0.0.1:8000/pipelines (the runs); $(BIN)/taskpipes status for the same in the terminal"
 
 # The quorum re-run goes alongside the main pass, not after it: both mostly wait on
 # processes and servers, so on 2 cores it costs the main pass little of its 60 s. Each has
@@ -97,11 +107,13 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The inner loop, in under 2 minutes: lint, types, the import contracts and the unit tests
-# (tests/unit: pure, no services, no processes).
+# The inner loop, in under 2 minutes: lint, types, the import contracts, the documentation
+# site built strictly (a broken link, anchor or API reference fails it; ~5 s) and the unit
+# tests (tests/unit: pure, no services, no processes).
 check: lint
 	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d site
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis taskpipes.db*
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis taskpipes.db* site

@@ -8,6 +8,15 @@ import taskpipes
 
 broker = taskpipes.start()
 
+# What the `taskpipes` commands use beyond the pipelines, named, not imported.
+application = taskpipes.Application(
+    migrations="db:migrations",
+    models="db.models",
+    web="web.api.app:create_app",
+    commands=("githubsim.commands:add_commands",),
+    run_options="actors.stargazers_cli",
+)
+
 from actors import stargazers  # noqa: E402
 
-__all__ = ["broker", "stargazers"]
+__all__ = ["application", "broker", "stargazers"]

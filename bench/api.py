@@ -112,7 +112,7 @@ def api_subprocess(database_url: str) -> Iterator[str]:
     command = [
         sys.executable,
         "-m",
-        "taskpipes.cli",
+        "taskpipes.cli.main",
         "serve",
         "--host",
         "127.0.0.1",

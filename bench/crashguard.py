@@ -2,8 +2,8 @@
 
 CrashGuard counts each delivery of a message in PostgreSQL before it is processed and
 forgets it afterwards (two short transactions). This measures what that costs per message,
-to decide whether quorum queues' own delivery limit should replace it (README, "Quorum
-queues"). Baseline in the same run: one transaction updating one row, the least a stage's
+to decide whether quorum queues' own delivery limit should replace it (docs/how-to/quorum-queues.md,
+"CrashGuard stays"). Baseline in the same run: one transaction updating one row, the least a stage's
 own bookkeeping costs.
 """
 
@@ -39,7 +39,7 @@ def guarded(guard, messages: list[MessageProxy]) -> float:  # type: ignore[no-un
 def bare(count: int) -> float:
     from db.session import begin
 
-    from taskpipes.models import MessageDelivery
+    from taskpipes.store.tables import MessageDelivery
 
     started = time.perf_counter()
     for _ in range(count):
@@ -58,8 +58,8 @@ def main() -> None:
         from db.session import begin
 
         from db import migrate
-        from taskpipes.middleware import CrashGuard
-        from taskpipes.models import MessageDelivery
+        from taskpipes.runtime.middleware import CrashGuard
+        from taskpipes.store.tables import MessageDelivery
 
         migrate.upgrade(url)
         with begin() as session:

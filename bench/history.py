@@ -21,7 +21,7 @@ from db.models import STATE_ID, RollupBucket, Snapshot
 from pipelines.buckets import StarCount, full_rollup
 from pipelines.records import RepoSnapshot
 from pipelines.store import store_snapshot
-from taskpipes.database import make_engine
+from taskpipes.store.database import make_engine
 
 REPOS = int(os.environ.get("BENCH_REPOS") or 100)
 # The long history's length in days: a year unless BENCH_DAYS says otherwise (a year of

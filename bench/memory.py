@@ -2,7 +2,7 @@
 
 One `dramatiq` worker (2 processes x 8 threads, the application's actors) on this
 machine's RabbitMQ in a private vhost and PostgreSQL in a private database, talking to the
-bundled GitHub simulator (taskpipes.githubsim) on loopback, served from this process.
+bundled GitHub simulator (githubsim) on loopback, served from this process.
 
 Phase 1: 1,000 github_top runs (a backfill of 1,000 ten-minute ticks, enqueued as
 `taskpipes backfill` does): each fetches the top 100 from the simulator's search, keeps the
@@ -99,7 +99,7 @@ def show(label: str, memory: dict[int, tuple[float, float]]) -> None:
 
 def run_top(dsn: str, first: int, count: int) -> None:
     from pipelines.github_top import github_top
-    from taskpipes.ticks import enqueue_ticks
+    from taskpipes.runtime.ticks import enqueue_ticks
 
     ticks = [FIRST_TICK + timedelta(minutes=10 * i) for i in range(first, first + count)]
     started = time.monotonic()
@@ -111,7 +111,7 @@ def run_top(dsn: str, first: int, count: int) -> None:
 
 def run_stargazers(dsn: str, repos: list[str]) -> int:
     from pipelines.stargazers import stargazers
-    from taskpipes.ticks import enqueue_tick
+    from taskpipes.runtime.ticks import enqueue_tick
 
     started = time.monotonic()
     now = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -129,8 +129,8 @@ def run_stargazers(dsn: str, repos: list[str]) -> int:
 
 def main() -> int:
     from db import migrate
-    from taskpipes.githubsim import Simulator
-    from taskpipes.settings import get_settings
+    from githubsim import Simulator
+    from taskpipes.declare.settings import get_settings
 
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load: {os.getloadavg()}", flush=True)
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="memory-") as tmp:

@@ -492,7 +492,7 @@ def confirm_rates(raw: System, kit: System) -> tuple[float, float]:
     import dramatiq
 
     from bench import overhead_kit, overhead_raw
-    from taskpipes import ticks
+    from taskpipes.runtime import ticks
 
     probe = overhead_raw.broker
     sink = dramatiq.actor(broker=probe, queue_name="confirm_probe", actor_name="sink")(print)

@@ -20,6 +20,6 @@ broker = taskpipes.start()
 
 
 if __name__ == "__main__":
-    from taskpipes.ticks import enqueue_ticks
+    from taskpipes.runtime.ticks import enqueue_ticks
 
     serve(lambda keys: enqueue_ticks(noop, [kit_tick(key) for key in keys]))

@@ -33,7 +33,7 @@ from db.models import LatestRanking, StarEvent  # noqa: E402
 from pipelines import spread  # noqa: E402
 from pipelines.star_history import Stargazer  # noqa: E402
 from pipelines.stargazers import insert_star_events  # noqa: E402
-from taskpipes.database import make_engine  # noqa: E402
+from taskpipes.store.database import make_engine  # noqa: E402
 
 EVENTS = 1_000_000
 # The spread phase's target: 1M events in 200 s keeps the whole run under 5 minutes.

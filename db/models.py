@@ -1,6 +1,6 @@
 """The application's ORM models, on the kit's Base (one metadata for Alembic).
 
-The kit's own tables (runs, stage_runs, message_deliveries) live in taskpipes.models;
+The kit's own tables (runs, stage_runs, message_deliveries) live in taskpipes.store.tables;
 they are re-exported here because the app's tables refer to runs.
 """
 
@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from taskpipes.models import Base
+from taskpipes.store.tables import Base
 
 
 class Repository(Base):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from taskpipes.report import human_duration
+from taskpipes.observe.report import human_duration
 
 # A sparkline's viewBox: one unit of x per hour of its 7-day window, SPARK_HEIGHT high.
 SPARK_HOURS = 7 * 24

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskpipes.errors import PermanentError
+from taskpipes.declare.errors import PermanentError
 
 __all__ = [
     "GitHubRequestError",

@@ -12,7 +12,6 @@ A run fetched before stages handed on their outputs finds its answer in raw_resp
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -27,9 +26,11 @@ from pipelines.github import GitHubClient, Page, github_client
 from pipelines.normalize import COUNT_FIELDS, TopList, normalize_top
 from pipelines.records import RepoSnapshot
 from pipelines.store import store_snapshot
-from taskpipes import Context, Later, Pipeline, Schedule, Stage, metrics
-from taskpipes.models import Run
-from taskpipes.settings import get_settings
+from taskpipes import Context, Later, Pipeline, Schedule, Stage
+from taskpipes.declare import clock
+from taskpipes.declare.settings import get_settings
+from taskpipes.observe import metrics
+from taskpipes.store.tables import Run
 
 FETCH, NORMALIZE, STORE, AGGREGATE = "fetch", "normalize", "store", "aggregate"
 # GitHub's largest search page. The star floor is low enough that over 1,000 repositories
@@ -94,7 +95,7 @@ def fetch_search(client: GitHubClient, top_n: int) -> tuple[Any, str | None]:
 
 def _check_quota(page: Page, needed: int) -> None:
     if page.remaining is not None and page.remaining < needed:
-        wait = max(1.0, (page.reset or 0) - time.time())
+        wait = max(1.0, (page.reset or 0) - clock.now().timestamp())
         raise RateLimited(wait, "search")
 
 

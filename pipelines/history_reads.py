@@ -16,7 +16,7 @@ from sqlalchemy.orm import aliased
 from db.models import RollupBucket, Snapshot
 from pipelines.buckets import BUCKET, Close, Point, floor_to, points_between
 from pipelines.charts import evenly
-from taskpipes.models import UTCDateTime
+from taskpipes.store.tables import UTCDateTime
 
 # At most this many points per answer: the newest ones.
 MAX_POINTS = 2000

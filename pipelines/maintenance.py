@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from db.models import RawResponse
 from taskpipes import Context, Pipeline, Retries, Schedule, Stage
-from taskpipes.database import affected_rows
-from taskpipes.models import MessageDelivery, Run
-from taskpipes.runs import FINISHED
-from taskpipes.settings import get_settings
+from taskpipes.declare.settings import get_settings
+from taskpipes.store.database import affected_rows
+from taskpipes.store.runs import FINISHED
+from taskpipes.store.tables import MessageDelivery, Run
 
 # Run history is kept this long.
 RUN_RETENTION = timedelta(days=90)

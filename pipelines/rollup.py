@@ -33,7 +33,7 @@ from pipelines.errors import PermanentError
 from pipelines.repo_charts import refresh_page_data
 from pipelines.trending import refresh_trending
 from taskpipes import Context, Pipeline, Retries, Schedule, Stage
-from taskpipes.upsert import upsert
+from taskpipes.store.upsert import upsert
 
 # Snapshots stored up to this long before the watermark are read again: a store stamps
 # stored_at before its transaction commits, so its rows can become visible after rows

@@ -21,7 +21,7 @@ DEFAULT_RATE = 2000
 # limits, leaving room for other clients of the same token or address.
 API_RATE_WITH_TOKEN = 4000
 API_RATE_ANONYMOUS = 50
-# A wave's delays span at most this long: well under taskpipes.stages.MAX_DELAY_S.
+# A wave's delays span at most this long: well under taskpipes.runtime.stages.MAX_DELAY_S.
 WAVE_SPAN_S = 5 * 60
 # Delayed messages wait in worker memory until due, so a wave holds at most this many.
 MAX_WAVE_PAGES = 200

@@ -32,12 +32,14 @@ from pipelines import spread
 from pipelines.errors import InvalidPayload, PermanentError
 from pipelines.github import GitHubClient, github_client
 from pipelines.star_history import Stargazer, daily_cumulative, parse_stargazers
-from taskpipes import Context, FanOut, Pipeline, Retries, Stage, metrics, runs
-from taskpipes.database import affected_rows, begin
-from taskpipes.models import Run
-from taskpipes.pipeline import STAGE_TIME_LIMIT_MS
-from taskpipes.settings import get_settings
-from taskpipes.upsert import upsert
+from taskpipes import Context, FanOut, Pipeline, Retries, Stage
+from taskpipes.declare.pipeline import STAGE_TIME_LIMIT_MS
+from taskpipes.declare.settings import get_settings
+from taskpipes.observe import metrics
+from taskpipes.store import runs
+from taskpipes.store.database import affected_rows, begin
+from taskpipes.store.tables import Run
+from taskpipes.store.upsert import upsert
 
 PIPELINE = "stargazers"
 TARGETS, PLAN, PAGES = "targets", "plan", "pages"

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Repository, Snapshot
 from pipelines.records import RepoSnapshot
-from taskpipes.upsert import upsert
+from taskpipes.store.upsert import upsert
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,18 @@ no connection: `taskpipes.start()` does, in the application's `actors` module.
 
 from __future__ import annotations
 
-from taskpipes.broker import configure, start
-from taskpipes.errors import PermanentError
-from taskpipes.pipeline import Context, FanOut, Later, Pipeline, Retries, Stage
-from taskpipes.registry import Registry, registry
-from taskpipes.schedule import Schedule
-from taskpipes.settings import Settings
-from taskpipes.stages import close_fan_out, fail_fan_out, hand_off, is_final
+from taskpipes.declare.application import Application
+from taskpipes.declare.errors import PermanentError
+from taskpipes.declare.pipeline import Context, FanOut, Later, Pipeline, Retries, Stage
+from taskpipes.declare.registry import Registry, registry
+from taskpipes.declare.schedule import Schedule
+from taskpipes.declare.settings import Settings
+from taskpipes.runtime.actors import actor
+from taskpipes.runtime.broker import configure, start
+from taskpipes.runtime.stages import close_fan_out, fail_fan_out, hand_off, is_final
 
 __all__ = [
+    "Application",
     "Context",
     "FanOut",
     "Later",
@@ -26,6 +29,7 @@ __all__ = [
     "Schedule",
     "Settings",
     "Stage",
+    "actor",
     "close_fan_out",
     "configure",
     "fail_fan_out",

@@ -17,11 +17,11 @@ from sqlalchemy import func, select
 import actors
 from db import migrate
 from db.models import Snapshot
-from taskpipes import runs
-from taskpipes.database import begin, get_engine, session_factory
-from taskpipes.models import Run
-from taskpipes.schedule import floor_tick
-from taskpipes.settings import get_settings
+from taskpipes.declare.schedule import floor_tick
+from taskpipes.declare.settings import get_settings
+from taskpipes.store import runs
+from taskpipes.store.database import begin, get_engine, session_factory
+from taskpipes.store.tables import Run
 from tests import services
 
 T = TypeVar("T")

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from taskpipes.cli import main
+from taskpipes.cli.main import main
 from tests.app import reset_caches
 
-# Loggers whose level `main` sets for the rest of the process (see taskpipes.cli.main).
+# Loggers whose level `main` sets for the rest of the process (see taskpipes.cli.main.main).
 LOGGERS_MAIN_SETS = ("", "pika", "dramatiq")
 
 

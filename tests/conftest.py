@@ -12,8 +12,15 @@ import pytest
 # subprocesses with BROKER_URL set.
 os.environ.pop("BROKER_URL", None)
 os.environ.pop("GITHUB_TOKEN", None)
+# The GitHub application runs from the checkout, not from site-packages: every process a
+# test starts (workers, schedulers, `taskpipes` in a working directory of its own) finds it
+# on the Python path, as a deployment's working directory would put it.
+CHECKOUT = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [CHECKOUT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 
-from taskpipes.githubsim import Simulator  # noqa: E402
+from githubsim import Simulator  # noqa: E402
 from tests import services  # noqa: E402
 
 # Limits high enough that a test never waits for the simulator's rate limiter by accident.
@@ -94,8 +101,8 @@ def fills(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 def api_server() -> Iterator[str]:
     """The read API on a free loopback port, served by uvicorn in a thread; yields its base
     URL. It reads whatever database the settings name when a request comes in (app_env)."""
-    from taskpipes.api.app import create_app
-    from taskpipes.api.server import serve_in_thread
+    from web.api.app import create_app
+    from web.api.server import serve_in_thread
 
     with serve_in_thread(create_app()) as url:
         yield url

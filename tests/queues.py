@@ -11,8 +11,8 @@ import dramatiq
 import pika
 from pika.exceptions import ChannelClosedByBroker
 
-from taskpipes.rabbit import TypedQueuesBroker
-from taskpipes.settings import load_settings
+from taskpipes.declare.settings import load_settings
+from taskpipes.rabbitmq.queues import TypedQueuesBroker
 
 # How often a waiting test looks again.
 POLL_S = 0.2

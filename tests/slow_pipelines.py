@@ -14,7 +14,7 @@ from pathlib import Path
 
 import actors  # noqa: F401  (the broker and the kit's actors come first)
 from taskpipes import Context, Pipeline, Retries, Stage, registry
-from taskpipes.pipeline import OVERLAP_POLICIES
+from taskpipes.declare.pipeline import OVERLAP_POLICIES
 
 # The gate is polled this often; the stage gives up after its time limit.
 POLL_S = 0.05

@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from taskpipes.declare.pipeline import Pipeline
 from taskpipes.deploy import alerts, dashboards
 from taskpipes.deploy.cadence import Cadence
-from taskpipes.pipeline import Pipeline
 
 __all__ = ["generate", "main", "outdated", "write"]
 

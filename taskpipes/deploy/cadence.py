@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from taskpipes.pipeline import Pipeline
+from taskpipes.declare.pipeline import Pipeline
 
 
 @dataclass(frozen=True)

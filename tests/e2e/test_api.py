@@ -11,15 +11,15 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from githubsim import Simulator
 from taskpipes import registry
-from taskpipes.api.app import create_app
-from taskpipes.api.server import serve_in_thread
-from taskpipes.database import begin
-from taskpipes.githubsim import Simulator
-from taskpipes.models import Run
-from taskpipes.report import MAX_SHOWN_OUTPUT
-from taskpipes.runner import run_tick
+from taskpipes.observe.report import MAX_SHOWN_OUTPUT
+from taskpipes.runtime.runner import run_tick
+from taskpipes.store.database import begin
+from taskpipes.store.tables import Run
 from tests.app import configure, latest_tick, reset_caches
+from web.api.app import create_app
+from web.api.server import serve_in_thread
 
 
 def get(base: str, path: str, **params: object) -> requests.Response:

@@ -1,4 +1,5 @@
-"""`taskpipes backfill rollup --from --to` over a hand-made history (README, "Running")."""
+"""`taskpipes backfill rollup --from --to` over a hand-made history (docs/how-to/operate.md,
+"Run a tick by hand")."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import RollupState
-from taskpipes.database import begin, make_engine
-from taskpipes.models import Run
+from taskpipes.store.database import begin, make_engine
+from taskpipes.store.tables import Run
 from tests.clirun import run_cli
 from tests.handmade import AS_OF, EXPECTED_TRENDING, HISTORY, at, expected_buckets, store
 from tests.integration.test_rollup import stored_buckets, stored_trending

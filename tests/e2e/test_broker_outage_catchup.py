@@ -1,5 +1,5 @@
 """A tick periodiq could not send because RabbitMQ was down is filled within a minute of
-RabbitMQ coming back (README, "Missed ticks").
+RabbitMQ coming back (docs/scheduling.md, "Missed ticks").
 
 Only the scheduler loses RabbitMQ: it talks to it through a TcpProxy the test switches off
 for a minute and a bit, across one tick, and runs under a supervisor, as in production.
@@ -23,8 +23,8 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from db import migrate
-from taskpipes.models import Run
-from taskpipes.schedule import floor_minute
+from taskpipes.declare.schedule import floor_minute
+from taskpipes.store.tables import Run
 from tests.processes import service_env, supervised
 from tests.queues import wait_until
 from tests.shifted_clock import (

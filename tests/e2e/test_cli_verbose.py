@@ -1,10 +1,11 @@
-"""`taskpipes run` prints a summary; `-v` adds the workers' logs (README, "Running")."""
+"""`taskpipes run` prints a summary; `-v` adds the workers' logs (docs/how-to/operate.md,
+"Run a tick by hand")."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from taskpipes.githubsim import Simulator
+from githubsim import Simulator
 from tests.clirun import run_cli
 from tests.processes import service_env, taskpipes
 

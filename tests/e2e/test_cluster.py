@@ -24,10 +24,10 @@ from sqlalchemy.engine import Engine
 
 from db import migrate
 from db.models import Snapshot
-from taskpipes.githubsim import Simulator
-from taskpipes.models import Run
-from taskpipes.rabbit import TypedQueuesBroker
-from taskpipes.schedule import floor_minute
+from githubsim import Simulator
+from taskpipes.declare.schedule import floor_minute
+from taskpipes.rabbitmq.queues import TypedQueuesBroker
+from taskpipes.store.tables import Run
 from tests import cluster as clusters
 from tests.cluster import Cluster, Node
 from tests.processes import scheduler, service_env, taskpipes, workers

@@ -25,11 +25,14 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from db import migrate
-from taskpipes import controls, registry, runs
-from taskpipes.database import begin, get_engine, reading
-from taskpipes.models import Run, StageRun
-from taskpipes.pipeline import Pipeline
-from taskpipes.runner import ensure_workers
+from taskpipes import registry
+from taskpipes.declare import clock
+from taskpipes.declare.pipeline import Pipeline
+from taskpipes.runtime.current import current_broker
+from taskpipes.runtime.runner import ensure_workers
+from taskpipes.store import controls, runs
+from taskpipes.store.database import begin, get_engine, reading
+from taskpipes.store.tables import Run, StageRun
 from tests import services
 from tests.app import reset_caches
 from tests.concurrent_stages import (
@@ -86,10 +89,10 @@ class InProcess(Backend):
     """A SQLite file, and the in-process broker with its worker threads."""
 
     def send(self, message: dramatiq.Message) -> None:
-        registry.broker.enqueue(message)
+        current_broker().enqueue(message)
 
     def settle(self, deliveries: Mapping[str, int]) -> None:
-        registry.broker.join(QUEUE, timeout=WAIT_S * 1000)
+        current_broker().join(QUEUE, timeout=WAIT_S * 1000)
 
     def closes(self, pipeline: str, status: str) -> float:
         labels = {"pipeline": pipeline, "status": status}
@@ -202,7 +205,7 @@ def use_database(env: pytest.MonkeyPatch, url: str) -> None:
 def in_process(env: pytest.MonkeyPatch, url: str) -> Iterator[Backend]:
     use_database(env, url)
     registry.declare(*PIPELINES)
-    ensure_workers(registry.broker)
+    ensure_workers(current_broker())
     try:
         yield InProcess()
     finally:
@@ -287,16 +290,14 @@ def test_copies_of_a_stage_message_of_a_cancelled_run_do_nothing(backend: Backen
             status=runs.RUNNING,
             attempts=1,
             message_id="cancelled-tick",
-            enqueued_at=runs.utcnow(),
-            started_at=runs.utcnow(),
+            enqueued_at=clock.now(),
+            started_at=clock.now(),
         )
         session.add(run)
         session.flush()
         run_id = run.id
     with begin() as session:
-        assert controls.cancel(
-            session, CANCELLED, session.get_one(Run, run_id), "ana", runs.utcnow()
-        )
+        assert controls.cancel(session, CANCELLED, session.get_one(Run, run_id), "ana", clock.now())
 
     # When copies of b's message come at the same time
     backend.send_copies(CANCELLED, run_id, COPIES)

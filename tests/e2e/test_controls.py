@@ -15,14 +15,16 @@ import pytest
 from dramatiq.middleware import Middleware
 from sqlalchemy import select
 
-from taskpipes import Context, Later, Pipeline, Stage, registry, runs
-from taskpipes.catchup import catch_up_pipeline
-from taskpipes.cli import main
-from taskpipes.database import begin
-from taskpipes.models import PipelineControl, Run, StageRun
-from taskpipes.pipeline import tick_jitter
-from taskpipes.runner import ensure_workers, run_tick
-from taskpipes.ticks import enqueue_tick, enqueue_ticks
+from taskpipes import Context, Later, Pipeline, Stage, registry
+from taskpipes.cli.main import main
+from taskpipes.declare.pipeline import tick_jitter
+from taskpipes.runtime.catchup import catch_up_pipeline
+from taskpipes.runtime.current import current_broker
+from taskpipes.runtime.runner import ensure_workers, run_tick
+from taskpipes.runtime.ticks import enqueue_tick, enqueue_ticks
+from taskpipes.store import runs
+from taskpipes.store.database import begin
+from taskpipes.store.tables import PipelineControl, Run, StageRun
 from tests.app import wait_for_run
 from tests.processes import service_env, taskpipes
 from tests.queues import wait_until
@@ -158,7 +160,7 @@ def test_cancel_lets_the_running_stage_finish_and_starts_no_later_stage(
     )
     registry.declare(pipeline)
     declared.append(pipeline)
-    ensure_workers(registry.broker)
+    ensure_workers(current_broker())
     run_id, _ = enqueue_tick(pipeline, T0)
     assert gate.entered.wait(30)
 
@@ -166,7 +168,7 @@ def test_cancel_lets_the_running_stage_finish_and_starts_no_later_stage(
     assert main(["cancel", str(run_id), "--by", "ana"]) == 0
     assert "stage first was running or next: a running stage finishes" in capsys.readouterr().out
     gate.open.set()
-    registry.broker.join(pipeline.queue_name)
+    current_broker().join(pipeline.queue_name)
 
     # Then the run is cancelled with who and when, the first stage's work is recorded,
     # and the second stage never started
@@ -210,13 +212,13 @@ def test_a_delayed_stage_message_of_a_cancelled_run_does_nothing(
     )
     registry.declare(pipeline)
     declared.append(pipeline)
-    ensure_workers(registry.broker)
+    ensure_workers(current_broker())
     run_id, _ = enqueue_tick(pipeline, T0)
     wait_until(lambda: attempts or None, 30, "the first attempt")
 
     # When the run is cancelled before the delayed message comes due
     assert main(["cancel", str(run_id)]) == 0
-    registry.broker.join(pipeline.queue_name)
+    current_broker().join(pipeline.queue_name)
 
     # Then the delayed message did nothing: no second attempt, the run stays cancelled
     assert attempts == [run_id]
@@ -260,16 +262,16 @@ def test_a_backfill_of_a_queue_pipeline_sends_each_tick_once_and_runs_them_one_a
     )
     registry.declare(pipeline)
     declared.append(pipeline)
-    ensure_workers(registry.broker)
+    ensure_workers(current_broker())
     sends = TickSends()
-    registry.broker.middleware.append(sends)
+    current_broker().middleware.append(sends)
     ticks = [T0 + timedelta(minutes=i) for i in range(40)]
     try:
         # When 40 ticks are requested at once (a backfill), while the workers take them
         requested = enqueue_ticks(pipeline, ticks)
         finished = [wait_for_run(pipeline.name, tick) for tick in ticks]
     finally:
-        registry.broker.middleware.remove(sends)
+        current_broker().middleware.remove(sends)
 
     # Then every tick succeeded once, each tick message was sent exactly once (a waiting
     # tick is started by the run ahead of it, not sent again), and no two runs interleaved
@@ -331,7 +333,7 @@ def test_status_api_readyz_page_and_gauge_show_the_pause(app_env, sqlite_url, ap
 
     from prometheus_client import REGISTRY
 
-    from taskpipes.housekeeping import observe_pauses
+    from taskpipes.runtime.housekeeping import observe_pauses
 
     # Given rollup paused
     app_env(sqlite_url)
@@ -339,8 +341,8 @@ def test_status_api_readyz_page_and_gauge_show_the_pause(app_env, sqlite_url, ap
     assert run_tick(registry.get("rollup"), T0, 60).status == runs.PAUSED
 
     # Then `taskpipes status` says so, in text and JSON
-    from taskpipes.report import report_json, report_text
-    from taskpipes.status import gather
+    from taskpipes.observe.report import report_json, report_text
+    from taskpipes.observe.status import gather
 
     statuses = gather(T0)
     assert "PAUSED:       paused by ana at" in report_text(statuses)

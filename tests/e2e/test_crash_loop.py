@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from db import migrate
 from db.models import Snapshot
-from taskpipes import runs
-from taskpipes.githubsim import Simulator
-from taskpipes.models import Run
-from taskpipes.rabbit import queue_depths
+from githubsim import Simulator
+from taskpipes.rabbitmq.queues import queue_depths
+from taskpipes.store import runs
+from taskpipes.store.tables import Run
 from tests.processes import VENV_BIN, service_env, supervised, taskpipes
 from tests.queues import broker_for
 

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from db import migrate
 from db.models import Snapshot
-from taskpipes.githubsim import Simulator
-from taskpipes.models import Run
+from githubsim import Simulator
+from taskpipes.store.tables import Run
 from tests.clirun import run_cli
 from tests.processes import service_env, taskpipes, workers
 from tests.queues import count, dead_message, declare, peek, publish, wait_until

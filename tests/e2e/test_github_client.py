@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 
+from githubsim import Simulator
 from pipelines.errors import (
     GitHubRequestError,
     MalformedResponse,
@@ -24,7 +25,6 @@ from pipelines.errors import (
 )
 from pipelines.github import GitHubClient, rate_limit_wait
 from pipelines.github_body import MAX_BODY_BYTES
-from taskpipes.githubsim import Simulator
 
 SEARCH = "/search/repositories?q=stars:>50000&sort=stars&order=desc&per_page=100"
 NOW = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ from sqlalchemy import create_engine, func, select, text
 
 from db import migrate
 from db.models import Repository, Snapshot
-from taskpipes import rabbit
-from taskpipes.githubsim import Simulator
+from githubsim import Simulator
+from taskpipes.rabbitmq import queues as rabbit
 from tests.clirun import run_cli
 from tests.processes import service_env, taskpipes, workers
 from tests.queues import wait_until

@@ -2,7 +2,7 @@
 
 Core kinds are checked by kubernetes-validate against the Kubernetes API schemas (strict:
 an unknown field fails); KEDA's kinds against the openAPIV3Schema of KEDA's own CRDs
-(tests/keda). The rest checks the promises the README makes about the manifests.
+(tests/keda). The rest checks the promises docs/how-to/deploy.md makes about the manifests.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from taskpipes.pipeline import STAGE_TIME_LIMIT_MS
+from taskpipes.declare.pipeline import STAGE_TIME_LIMIT_MS
 from tests.services import QUEUES, unavailable
 
 ROOT = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"

@@ -13,9 +13,9 @@ import yaml
 from sqlalchemy import create_engine, select
 
 from taskpipes import deploy
-from taskpipes.database import begin
-from taskpipes.models import Run
-from taskpipes.runner import run_tick
+from taskpipes.runtime.runner import run_tick
+from taskpipes.store.database import begin
+from taskpipes.store.tables import Run
 from tests.app import wait_for_run
 from tests.clirun import run_cli
 from tests.e2e.test_deploy import DASHBOARDS, PROMETHEUS, declared
@@ -137,7 +137,7 @@ def test_its_declaration_alone_gives_it_an_alert_cases_and_a_dashboard_series() 
 def test_the_catch_up_pass_covers_it(app_env, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
     import actors  # noqa: F401  (the in-process broker, to which catch-up sends)
     from taskpipes import registry
-    from taskpipes.catchup import catch_up_pipeline
+    from taskpipes.runtime.catchup import catch_up_pipeline
 
     # Given language_stats ran its 12:00 tick, and nothing ran after it
     stored_history(app_env, sqlite_url)

@@ -8,7 +8,7 @@ from pathlib import Path
 import dramatiq
 import pika
 
-from taskpipes.rabbit import TypedQueuesBroker, queue_arguments
+from taskpipes.rabbitmq.queues import TypedQueuesBroker, queue_arguments
 from tests.processes import service_env, taskpipes
 from tests.queues import dead_message, publish
 

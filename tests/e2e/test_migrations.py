@@ -8,7 +8,7 @@ import requests
 from sqlalchemy import create_engine, inspect
 
 from db import migrate
-from taskpipes.models import Base
+from taskpipes.store.tables import Base
 from tests.clirun import run_cli
 from tests.processes import VENV_BIN, free_port, process, service_env
 from tests.queues import wait_until

@@ -32,8 +32,8 @@ import pytest
 import yaml
 
 from db import migrate
-from taskpipes.githubsim import Simulator
-from taskpipes.schedule import floor_minute
+from githubsim import Simulator
+from taskpipes.declare.schedule import floor_minute
 from tests import services
 from tests.e2e.test_deploy import PROMETHEUS, assert_ok, dashboards, panels, run
 from tests.processes import (

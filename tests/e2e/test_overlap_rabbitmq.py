@@ -15,8 +15,8 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.engine import Engine
 
 from db import migrate
-from taskpipes import runs
-from taskpipes.models import Run, StageRun
+from taskpipes.store import runs
+from taskpipes.store.tables import Run, StageRun
 from tests.processes import VENV_BIN, metric_sum, process, scrape, service_env
 from tests.queues import declare, publish, wait_until
 

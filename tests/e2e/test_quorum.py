@@ -6,8 +6,13 @@ import pika
 import pytest
 from dramatiq.errors import ConnectionClosed
 
-from taskpipes.rabbit import RETURN_ALLOWANCE, TypedQueuesBroker, broker_hosts, queue_arguments
-from taskpipes.settings import ConfigError, load_settings
+from taskpipes.declare.settings import ConfigError, load_settings
+from taskpipes.rabbitmq.queues import (
+    RETURN_ALLOWANCE,
+    TypedQueuesBroker,
+    broker_hosts,
+    queue_arguments,
+)
 from tests.e2e.test_migrate_queues import queue_types
 from tests.processes import service_env, taskpipes
 from tests.queues import count, dead_message, wait_until

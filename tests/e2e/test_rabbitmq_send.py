@@ -16,7 +16,7 @@ import dramatiq
 import pika
 from sqlalchemy import create_engine, select
 
-from taskpipes.models import Run
+from taskpipes.store.tables import Run
 from tests.processes import service_env, taskpipes
 from tests.queues import count, declare, publish, wait_until
 from tests.services import rabbitmqctl

@@ -11,7 +11,7 @@ import pendulum
 import pytest
 from periodiq import CronSpec
 
-from taskpipes.schedule import (
+from taskpipes.declare.schedule import (
     CatchupPlan,
     Schedule,
     ScheduleError,

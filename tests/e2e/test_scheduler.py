@@ -16,9 +16,9 @@ from sqlalchemy.engine import Engine
 
 from db import migrate
 from db.models import Snapshot
-from taskpipes.githubsim import Simulator
-from taskpipes.models import Run, StageRun
-from taskpipes.schedule import floor_minute
+from githubsim import Simulator
+from taskpipes.declare.schedule import floor_minute
+from taskpipes.store.tables import Run, StageRun
 from tests.processes import metric_sum, scrape, service_env
 from tests.queues import wait_until
 from tests.shifted_clock import clock_offset, next_minute_at, scheduler, workers

@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import MetaData, create_engine, select
 
-from taskpipes import rabbit
-from taskpipes.githubsim import Simulator
+from githubsim import Simulator
+from taskpipes.rabbitmq import queues as rabbit
 from tests import services
 from tests.e2e.test_stargazers import clock_at_stars
 from tests.processes import free_port, process, scheduler, scrape, service_env, workers

@@ -3,7 +3,7 @@ GET works, hostile repository text that stays text in a real browser (Chromium),
 bodies that quote at most a line of what the caller sent.
 
 The tables are filled by real runs (github_top, rollup on a SQLite file, in-process broker)
-against a simulator with its hostile repository switched on (taskpipes.githubsim.hostile).
+against a simulator with its hostile repository switched on (githubsim.hostile).
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from githubsim import Simulator
+from githubsim.hostile import HOSTILE_DESCRIPTION, HOSTILE_FULL_NAME, HOSTILE_LANGUAGE
 from taskpipes import registry
-from taskpipes.api.app import create_app
-from taskpipes.api.server import serve_in_thread
-from taskpipes.githubsim import Simulator
-from taskpipes.githubsim.hostile import HOSTILE_DESCRIPTION, HOSTILE_FULL_NAME, HOSTILE_LANGUAGE
-from taskpipes.runner import run_tick
+from taskpipes.runtime.runner import run_tick
 from tests.app import Fills, configure, latest_tick, reset_caches
 from tests.conftest import SIM_LIMITS
 from tests.e2e.test_web import chromium, nu_validator_errors  # noqa: F401 (a fixture)
 from tests.processes import VENV_BIN, free_port, process, scrape, service_env
 from tests.processes import taskpipes as run_taskpipes
 from tests.queues import wait_until
+from web.api.app import create_app
+from web.api.server import serve_in_thread
 
 HOSTILE_PAGE = f"/repos/{quote(HOSTILE_FULL_NAME)}"
 # Every kind of answer: pages, their notices, JSON, metrics, the schema.
@@ -51,7 +51,7 @@ PATHS = (
     "/metrics",
     "/openapi.json",
 )
-# The README's promise: any quote of the caller's input is cut to 80 characters, and a body
+# docs/security.md's promise: any quote of the caller's input is cut to 80 characters, and a body
 # quotes it at most twice (a validation error names the value and its field's message).
 ECHO_LIMIT = 80
 

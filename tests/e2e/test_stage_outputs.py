@@ -15,10 +15,10 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from taskpipes import Context, Pipeline, Retries, Stage, registry
-from taskpipes.database import begin
-from taskpipes.models import StageRun
-from taskpipes.pipeline import MAX_OUTPUT_BYTES
-from taskpipes.runner import Outcome, ensure_workers, run_tick
+from taskpipes.declare.pipeline import MAX_OUTPUT_BYTES
+from taskpipes.runtime.runner import Outcome, ensure_workers, run_tick
+from taskpipes.store.database import begin
+from taskpipes.store.tables import StageRun
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 # Quick retries, so a test of retried failures waits milliseconds, not minutes.

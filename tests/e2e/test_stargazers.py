@@ -22,15 +22,15 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from db.models import LatestRanking, StarEvent, StargazerCursor, StargazerPage, StargazerRun
+from githubsim import Simulator
 from pipelines import spread
 from pipelines.errors import InvalidPayload
 from pipelines.star_history import Stargazer, daily_cumulative, every, parse_stargazers
 from taskpipes import registry
-from taskpipes.cli import main as cli_main
-from taskpipes.database import begin
-from taskpipes.githubsim import Simulator
-from taskpipes.models import Run, StageRun
-from taskpipes.runner import Outcome, run_tick
+from taskpipes.cli.main import main as cli_main
+from taskpipes.runtime.runner import Outcome, run_tick
+from taskpipes.store.database import begin
+from taskpipes.store.tables import Run, StageRun
 
 REPO = "axios/axios"
 TICK = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
@@ -413,7 +413,7 @@ def test_killed_midway_a_rerun_completes_without_duplicates(
     app_env(database_url)
     clock_at_stars(simulator, REPO, 1500)
     env = {k: v for k, v in os.environ.items() if k != "BROKER_URL"}
-    command = [sys.executable, "-m", "taskpipes.cli", "run", "stargazers", "--repo", REPO]
+    command = [sys.executable, "-m", "taskpipes.cli.main", "run", "stargazers", "--repo", REPO]
     command += ["--api-rate", "100000000"]
     child = subprocess.Popen(
         [*command, "--at", TICK.isoformat(), "--rate", "500"],

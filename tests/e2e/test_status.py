@@ -16,10 +16,7 @@ from sqlalchemy.orm import Session
 
 import actors
 from db import migrate
-from taskpipes.housekeeping import observe_queues, stub_depths
-from taskpipes.models import Run
-from taskpipes.rabbit import queue_depths
-from taskpipes.report import (
+from taskpipes.observe.report import (
     PipelineStatus,
     QueueDepth,
     RunRow,
@@ -29,6 +26,9 @@ from taskpipes.report import (
     report_json,
     status_lines,
 )
+from taskpipes.rabbitmq.queues import queue_depths
+from taskpipes.runtime.housekeeping import observe_queues, stub_depths
+from taskpipes.store.tables import Run
 from tests.clirun import run_cli
 from tests.processes import service_env, taskpipes
 from tests.queues import dead_message, declare, publish
@@ -44,14 +44,10 @@ def row(run_id: int, tick: str, status: str, error: str | None = None) -> RunRow
 
 
 def status_of(success: RunRow | None, **changes) -> PipelineStatus:  # type: ignore[no-untyped-def]
-    values = {
-        "last_failure": None,
-        "in_progress": [],
-        "depths": QueueDepth(1, 2, 3),
-        "depths_note": None,
-    }
-    values.update(changes)
-    return pipeline_status("github_top", "github_top", TEN_MINUTES, success, now=NOW, **values)
+    values = {"depths": QueueDepth(1, 2, 3), **changes}
+    return pipeline_status(
+        "github_top", "github_top", now=NOW, period=TEN_MINUTES, last_success=success, **values
+    )
 
 
 # --- the pure report ---------------------------------------------------------------

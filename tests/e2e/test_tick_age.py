@@ -15,10 +15,10 @@ import actors
 from db import migrate
 from db.models import Snapshot
 from pipelines.github_top import github_top
-from taskpipes.database import begin
-from taskpipes.models import Run
-from taskpipes.runner import ensure_workers
-from taskpipes.schedule import floor_tick
+from taskpipes.declare.schedule import floor_tick
+from taskpipes.runtime.runner import ensure_workers
+from taskpipes.store.database import begin
+from taskpipes.store.tables import Run
 from tests.app import snapshot_count, wait_for_run
 from tests.integration.test_github_top import FailFirstSend
 from tests.processes import metric_sum, scrape, service_env, workers

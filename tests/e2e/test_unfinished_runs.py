@@ -10,8 +10,8 @@ from sqlalchemy import create_engine, func, select
 
 from db import migrate
 from db.models import Snapshot
-from taskpipes.githubsim import Simulator
-from taskpipes.models import Run
+from githubsim import Simulator
+from taskpipes.store.tables import Run
 from tests.processes import free_port, service_env, taskpipes
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)

@@ -22,12 +22,12 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from githubsim import Simulator
 from taskpipes import registry
-from taskpipes.database import begin
-from taskpipes.githubsim import Simulator
-from taskpipes.models import Run
-from taskpipes.runner import run_tick
-from taskpipes.schedule import ticks_between
+from taskpipes.declare.schedule import ticks_between
+from taskpipes.runtime.runner import run_tick
+from taskpipes.store.database import begin
+from taskpipes.store.tables import Run
 from tests.app import Fills, latest_tick
 from tests.tools import require_debian_package
 

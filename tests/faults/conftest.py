@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from taskpipes.githubsim import Simulator
+from githubsim import Simulator
 from tests import services
 from tests.faults import private_services
 from tests.faults.deployment import Deployment

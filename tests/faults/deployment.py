@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from taskpipes.githubsim import Simulator
+from githubsim import Simulator
 from tests.processes import (
     VENV_BIN,
     Supervisor,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from taskpipes.githubsim import Simulator
+from githubsim import Simulator
 from tests.faults import ledger
 from tests.faults.deployment import PATIENCE_S, Deployment, finished
 from tests.faults.private_services import PrivateRabbit

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from taskpipes.githubsim import Simulator
+from githubsim import Simulator
 from tests.faults import ledger
 from tests.faults.deployment import PATIENCE_S, Deployment, finished, get_json
 from tests.faults.holds import TableLock, dsn, waiting_on

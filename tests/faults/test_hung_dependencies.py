@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from taskpipes.githubsim import Simulator
+from githubsim import Simulator
 from tests.faults import ledger
 from tests.faults.deployment import PATIENCE_S, finished
 from tests.faults.holds import blocked_by, dsn

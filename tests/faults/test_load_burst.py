@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from taskpipes.githubsim import Simulator
+from githubsim import Simulator
 from tests.faults import ledger
 from tests.faults.deployment import Deployment, finished
 from tests.faults.report import Row, assert_nothing_lost

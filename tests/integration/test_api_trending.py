@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 import requests
 
+from githubsim import Simulator
 from taskpipes import registry
-from taskpipes.database import begin
-from taskpipes.githubsim import Simulator
-from taskpipes.runner import run_tick
+from taskpipes.runtime.runner import run_tick
+from taskpipes.store.database import begin
 from tests.handmade import AS_OF, HISTORY, at, store
 
 TIMEOUT_S = 60

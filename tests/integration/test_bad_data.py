@@ -18,12 +18,12 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import LatestRanking, RawResponse, Repository, Snapshot
+from githubsim import Simulator
+from githubsim.badbodies import EMOJI_CJK, decorate
 from pipelines.github_body import MAX_BODY_BYTES
 from taskpipes import registry
-from taskpipes.database import begin
-from taskpipes.githubsim import Simulator
-from taskpipes.githubsim.badbodies import EMOJI_CJK, decorate
-from taskpipes.runner import Outcome, run_tick
+from taskpipes.runtime.runner import Outcome, run_tick
+from taskpipes.store.database import begin
 from tests.app import quicken_retries
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from taskpipes.deadletters import (
+from taskpipes.rabbitmq.deadletters import (
     DeadLetter,
     describe,
     last_error,

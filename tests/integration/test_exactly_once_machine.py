@@ -16,7 +16,7 @@ something an operator or a failure would:
   defers (`defer_on`, `later`: a delayed message comes back); the worker dies after the
   commit, before the hand-off left (the send raises, so it is lost) or before its ack: the
   message comes again;
-- a tick of a pipeline, whose overlap policy then applies; `taskpipes.controls.cancel` of
+- a tick of a pipeline, whose overlap policy then applies; `taskpipes.store.controls.cancel` of
   an unfinished run.
 
 After every step no stage of any run has written twice. After the last step the machine
@@ -51,11 +51,13 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, text
 
 from db import migrate
-from taskpipes import Context, Later, Pipeline, Retries, Stage, controls, runs
-from taskpipes.database import begin, get_engine, reading
-from taskpipes.models import Run
-from taskpipes.pipeline import OVERLAP_POLICIES
-from taskpipes.register import pipeline_actors
+from taskpipes import Context, Later, Pipeline, Retries, Stage
+from taskpipes.declare import clock
+from taskpipes.declare.pipeline import OVERLAP_POLICIES
+from taskpipes.runtime.actors import pipeline_actors
+from taskpipes.store import controls, runs
+from taskpipes.store.database import begin, get_engine, reading
+from taskpipes.store.tables import Run
 from tests import services
 from tests.app import reset_caches
 from tests.copies import Overlap
@@ -293,7 +295,7 @@ class ExactlyOnce(RuleBasedStateMachine):
             return
         with begin() as session:
             run = session.get_one(Run, candidates[pick % len(candidates)])
-            if controls.cancel(session, BY_NAME[run.pipeline], run, "machine", runs.utcnow()):
+            if controls.cancel(session, BY_NAME[run.pipeline], run, "machine", clock.now()):
                 self.cancelled.add(run.id)
 
     # -- what must hold -----------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from pipelines.errors import ForeignOrigin
 from pipelines.github import GitHubClient
 from taskpipes import registry
-from taskpipes.runner import Outcome, run_tick
+from taskpipes.runtime.runner import Outcome, run_tick
 from tests.app import snapshot_count
 from tests.foreign_host import ForeignHost, foreign_host
 

@@ -14,14 +14,15 @@ from sqlalchemy import delete, func, null, select, update
 
 import actors
 from db.models import LatestRanking, RawResponse, Repository, Snapshot
+from githubsim import Simulator
 from pipelines.github_top import refetch_delay_s
-from taskpipes import metrics, registry
-from taskpipes.database import begin
-from taskpipes.githubsim import Simulator
-from taskpipes.models import Run, StageRun
-from taskpipes.runner import Outcome, run_tick, wait_for
-from taskpipes.settings import get_settings, load_settings
-from taskpipes.stages import run_stage
+from taskpipes import registry
+from taskpipes.declare.settings import get_settings, load_settings
+from taskpipes.observe import metrics
+from taskpipes.runtime.runner import Outcome, run_tick, wait_for
+from taskpipes.runtime.stages import run_stage
+from taskpipes.store.database import begin
+from taskpipes.store.tables import Run, StageRun
 from tests.app import added, quicken_retries, retry_counts, snapshot_count
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)

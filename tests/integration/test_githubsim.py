@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from taskpipes.githubsim import Simulator, identity
-from taskpipes.githubsim.catalog import build_catalog
-from taskpipes.githubsim.data import load_repos
-from taskpipes.githubsim.longtail import TAIL_SIZE
+from githubsim import Simulator, identity
+from githubsim.catalog import build_catalog
+from githubsim.data import load_repos
+from githubsim.longtail import TAIL_SIZE
 
 AUG_15 = datetime(2026, 8, 15, tzinfo=UTC)
 AUG_20 = datetime(2026, 8, 20, 12, tzinfo=UTC)
@@ -59,7 +59,7 @@ def test_search_returns_top_100_unique_with_all_fields(sim: Simulator) -> None:
     assert response.headers["content-type"] == "application/json; charset=utf-8"
     body = response.json()
     items = body["items"]
-    # the bundled 103 and the generated long tail (taskpipes.githubsim.longtail)
+    # the bundled 103 and the generated long tail (githubsim.longtail)
     assert body["incomplete_results"] is False and body["total_count"] == 103 + TAIL_SIZE
     assert len({item["id"] for item in items}) == 100
     stars = [item["stargazers_count"] for item in items]

@@ -16,7 +16,7 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
-from taskpipes.githubsim import Simulator
+from githubsim import Simulator
 
 SCHEMAS = json.loads(
     (Path(__file__).parents[1] / "data" / "github-openapi-subset.json").read_text()

@@ -17,7 +17,7 @@ from pipelines.language_stats import (
 from pipelines.records import RepoSnapshot
 from pipelines.rollup import roll_up_tick
 from pipelines.store import store_snapshot
-from taskpipes.database import begin
+from taskpipes.store.database import begin
 from tests.handmade import at
 
 # --- the pure core ---------------------------------------------------------------------

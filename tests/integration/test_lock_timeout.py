@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from taskpipes.database import make_engine
-from taskpipes.settings import get_settings
+from taskpipes.declare.settings import get_settings
+from taskpipes.store.database import make_engine
 from tests.faults.holds import dsn
 
 

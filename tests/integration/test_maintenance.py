@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from db.models import RawResponse
 from taskpipes import registry
-from taskpipes.database import begin
-from taskpipes.models import Run, StageRun
-from taskpipes.runner import run_tick
+from taskpipes.runtime.runner import run_tick
+from taskpipes.store.database import begin
+from taskpipes.store.tables import Run, StageRun
 
 
 def add_run(session, age: timedelta, status: str = "succeeded", raw: bool = True) -> int:  # type: ignore[no-untyped-def]

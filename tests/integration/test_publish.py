@@ -13,10 +13,13 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import Middleware
 from sqlalchemy import func, select, update
 
-from taskpipes import publish, registry, runs
-from taskpipes.database import begin
-from taskpipes.models import Run
-from taskpipes.ticks import enqueue_ticks
+from taskpipes import registry
+from taskpipes.rabbitmq import publish
+from taskpipes.runtime.current import current_broker
+from taskpipes.runtime.ticks import enqueue_ticks
+from taskpipes.store import runs
+from taskpipes.store.database import begin
+from taskpipes.store.tables import Run
 from tests import queues
 
 T0 = datetime(2026, 8, 1, tzinfo=UTC)
@@ -64,9 +67,9 @@ class Sent(Middleware):
 @pytest.fixture
 def sent() -> Iterator[Sent]:
     recorder = Sent()
-    registry.broker.middleware.append(recorder)
+    current_broker().middleware.append(recorder)
     yield recorder
-    registry.broker.middleware.remove(recorder)
+    current_broker().middleware.remove(recorder)
 
 
 @pytest.fixture
@@ -81,8 +84,8 @@ def drained() -> Iterator[None]:
             update(Run).where(Run.status.in_(runs.IN_PROGRESS)).values(status=runs.SUCCEEDED)
         )
     rollup = registry.get("rollup")
-    registry.broker.flush(rollup.queue_name)
-    registry.broker.join(rollup.queue_name, timeout=60_000, fail_fast=False)
+    current_broker().flush(rollup.queue_name)
+    current_broker().join(rollup.queue_name, timeout=60_000, fail_fast=False)
 
 
 def test_a_backfill_records_each_tick_once_and_sends_each_request_once(

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from db.models import LatestRanking, RepoChart, Repository, RollupState
+from githubsim import Simulator
 from pipelines.aggregate import refresh_latest_ranking
 from pipelines.page_data import ChartData, chart_data
 from taskpipes import registry
-from taskpipes.database import begin
-from taskpipes.githubsim import Simulator
-from taskpipes.runner import run_tick
+from taskpipes.runtime.runner import run_tick
+from taskpipes.store.database import begin
 from tests.handmade import AS_OF, HISTORY, at, store
 
 T = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)

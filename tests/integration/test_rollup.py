@@ -24,8 +24,8 @@ from pipelines.buckets import (
 )
 from pipelines.rollup import pages_stage, roll_up, roll_up_tick
 from pipelines.trending import WINDOWS, Trend, full_trending, rank_trending
-from taskpipes.database import make_engine
-from taskpipes.pipeline import Context
+from taskpipes.declare.pipeline import Context
+from taskpipes.store.database import make_engine
 from tests.handmade import AS_OF, EXPECTED_TRENDING, HISTORY, at, expected_buckets, store
 
 

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from db import migrate
 from pipelines.rollup import roll_up_tick
-from taskpipes.database import make_engine
-from taskpipes.models import Base
+from taskpipes.store.database import make_engine
+from taskpipes.store.tables import Base
 from tests.handmade import AS_OF, EXPECTED_TRENDING, HISTORY, at, expected_buckets, store
 from tests.integration.test_rollup import stored_buckets, stored_trending
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from db import migrate
-from taskpipes import runs
-from taskpipes.database import begin
-from taskpipes.models import Run, StageRun
+from taskpipes.store import runs
+from taskpipes.store.database import begin
+from taskpipes.store.tables import Run, StageRun
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from taskpipes.settings import ConfigError, load_settings
+from taskpipes.declare.settings import ConfigError, load_settings
 from tests.clirun import configuration_error
 
 # The number settings, the attribute each fills, and a good value to read back.

@@ -10,8 +10,8 @@ import requests
 from sqlalchemy import func, select
 
 from db import migrate
-from taskpipes.database import begin, reading
-from taskpipes.models import Run
+from taskpipes.store.database import begin, reading
+from taskpipes.store.tables import Run
 
 
 @contextmanager

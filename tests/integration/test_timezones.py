@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from taskpipes import Pipeline, Schedule, Stage, registry, runs
-from taskpipes.database import begin
-from taskpipes.schedule import ScheduleError, periodic_option, ticks_between
+from taskpipes import Pipeline, Schedule, Stage, registry
+from taskpipes.declare.schedule import ScheduleError, periodic_option, ticks_between
+from taskpipes.runtime.current import current_broker, tick_actor
+from taskpipes.store import runs
+from taskpipes.store.database import begin
 from tests.e2e.test_controls import declared  # noqa: F401  (fixture)
 
 BERLIN = "Europe/Berlin"
@@ -80,14 +82,14 @@ def test_the_tick_actor_keeps_only_the_zoned_ticks_of_periodiq_s_minutes(
     )
     registry.declare(due, not_due)
     declared.extend([due, not_due])
-    from taskpipes.runner import ensure_workers
+    from taskpipes.runtime.runner import ensure_workers
 
-    ensure_workers(registry.broker)
+    ensure_workers(current_broker())
 
     # When periodiq sends both tick actors this minute (as it does for a zoned schedule)
     for pipeline in (due, not_due):
-        registry.tick_actor(pipeline).send_with_options(scheduled_at=now.isoformat())
-        registry.broker.join(pipeline.queue_name)
+        tick_actor(pipeline).send_with_options(scheduled_at=now.isoformat())
+        current_broker().join(pipeline.queue_name)
 
     # Then only the pipeline whose zoned cron names this minute has a run, for this minute
     with begin() as session:

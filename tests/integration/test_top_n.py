@@ -11,19 +11,19 @@ import requests
 from sqlalchemy import func, select
 
 from db.models import LatestRanking
+from githubsim import Simulator
 from pipelines.errors import RateLimited
 from pipelines.github import GitHubClient
 from pipelines.github_top import fetch_search
 from pipelines.normalize import normalize_top
 from taskpipes import registry
-from taskpipes.api.app import create_app
-from taskpipes.api.server import serve_in_thread
-from taskpipes.database import begin
-from taskpipes.githubsim import Simulator
-from taskpipes.runner import run_tick
-from taskpipes.settings import ConfigError, load_settings
+from taskpipes.declare.settings import ConfigError, load_settings
+from taskpipes.runtime.runner import run_tick
+from taskpipes.store.database import begin
 from tests.app import snapshot_count
 from tests.clirun import configuration_error
+from web.api.app import create_app
+from web.api.server import serve_in_thread
 
 NOW = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 TIMEOUT_S = 60

@@ -20,9 +20,10 @@ from dramatiq.middleware import CurrentMessage
 from sqlalchemy import Engine, event, text
 
 from taskpipes import Context, Pipeline, Stage, registry
-from taskpipes.database import get_engine
-from taskpipes.runner import ensure_workers, run_tick
-from taskpipes.ticks import enqueue_tick
+from taskpipes.runtime.current import current_broker
+from taskpipes.runtime.runner import ensure_workers, run_tick
+from taskpipes.runtime.ticks import enqueue_tick
+from taskpipes.store.database import get_engine
 from tests.e2e.test_controls import declared  # noqa: F401 (a fixture)
 from tests.wire import WireCounter, local_port
 
@@ -140,12 +141,12 @@ def test_a_stage_message_costs_two_round_trips_on_postgresql(
         )
         registry.declare(pipeline)
         declared.append(pipeline)
-        ensure_workers(registry.broker)
+        ensure_workers(current_broker())
 
         # When one tick runs through its four messages
         with wire_per_actor(get_engine(), wire) as counts:
             enqueue_tick(pipeline, T0)
-            registry.broker.join(pipeline.queue_name, timeout=30_000)
+            current_broker().join(pipeline.queue_name, timeout=30_000)
 
     # Then the tick's message claims the run (committed) and does step1 in two round trips,
     # every other stage message takes two, and a stage that uses its session adds only

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from db import migrate
 from db.models import Repository
-from taskpipes.database import make_engine
-from taskpipes.upsert import COPY_THRESHOLD, dedupe, upsert
+from taskpipes.store.database import make_engine
+from taskpipes.store.upsert import COPY_THRESHOLD, dedupe, upsert
 
 T = datetime(2026, 8, 21, 12, tzinfo=UTC)
 AWKWARD = [

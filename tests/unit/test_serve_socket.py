@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from taskpipes.cli import listening_socket
+from taskpipes.cli.main import listening_socket
 
 
 def test_accepted_connections_have_nagle_off() -> None:

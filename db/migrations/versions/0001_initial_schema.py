@@ -3,6 +3,10 @@
 Revision ID: 0001
 Revises: 
 Create Date: 2026-11-26 19:31:47.693682
+
+The kit's tables (runs, stage_runs, message_deliveries) were created here until the kit
+took them over: its own first migration (taskpipes.store) creates them now, before this
+one runs, and adopts them as they are in a database this revision made earlier.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import taskpipes.models
+import taskpipes.store.tables
 
 
 revision = '0001'
@@ -29,21 +33,13 @@ def upgrade() -> None:
     sa.Column('forks', sa.Integer(), nullable=False),
     sa.Column('language', sa.String(length=100), nullable=True),
     sa.Column('stars_gained', sa.Integer(), nullable=True),
-    sa.Column('tick', taskpipes.models.UTCDateTime(), nullable=False),
+    sa.Column('tick', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('rank', name=op.f('pk_latest_ranking')),
     sa.UniqueConstraint('repo_id', name=op.f('uq_latest_ranking_repo_id'))
     )
-    op.create_table('message_deliveries',
-    sa.Column('message_id', sa.String(length=64), nullable=False),
-    sa.Column('retries', sa.Integer(), autoincrement=False, nullable=False),
-    sa.Column('actor', sa.String(length=100), nullable=False),
-    sa.Column('deliveries', sa.Integer(), nullable=False),
-    sa.Column('first_delivered_at', taskpipes.models.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('message_id', 'retries', name=op.f('pk_message_deliveries'))
-    )
     op.create_table('repo_charts',
     sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.Column('as_of', taskpipes.models.UTCDateTime(), nullable=False),
+    sa.Column('as_of', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('repo_id', name=op.f('pk_repo_charts'))
     )
@@ -53,8 +49,8 @@ def upgrade() -> None:
     sa.Column('description', sa.Text(), nullable=True),
     sa.Column('language', sa.String(length=100), nullable=True),
     sa.Column('license', sa.String(length=100), nullable=True),
-    sa.Column('first_seen', taskpipes.models.UTCDateTime(), nullable=False),
-    sa.Column('last_seen', taskpipes.models.UTCDateTime(), nullable=False),
+    sa.Column('first_seen', taskpipes.store.tables.UTCDateTime(), nullable=False),
+    sa.Column('last_seen', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_repositories'))
     )
     with op.batch_alter_table('repositories', schema=None) as batch_op:
@@ -62,44 +58,26 @@ def upgrade() -> None:
 
     op.create_table('rollup_buckets',
     sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.Column('bucket_start', taskpipes.models.UTCDateTime(), nullable=False),
-    sa.Column('last_tick', taskpipes.models.UTCDateTime(), nullable=False),
+    sa.Column('bucket_start', taskpipes.store.tables.UTCDateTime(), nullable=False),
+    sa.Column('last_tick', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.Column('stars', sa.Integer(), nullable=False),
     sa.Column('stars_gained', sa.Integer(), nullable=True),
     sa.PrimaryKeyConstraint('repo_id', 'bucket_start', name=op.f('pk_rollup_buckets'))
     )
     op.create_table('rollup_state',
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
-    sa.Column('as_of', taskpipes.models.UTCDateTime(), nullable=True),
-    sa.Column('stored_watermark', taskpipes.models.UTCDateTime(), nullable=True),
+    sa.Column('as_of', taskpipes.store.tables.UTCDateTime(), nullable=True),
+    sa.Column('stored_watermark', taskpipes.store.tables.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rollup_state'))
     )
-    op.create_table('runs',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('pipeline', sa.String(length=50), nullable=False),
-    sa.Column('tick', taskpipes.models.UTCDateTime(), nullable=False),
-    sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('message_id', sa.String(length=64), nullable=True),
-    sa.Column('enqueued_at', taskpipes.models.UTCDateTime(), nullable=True),
-    sa.Column('started_at', taskpipes.models.UTCDateTime(), nullable=True),
-    sa.Column('finished_at', taskpipes.models.UTCDateTime(), nullable=True),
-    sa.Column('error', sa.Text(), nullable=True),
-    sa.Column('details', sa.JSON(), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_runs')),
-    sa.UniqueConstraint('pipeline', 'tick', name=op.f('uq_runs_pipeline_tick'))
-    )
-    with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.create_index('ix_runs_pipeline_status_tick', ['pipeline', 'status', 'tick'], unique=False)
-
     op.create_table('snapshots',
-    sa.Column('tick', taskpipes.models.UTCDateTime(), nullable=False),
+    sa.Column('tick', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('rank', sa.Integer(), nullable=False),
     sa.Column('stars', sa.Integer(), nullable=False),
     sa.Column('forks', sa.Integer(), nullable=False),
     sa.Column('open_issues', sa.Integer(), nullable=False),
-    sa.Column('stored_at', taskpipes.models.UTCDateTime(), nullable=False),
+    sa.Column('stored_at', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('tick', 'repo_id', name=op.f('pk_snapshots'))
     )
     with op.batch_alter_table('snapshots', schema=None) as batch_op:
@@ -107,7 +85,7 @@ def upgrade() -> None:
 
     op.create_table('sparklines',
     sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.Column('as_of', taskpipes.models.UTCDateTime(), nullable=False),
+    sa.Column('as_of', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.Column('points', sa.Text(), nullable=False),
     sa.Column('point_count', sa.Integer(), nullable=False),
     sa.Column('first_stars', sa.Integer(), nullable=False),
@@ -116,15 +94,15 @@ def upgrade() -> None:
     )
     op.create_table('star_days',
     sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.Column('day', taskpipes.models.UTCDateTime(), nullable=False),
+    sa.Column('day', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.Column('stars', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('repo_id', 'day', name=op.f('pk_star_days'))
     )
     op.create_table('star_events',
     sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('user_id', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.Column('starred_at', taskpipes.models.UTCDateTime(), nullable=False),
-    sa.Column('inserted_at', taskpipes.models.UTCDateTime(), nullable=False),
+    sa.Column('starred_at', taskpipes.store.tables.UTCDateTime(), nullable=False),
+    sa.Column('inserted_at', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('repo_id', 'user_id', name=op.f('pk_star_events'))
     )
     op.create_table('stargazer_cursors',
@@ -132,8 +110,8 @@ def upgrade() -> None:
     sa.Column('full_name', sa.String(length=200), nullable=False),
     sa.Column('next_page', sa.Integer(), nullable=False),
     sa.Column('complete', sa.Boolean(), nullable=False),
-    sa.Column('as_of', taskpipes.models.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', taskpipes.models.UTCDateTime(), nullable=False),
+    sa.Column('as_of', taskpipes.store.tables.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('repo_id', name=op.f('pk_stargazer_cursors'))
     )
     with op.batch_alter_table('stargazer_cursors', schema=None) as batch_op:
@@ -145,14 +123,14 @@ def upgrade() -> None:
     sa.Column('repo_id', sa.BigInteger(), nullable=False),
     sa.Column('stars', sa.Integer(), nullable=False),
     sa.Column('stars_gained', sa.Integer(), nullable=False),
-    sa.Column('as_of', taskpipes.models.UTCDateTime(), nullable=False),
+    sa.Column('as_of', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('span', 'rank', name=op.f('pk_trending'))
     )
     op.create_table('raw_responses',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
-    sa.Column('tick', taskpipes.models.UTCDateTime(), nullable=False),
-    sa.Column('fetched_at', taskpipes.models.UTCDateTime(), nullable=False),
+    sa.Column('tick', taskpipes.store.tables.UTCDateTime(), nullable=False),
+    sa.Column('fetched_at', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.Column('http_status', sa.Integer(), nullable=False),
     sa.Column('etag', sa.String(length=200), nullable=True),
     sa.Column('payload', sa.JSON(), nullable=False),
@@ -164,28 +142,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_raw_responses_run_id'), ['run_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_raw_responses_tick'), ['tick'], unique=False)
 
-    op.create_table('stage_runs',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('run_id', sa.Integer(), nullable=False),
-    sa.Column('stage', sa.String(length=50), nullable=False),
-    sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('started_at', taskpipes.models.UTCDateTime(), nullable=True),
-    sa.Column('finished_at', taskpipes.models.UTCDateTime(), nullable=True),
-    sa.Column('duration_seconds', sa.Float(), nullable=True),
-    sa.Column('rows_written', sa.Integer(), nullable=False),
-    sa.Column('error', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_stage_runs_run_id_runs'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_stage_runs')),
-    sa.UniqueConstraint('run_id', 'stage', name=op.f('uq_stage_runs_run_id_stage'))
-    )
     op.create_table('stargazer_pages',
     sa.Column('run_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('page', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('rows', sa.Integer(), nullable=True),
-    sa.Column('stored_at', taskpipes.models.UTCDateTime(), nullable=True),
+    sa.Column('stored_at', taskpipes.store.tables.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_stargazer_pages_run_id_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('run_id', 'repo_id', 'page', name=op.f('pk_stargazer_pages')),
     sa.UniqueConstraint('run_id', 'seq', name=op.f('uq_stargazer_pages_run_id_seq'))
@@ -198,7 +161,7 @@ def upgrade() -> None:
     sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('full_name', sa.String(length=200), nullable=False),
     sa.Column('stars', sa.Integer(), nullable=False),
-    sa.Column('counted_at', taskpipes.models.UTCDateTime(), nullable=False),
+    sa.Column('counted_at', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_stargazer_plans_run_id_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('run_id', 'repo_id', name=op.f('pk_stargazer_plans'))
     )
@@ -213,7 +176,7 @@ def upgrade() -> None:
     sa.Column('done_pages', sa.Integer(), nullable=False),
     sa.Column('rows_stored', sa.Integer(), nullable=False),
     sa.Column('wave', sa.Integer(), nullable=False),
-    sa.Column('next_wave_at', taskpipes.models.UTCDateTime(), nullable=True),
+    sa.Column('next_wave_at', taskpipes.store.tables.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_stargazer_runs_run_id_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('run_id', name=op.f('pk_stargazer_runs'))
     )
@@ -228,7 +191,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_stargazer_pages_repo_id_page')
 
     op.drop_table('stargazer_pages')
-    op.drop_table('stage_runs')
     with op.batch_alter_table('raw_responses', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_raw_responses_tick'))
         batch_op.drop_index(batch_op.f('ix_raw_responses_run_id'))
@@ -247,10 +209,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_snapshots_stored_at')
 
     op.drop_table('snapshots')
-    with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.drop_index('ix_runs_pipeline_status_tick')
-
-    op.drop_table('runs')
     op.drop_table('rollup_state')
     op.drop_table('rollup_buckets')
     with op.batch_alter_table('repositories', schema=None) as batch_op:
@@ -258,6 +216,5 @@ def downgrade() -> None:
 
     op.drop_table('repositories')
     op.drop_table('repo_charts')
-    op.drop_table('message_deliveries')
     op.drop_table('latest_ranking')
     # ### end Alembic commands ###

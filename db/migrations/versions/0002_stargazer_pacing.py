@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import taskpipes.models
+import taskpipes.store.tables
 
 revision = "0002"
 down_revision = "0001"
@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table(
         "stargazer_pacing",
         sa.Column("name", sa.String(length=40), nullable=False),
-        sa.Column("next_wave_at", taskpipes.models.UTCDateTime(), nullable=False),
+        sa.Column("next_wave_at", taskpipes.store.tables.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_stargazer_pacing")),
     )
 

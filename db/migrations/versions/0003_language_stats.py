@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import taskpipes.models
+import taskpipes.store.tables
 
 revision = "0003"
 down_revision = "0002"
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("stars", sa.BigInteger(), nullable=False),
         sa.Column("stars_gained_24h", sa.BigInteger(), nullable=True),
         sa.Column("stars_gained_7d", sa.BigInteger(), nullable=True),
-        sa.Column("as_of", taskpipes.models.UTCDateTime(), nullable=False),
+        sa.Column("as_of", taskpipes.store.tables.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("rank", name=op.f("pk_language_stats")),
     )
 

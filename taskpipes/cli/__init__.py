@@ -1,0 +1,1 @@
+"""The `taskpipes` command line."""

@@ -1,0 +1,1 @@
+"""Declarations: pipelines, stages, schedules, retries and settings, as data. No I/O."""

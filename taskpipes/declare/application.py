@@ -1,0 +1,45 @@
+"""What the kit needs to know of an application beyond its pipelines.
+
+An application module (`TASKPIPES_APP`, default `actors`) declares its pipelines when
+imported, and may name an `application = taskpipes.Application(...)`. Each part is a
+"module:attribute" string, so naming it imports nothing: `taskpipes status` never loads
+the web layer, `dramatiq actors` never loads the command-line extras.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Application:
+    """The application's parts the kit's commands use; every one is optional.
+
+    - `migrations`: its Alembic folder as "package:folder" (`taskpipes db upgrade` applies
+      it after the kit's own);
+    - `models`: the module whose import defines its tables on `taskpipes.store.tables.Base`
+      (`taskpipes db revision` and `db check` compare them with the database);
+    - `web`: "module:factory" of the FastAPI app `taskpipes serve` serves (it includes the
+      kit's router); without it, `serve` serves the kit's router alone;
+    - `commands`: "module:function" each adding subcommands to `taskpipes`
+      (`function(subparsers)`; each subparser sets `handler=callable(args) -> exit code`);
+    - `run_options`: a module adding pipeline-specific options to `taskpipes run`
+      (`PIPELINE`, `add_options`, `given`, `run`).
+    """
+
+    migrations: str | None = None
+    models: str | None = None
+    web: str | None = None
+    commands: tuple[str, ...] = ()
+    run_options: str | None = None
+
+
+def resolve(reference: str) -> Any:
+    """The object a "module:attribute.path" string names (a module for "module")."""
+    module_name, _, path = reference.partition(":")
+    found: Any = importlib.import_module(module_name)
+    for part in filter(None, path.split(".")):
+        found = getattr(found, part)
+    return found

@@ -1,0 +1,1 @@
+"""What operators see: the Prometheus metrics and `taskpipes status` reports."""

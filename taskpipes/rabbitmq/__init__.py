@@ -1,0 +1,1 @@
+"""RabbitMQ through pika: queue declaration, batched publishing, dead letters, queue migration."""

@@ -1,0 +1,174 @@
+"""Engines and sessions. Callers open `with Session.begin():` where a unit of work starts."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from taskpipes.declare.settings import get_settings
+
+logger = logging.getLogger("taskpipes")
+T = TypeVar("T")
+
+# A pooled connection older than this is replaced at checkout (server-side idle limits,
+# NAT): with no pre-ping round trip per checkout, age is what retires connections.
+POOL_RECYCLE_S = 600
+
+# The execution option of a unit of work that only reads (`reading()`, the API's reads).
+READ_ONLY = "taskpipes_read_only"
+
+# A reader riding out an outage waits this long before its second attempt, doubling up to
+# the second figure: quick to notice a restart, yet one line a few seconds in a long outage.
+OUTAGE_PAUSE_S = (0.5, 5.0)
+
+# SQLite waits this long for a writer lock instead of failing at once: worker threads share a file.
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        # WAL lets the API read while a worker writes.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+        # Let SQLAlchemy's BEGIN be a real one; pysqlite's own transaction handling is off.
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        # A writer takes the write lock up front, so two writers queue instead of deadlocking
+        # on upgrade. A reader begins deferred: under WAL it never waits for that lock, so a
+        # poll or a page is not queued behind (or timed out by) a busy worker.
+        if conn.connection.dbapi_connection.in_transaction:
+            return  # a taskpipes.store.transaction began it, raw; its session joins it
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        _configure_sqlite(engine)
+        return engine
+    # No pool_pre_ping: it costs a round trip per transaction. A connection that died in the
+    # pool fails its first statement instead, which invalidates the pool; `retrying` then
+    # runs the unit of work once more on a fresh connection.
+    # A worker thread waiting for a lock sits in psycopg's C wait loop, where Dramatiq's time
+    # limit (an exception raised into the thread) cannot reach it: a lock held elsewhere
+    # would wedge the thread for as long as it is held. The server gives up instead, well
+    # within the shortest stage time limit (2 min), and the stage fails and is retried.
+    lock_timeout_ms = int(get_settings().db_lock_timeout_s * 1000)
+    return create_engine(
+        url,
+        pool_recycle=POOL_RECYCLE_S,
+        pool_size=_pool_size,
+        max_overflow=_pool_size,
+        connect_args={"options": f"-c lock_timeout={lock_timeout_ms}"},
+    )
+
+
+# An engine a host application handed in (taskpipes.configure), instead of one we build.
+_given: Engine | None = None
+# Connections a PostgreSQL pool keeps open: one per worker thread once a worker says how
+# many it runs (size_pool). SQLAlchemy closes an overflow connection on its return whenever
+# this many are idle, so eight threads over a pool of five would reconnect all the time.
+DEFAULT_POOL_SIZE = 5
+_pool_size = DEFAULT_POOL_SIZE
+
+
+def size_pool(threads: int) -> None:
+    """Keep a connection per thread (a worker booting, before its first message)."""
+    global _pool_size
+    if max(threads, DEFAULT_POOL_SIZE) != _pool_size:
+        _pool_size = max(threads, DEFAULT_POOL_SIZE)
+        use_engine(_given)
+
+
+def use_engine(engine: Engine | None) -> None:
+    global _given
+    _given = engine
+    get_engine.cache_clear()
+    session_factory.cache_clear()
+
+
+@cache
+def get_engine() -> Engine:
+    return _given if _given is not None else make_engine(get_settings().database_url)
+
+
+@cache
+def session_factory() -> sessionmaker[Session]:
+    return sessionmaker(get_engine(), expire_on_commit=False)
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (the count lives on the cursor result)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def begin() -> Session:
+    """`with begin() as session:` runs one transaction, committed on success."""
+    return session_factory().begin()  # type: ignore[return-value]
+
+
+@contextmanager
+def reading() -> Iterator[Session]:
+    """`with reading() as session:` a transaction that only reads (polls, status): one
+    consistent snapshot that takes no write lock."""
+    with session_factory().begin() as session:
+        session.connection(execution_options={READ_ONLY: True})
+        yield session
+
+
+def retrying(work: Callable[[], T]) -> T:
+    """Run a unit of work (transactions that are safe to repeat) once more if the database
+    connection turned out dead: a server restart or a cut leaves stale pooled connections."""
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        logger.warning("database connection lost (%s); retrying once", type(exc.orig).__name__)
+        return work()
+
+
+def retrying_until(work: Callable[[], T], deadline: float) -> T:
+    """Run a unit of work that is safe to repeat (a read), trying again while the database
+    is unreachable (stopped, restarting, cut off) until `deadline` (`time.monotonic()`);
+    then its last error is raised. Each failed attempt logs one line."""
+    pause = OUTAGE_PAUSE_S[0]
+    while True:
+        try:
+            return retrying(work)
+        except OperationalError as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            logger.warning(
+                "database unreachable (%s); trying again in %.1f s", describe_error(exc), pause
+            )
+            time.sleep(pause)
+            pause = min(2 * pause, OUTAGE_PAUSE_S[1])
+
+
+def describe_error(exc: SQLAlchemyError) -> str:
+    """The driver's own first line, without SQL or parameters; a missing table says why."""
+    original = getattr(exc, "orig", None) or exc
+    first = str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
+    if "no such table" in first or "does not exist" in first and "relation" in first:
+        first += " (the schema is missing: run `taskpipes db upgrade`)"
+    elif "unable to open database file" in first:
+        # SQLite does not say which file: the URL's path is the one it could not open.
+        path = get_settings().database_url.removeprefix("sqlite:///")
+        first += f" {path!r} (does its directory exist, and may we write there?)"
+    return first

@@ -1,0 +1,1 @@
+"""The GitHub application's web layer: its read API (`web.api`) and its pages (`web.pages`)."""
