@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from taskpipes import Context, Pipeline, Retries, Stage, registry
 from taskpipes.declare.pipeline import MAX_OUTPUT_BYTES
+from taskpipes.runtime.current import current_broker
 from taskpipes.runtime.runner import Outcome, ensure_workers, run_tick
 from taskpipes.store.database import begin
 from taskpipes.store.tables import StageRun
@@ -33,7 +34,7 @@ def declare() -> Iterator[Any]:
     def _declare(pipeline: Pipeline) -> Pipeline:
         registry.declare(pipeline)
         added.append(pipeline)
-        ensure_workers(registry.broker)
+        ensure_workers(current_broker())
         return pipeline
 
     yield _declare
