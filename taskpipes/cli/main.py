@@ -17,7 +17,7 @@ import dramatiq
 import pika.exceptions
 from sqlalchemy.exc import SQLAlchemyError
 
-from taskpipes.cli import arguments
+from taskpipes.cli import arguments, run_list
 from taskpipes.cli import controls as controls_cli
 from taskpipes.cli.app import AppNotFound, declared_registry, import_app
 from taskpipes.cli.exits import EXIT_FAILED, EXIT_USAGE
@@ -104,6 +104,7 @@ def build_parser(app: Application) -> argparse.ArgumentParser:
     controls_cli.add_parsers(sub)
     status = sub.add_parser("status", help="freshness, failures, runs in progress, queue depths")
     status.add_argument("--json", action="store_true", help="print JSON")
+    run_list.add_parser(sub)
     for reference in app.commands:
         resolve(reference)(sub)
     return parser
