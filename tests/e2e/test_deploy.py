@@ -72,7 +72,9 @@ def test_the_image_context_builds_a_wheel_of_the_kit_alone(tmp_path: Path) -> No
     context = tmp_path / "context"
     context.mkdir()
     dockerfile = (ROOT / "Dockerfile").read_text()
-    sources = [s for line in re.findall(r"^COPY (.+) \S+$", dockerfile, re.MULTILINE) for s in line.split()]
+    sources = [
+        s for line in re.findall(r"^COPY (.+) \S+$", dockerfile, re.MULTILINE) for s in line.split()
+    ]
     for source in sources:
         if (ROOT / source).is_dir():
             shutil.copytree(
@@ -93,7 +95,13 @@ def test_the_image_context_builds_a_wheel_of_the_kit_alone(tmp_path: Path) -> No
     names = set(zipfile.ZipFile(archive).namelist())
     tops = {name.split("/")[0] for name in names if not name.startswith("taskpipes-")}
     assert tops == {"taskpipes"}
-    needed = ["taskpipes/deploy/fixed_rules.yml", "taskpipes/deploy/fixed_rule_tests.yml"]
+    # (the kit's data files: the alert rules, the pages' templates and stylesheet)
+    needed = [
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "taskpipes").rglob("*.*")
+        if path.suffix in (".yml", ".html", ".css")
+    ]
+    assert "taskpipes/http/templates/base.html" in needed
     assert not [name for name in needed if name not in names]
     assert any(name.endswith("entry_points.txt") for name in names)
     assert "take precedence during imports" not in result.stdout + result.stderr
