@@ -22,8 +22,7 @@ from taskpipes import Pipeline, Schedule, Stage, registry
 from taskpipes.http import router
 from taskpipes.runtime.runner import run_tick
 from taskpipes.store import runs
-from tests.e2e.test_migrations import answers
-from tests.processes import VENV_BIN, free_port, process, service_env, taskpipes
+from tests.processes import VENV_BIN, answers, free_port, process, service_env, taskpipes
 from tests.queues import wait_until
 from web.api.server import serve_in_thread
 
