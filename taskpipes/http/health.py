@@ -3,7 +3,7 @@ every scheduled pipeline's data fresh?)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from taskpipes.declare import clock
 from taskpipes.declare.registry import registry
 from taskpipes.http.deps import SessionDep
 from taskpipes.observe.status import freshness
@@ -37,7 +38,7 @@ def healthz() -> Health:
 @router.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
 def readyz(session: SessionDep) -> JSONResponse:
     """200 when the database answers and every scheduled pipeline is fresh, else 503."""
-    now = datetime.now(UTC)
+    now = clock.now()
     checks = {}
     try:
         session.execute(text("SELECT 1"))

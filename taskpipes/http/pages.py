@@ -9,7 +9,7 @@ base.html a host's pages may extend (`{% extends "taskpipes/base.html" %}` throu
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from taskpipes.declare import clock
 from taskpipes.declare.registry import registry
 from taskpipes.http import operations
 from taskpipes.http.policy import page_policy, show_controls, site_css
@@ -69,14 +70,14 @@ def scheduled_freshness(now: datetime) -> list[PipelineStatus]:
 
 @router.get("/pipelines", response_class=HTMLResponse)
 def pipelines_page() -> Response:
-    now = datetime.now(UTC)
+    now = clock.now()
     rows = operations.pipeline_rows(registry.pipelines, gather(now), now)
     return render("pipelines.html", rows=rows, now=now, statuses=scheduled_freshness(now))
 
 
 @router.get("/pipelines/{name}", response_class=HTMLResponse)
 def pipeline_page(name: str) -> Response:
-    now = datetime.now(UTC)
+    now = clock.now()
     statuses = scheduled_freshness(now)
     try:
         pipeline = registry.get(name)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from taskpipes.declare import clock
 from taskpipes.http.deps import SessionDep
 from taskpipes.observe.status import pause_notes
 from taskpipes.store.tables import Run
@@ -49,7 +50,7 @@ def list_runs(
         query = query.where(Run.pipeline == pipeline)
     rows = session.scalars(query).all()
     return RunsResponse(
-        as_of=datetime.now(UTC),
+        as_of=clock.now(),
         paused=pause_notes(session),
         runs=[
             RunOut(
