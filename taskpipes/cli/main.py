@@ -55,7 +55,8 @@ def build_parser(app: Application) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", help="database schema")
-    db.add_argument("action", choices=["upgrade", "check"])
+    db.add_argument("action", choices=["upgrade", "check", "revision"])
+    db.add_argument("-m", "--message", help="revision: what the new migration does")
 
     run = sub.add_parser("run", help="run one pipeline tick end to end and wait for it")
     run.add_argument("pipeline")
@@ -180,28 +181,37 @@ def broker_problem(exc: Exception) -> str:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from importlib.resources import files
-
-    from alembic import command
-    from alembic.config import Config
-
-    from taskpipes.declare.settings import get_settings
+    from alembic.util import CommandError
 
     app: Application = args.application
     if app.migrations is None:
         print("taskpipes db: the application names no migrations", file=sys.stderr)
         return EXIT_USAGE
-    package, _, folder = app.migrations.partition(":")
-    config = Config()
-    config.set_main_option("script_location", str(files(package).joinpath(folder)))
-    # ConfigParser interpolation would choke on a %-encoded password.
-    config.set_main_option("sqlalchemy.url", get_settings().database_url.replace("%", "%%"))
-    if args.action == "upgrade":
-        command.upgrade(config, "head")
+    try:
+        return db_action(args.action, args.message, app)
+    except CommandError as exc:  # e.g. a revision asked of a database behind its migrations
+        print(f"taskpipes db {args.action}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def db_action(action: str, message: str | None, app: Application) -> int:
+    from taskpipes.declare.settings import get_settings
+    from taskpipes.store import migrate
+
+    url = get_settings().database_url
+    location, metadata = migrate.application_migrations(app)
+    if action == "upgrade":
+        migrate.upgrade(url, location, metadata)
         print("database schema is up to date")
+    elif action == "revision":
+        if not message:
+            print("taskpipes db revision: -m MESSAGE is required", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"wrote {migrate.revision(url, location, metadata, message)}")
     else:
-        command.check(config)
-        print("models and migrations agree")
+        drift = migrate.check(url, location, metadata)
+        print(drift.summary())
+        return 0 if drift.matches else EXIT_FAILED
     return 0
 
 
