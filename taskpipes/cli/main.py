@@ -10,7 +10,7 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import dramatiq
@@ -319,13 +319,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"taskpipes serve: cannot listen: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if args.application.web is None:
-        print("taskpipes serve: the application names no web app", file=sys.stderr)
-        return EXIT_USAGE
-    create_app = resolve(args.application.web)
+    create_app = web_factory(args.application.web)
     config = uvicorn.Config(create_app(metrics_route=not apart), log_level="warning")
     uvicorn.Server(config).run(sockets=[api])
     return 0
+
+
+def web_factory(web: str | None) -> Callable[..., Any]:
+    """The application's app factory ("module:factory"), or the kit's router alone."""
+    if web is None:
+        from taskpipes.http import create_app
+
+        return create_app
+    return resolve(web)  # type: ignore[no-any-return]
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

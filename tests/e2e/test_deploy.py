@@ -95,9 +95,15 @@ def test_the_image_context_builds_a_wheel_of_the_kit_alone(tmp_path: Path) -> No
     names = set(zipfile.ZipFile(archive).namelist())
     tops = {name.split("/")[0] for name in names if not name.startswith("taskpipes-")}
     assert tops == {"taskpipes"}
+    # (the kit's data files: the alert rules, the pages' templates and stylesheet; and its
+    # migrations, Python files no package imports)
     needed = [
-        "taskpipes/deploy/fixed_rules.yml",
-        "taskpipes/deploy/fixed_rule_tests.yml",
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "taskpipes").rglob("*.*")
+        if path.suffix in (".yml", ".html", ".css")
+    ]
+    assert "taskpipes/http/templates/base.html" in needed
+    needed += [
         "taskpipes/store/migrations/env.py",
         "taskpipes/store/migrations/versions/taskpipes_0001_kit_tables.py",
     ]

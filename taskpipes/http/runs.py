@@ -1,4 +1,4 @@
-"""GET /api/runs (the run history) and GET /readyz (is the data fresh?)."""
+"""GET /api/runs: the run history, newest tick first, and the paused pipelines."""
 
 from __future__ import annotations
 
@@ -6,16 +6,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select
 
 from taskpipes.declare import clock
-from taskpipes.declare.registry import registry
-from taskpipes.observe.status import freshness, pause_notes
+from taskpipes.http.deps import SessionDep
+from taskpipes.observe.status import pause_notes
 from taskpipes.store.tables import Run
-from web.api.deps import SessionDep
 
 router = APIRouter()
 
@@ -39,13 +36,6 @@ class RunsResponse(BaseModel):
     # The paused pipelines (`taskpipes pause`), each with who paused it, when and why.
     paused: dict[str, str]
     runs: list[RunOut]
-
-
-class ReadyResponse(BaseModel):
-    status: str
-    as_of: datetime
-    # One entry per check: "database" and each scheduled pipeline.
-    checks: dict[str, str]
 
 
 @router.get("/api/runs", response_model=RunsResponse)
@@ -78,32 +68,3 @@ def list_runs(
             for r in rows
         ],
     )
-
-
-@router.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
-def readyz(session: SessionDep) -> JSONResponse:
-    """200 when the database answers and every scheduled pipeline is fresh, else 503."""
-    now = clock.now()
-    checks = {}
-    try:
-        session.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-        checks.update(_freshness(session, now))
-    except SQLAlchemyError as exc:
-        checks["database"] = f"unavailable: {type(exc).__name__}"
-    ready = all(value == "ok" or value.startswith(("fresh", "paused")) for value in checks.values())
-    body = ReadyResponse(status="ready" if ready else "not ready", as_of=now, checks=checks)
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
-
-
-def _freshness(session: SessionDep, now: datetime) -> dict[str, str]:
-    checks = {}
-    for name, status in freshness(session, registry.scheduled(), now).items():
-        if status.paused is not None:
-            checks[name] = f"paused: {status.paused}"  # on purpose: not a reason to be unready
-        elif status.last_success is None:
-            checks[name] = "stale: never succeeded"
-        else:
-            state = "fresh" if status.fresh else "stale"
-            checks[name] = f"{state}: last success tick {status.last_success.tick.isoformat()}"
-    return checks
