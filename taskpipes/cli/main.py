@@ -184,12 +184,14 @@ def broker_problem(exc: Exception) -> str:
 def cmd_db(args: argparse.Namespace) -> int:
     from alembic.util import CommandError
 
+    from taskpipes.store.migrate import NoMigrations
+
     app: Application = args.application
-    if app.migrations is None:
-        print("taskpipes db: the application names no migrations", file=sys.stderr)
-        return EXIT_USAGE
     try:
         return db_action(args.action, args.message, app)
+    except NoMigrations as exc:
+        print(f"taskpipes db {args.action}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except CommandError as exc:  # e.g. a revision asked of a database behind its migrations
         print(f"taskpipes db {args.action}: {exc}", file=sys.stderr)
         return EXIT_FAILED
