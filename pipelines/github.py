@@ -17,9 +17,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from pipelines.config import GITHUB_API_URL, GITHUB_TIMEOUT, GITHUB_TOKEN
 from pipelines.errors import ForeignOrigin, GitHubRequestError, RateLimited, TransientError
 from pipelines.github_body import error_message, parse_json, read_body
-from taskpipes.declare.settings import get_settings
 from taskpipes.observe import metrics
 
 USER_AGENT = "taskpipes/0.1 (+https://github.com/taskpipes)"
@@ -189,8 +189,7 @@ class GitHubClient:
 @contextmanager
 def github_client() -> Iterator[GitHubClient]:
     """A client on the configured API and token, closed afterwards: one per message."""
-    settings = get_settings()
-    client = GitHubClient(settings.github_api_url, settings.github_token, settings.github_timeout)
+    client = GitHubClient(GITHUB_API_URL.get(), GITHUB_TOKEN.get(), GITHUB_TIMEOUT.get())
     try:
         yield client
     finally:

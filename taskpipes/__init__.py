@@ -7,6 +7,7 @@ no connection: `taskpipes.start()` does, in the application's `actors` module.
 
 from __future__ import annotations
 
+from taskpipes.declare.app_settings import Setting
 from taskpipes.declare.application import Application
 from taskpipes.declare.errors import PermanentError
 from taskpipes.declare.pipeline import Call, Context, FanOut, Later, Pipeline, Retries, Stage
@@ -28,6 +29,7 @@ __all__ = [
     "Registry",
     "Retries",
     "Schedule",
+    "Setting",
     "Settings",
     "Stage",
     "actor",
