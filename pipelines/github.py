@@ -17,10 +17,10 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from pipelines import github_metrics
 from pipelines.config import GITHUB_API_URL, GITHUB_TIMEOUT, GITHUB_TOKEN
 from pipelines.errors import ForeignOrigin, GitHubRequestError, RateLimited, TransientError
 from pipelines.github_body import error_message, parse_json, read_body
-from taskpipes.observe import metrics
 
 USER_AGENT = "taskpipes/0.1 (+https://github.com/taskpipes)"
 API_VERSION = "2022-11-28"
@@ -142,9 +142,9 @@ class GitHubClient:
                 url, headers=headers, timeout=self.timeout, allow_redirects=False, stream=True
             )
         except (requests.Timeout, requests.ConnectionError) as exc:
-            metrics.github_request(endpoint, type(exc).__name__)
+            github_metrics.github_request(endpoint, type(exc).__name__)
             raise TransientError(f"GitHub {endpoint}: {type(exc).__name__}") from None
-        metrics.github_request(endpoint, response.status_code)
+        github_metrics.github_request(endpoint, response.status_code)
         self._record_rate_limit(response)
         return response
 
@@ -183,7 +183,7 @@ class GitHubClient:
         reset = response.headers.get("x-ratelimit-reset", "")
         resource = response.headers.get("x-ratelimit-resource", "")
         if remaining.isdigit() and reset.isdigit() and resource.isidentifier():
-            metrics.github_ratelimit(resource, int(remaining), float(reset))
+            github_metrics.github_ratelimit(resource, int(remaining), float(reset))
 
 
 @contextmanager

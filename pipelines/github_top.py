@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import RawResponse
+from pipelines import github_metrics
 from pipelines.aggregate import refresh_latest_ranking
 from pipelines.config import SUSPECT_REFETCH_S, TOP_N
 from pipelines.errors import InvalidPayload, PermanentError, RateLimited, SuspectSnapshot
@@ -129,7 +130,7 @@ def store(ctx: Context) -> int:
     run = ctx.session.get_one(Run, ctx.run_id)
     run.details = {**(run.details or {}), "rank_inversions": top.inversions}
     metrics.rows_written("snapshots", written)
-    metrics.github_rank_inversions(top.inversions)
+    github_metrics.github_rank_inversions(top.inversions)
     return written
 
 

@@ -14,6 +14,7 @@ from taskpipes.declare.pipeline import Call, Context, FanOut, Later, Pipeline, R
 from taskpipes.declare.registry import Registry, registry
 from taskpipes.declare.schedule import Schedule
 from taskpipes.declare.settings import Settings
+from taskpipes.observe import instruments as metrics
 from taskpipes.runtime.actors import actor
 from taskpipes.runtime.broker import configure, start
 from taskpipes.runtime.stages import close_fan_out, fail_fan_out, hand_off, is_final
@@ -38,6 +39,7 @@ __all__ = [
     "fail_fan_out",
     "hand_off",
     "is_final",
+    "metrics",
     "registry",
     "start",
 ]

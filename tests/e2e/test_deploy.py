@@ -15,10 +15,12 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
 
+from pipelines import github_metrics
 from taskpipes import Pipeline, deploy, registry
 from taskpipes.observe import metrics
 from tests.services import unavailable
@@ -346,10 +348,11 @@ def test_dashboard_queries_parse(promtool: str, tmp_path: Path) -> None:
 
 # --- Metrics -------------------------------------------------------------------------
 
-# Calls every public recording function of taskpipes.observe.metrics once, then prints the
-# multiprocess exposition.
+# Calls every public recording function of taskpipes.observe.metrics and of the GitHub
+# application's pipelines.github_metrics once, then prints the multiprocess exposition.
 EXERCISE_METRICS = """
 import sys
+from pipelines import github_metrics as g
 from taskpipes.observe import metrics as m
 
 m.run_finished("github_top", "succeeded", 1_700_000_000.0, 1_700_000_030.0)
@@ -358,9 +361,9 @@ m.stage_attempt("github_top", "fetch", 0.25, None)
 m.stage_attempt("github_top", "store", 1.5, "OperationalError")
 m.rows_written("repo_snapshots", 100)
 m.duplicate_tick("github_top")
-m.github_request("search", 200)
-m.github_ratelimit("search", 29, 1_700_000_060.0)
-m.github_rank_inversions(3)
+g.github_request("search", 200)
+g.github_ratelimit("search", 29, 1_700_000_060.0)
+g.github_rank_inversions(3)
 m.queue_depth("github_top", "dead", 2)
 m.api_request("/healthz", 200, 0.002)
 m.tick_scheduled("github_top_tick")
@@ -373,15 +376,13 @@ EXERCISED = {
     "stage_attempt",
     "rows_written",
     "duplicate_tick",
-    "github_request",
-    "github_ratelimit",
-    "github_rank_inversions",
     "queue_depth",
     "api_request",
     "tick_scheduled",
     "tick_skipped",
     "paused_since",
 }
+EXERCISED_GITHUB = {"github_request", "github_ratelimit", "github_rank_inversions"}
 METRIC_NAMES = [
     "taskpipes_pipeline_runs_total",
     "taskpipes_pipeline_last_success_timestamp_seconds",
@@ -401,14 +402,19 @@ METRIC_NAMES = [
 ]
 
 
-def test_exercise_covers_every_public_function() -> None:
-    public = {
+def public_functions(module: ModuleType) -> set[str]:
+    return {
         name
-        for name, function in inspect.getmembers(metrics, inspect.isfunction)
-        if not name.startswith("_") and function.__module__ == metrics.__name__
+        for name, function in inspect.getmembers(module, inspect.isfunction)
+        if not name.startswith("_") and function.__module__ == module.__name__
     }
 
-    assert public - {"metrics_text", "wipe_stale_files", "serve_metrics"} == EXERCISED
+
+def test_exercise_covers_every_public_function() -> None:
+    kit = public_functions(metrics) - {"metrics_text", "wipe_stale_files", "serve_metrics"}
+
+    assert kit == EXERCISED
+    assert public_functions(github_metrics) == EXERCISED_GITHUB
 
 
 def test_multiprocess_metrics_pass_promtool(promtool: str, tmp_path: Path) -> None:
@@ -417,7 +423,7 @@ def test_multiprocess_metrics_pass_promtool(promtool: str, tmp_path: Path) -> No
 
     # When a process records every metric and renders them
     result = subprocess.run(
-        [sys.executable, "-c", EXERCISE_METRICS], env=env, capture_output=True, timeout=60
+        [sys.executable, "-c", EXERCISE_METRICS], env=env, capture_output=True, timeout=60, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr.decode()
     text = result.stdout
