@@ -2,7 +2,8 @@
 `python deploy/generate.py` (write) or `python deploy/generate.py --check`.
 
 The kit (taskpipes.deploy) builds the files; this script is the application's side, which
-hands it its declarations (as declared: TASKPIPES_SCHEDULE_* overrides do not count).
+hands it its declarations (as declared: TASKPIPES_SCHEDULE_* overrides do not count) and
+the panels of its own metrics for the overview dashboard.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pipelines.catalog  # noqa: F401  (declares the application's pipelines)
-from taskpipes import registry
-from taskpipes.deploy import main
-
 DEPLOY_DIR = Path(__file__).resolve().parent
+# The application runs from the checkout: its packages import from the folder above this
+# script's (Python puts the script's own folder first on the path, not the checkout).
+sys.path.insert(0, str(DEPLOY_DIR.parent))
+
+import pipelines.catalog  # noqa: E402, F401  (declares the application's pipelines)
+from pipelines.github_panels import overview_panels  # noqa: E402
+from taskpipes import registry  # noqa: E402
+from taskpipes.deploy import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(DEPLOY_DIR, registry.declared, sys.argv[1:]))
+    sys.exit(main(DEPLOY_DIR, registry.declared, sys.argv[1:], overview_panels()))

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from pipelines import github_metrics
+from pipelines.github_panels import overview_panels
 from taskpipes import Pipeline, deploy, registry
 from taskpipes.observe import metrics
 from tests.services import unavailable
@@ -238,7 +239,7 @@ def panels(board: dict) -> list[dict]:
 
 def test_committed_alerts_and_dashboards_are_what_the_declarations_generate() -> None:
     # Given the deployment files generated from the declared pipelines
-    generated = deploy.generate(declared())
+    generated = deploy.generate(declared(), overview_panels())
 
     # Then every committed file holds exactly that text
     for name, text in generated.items():
@@ -259,6 +260,23 @@ def declared() -> list[Pipeline]:
     return registry.declared
 
 
+def test_the_kit_draws_no_panel_of_the_application() -> None:
+    # Given the dashboards generated without the application's panels, and with them
+    alone = json.loads(deploy.generate(declared())["grafana/dashboards/overview.json"])
+    full = json.loads(
+        deploy.generate(declared(), overview_panels())["grafana/dashboards/overview.json"]
+    )
+
+    # Then GitHub's metrics appear only in the application's panels, each in the overview
+    titles = [panel["title"] for panel in panels(full)]
+    assert not [panel for panel in panels(alone) if "taskpipes_github_" in json.dumps(panel)]
+    assert [title for title in titles if "GitHub" in title] == [
+        "GitHub rate limit remaining",
+        "GitHub rate limit: time until reset",
+        "GitHub requests by endpoint and code",
+    ]
+
+
 def test_the_generate_script_checks_the_declarations_as_declared() -> None:
     # An environment that overrides a schedule changes what runs, not the deployment files
     env = {**os.environ, "TASKPIPES_SCHEDULE_ROLLUP": "*/5 * * * *"}
@@ -273,16 +291,16 @@ def test_the_generate_script_checks_the_declarations_as_declared() -> None:
 
 def test_generate_check_names_a_stale_file(tmp_path: Path) -> None:
     # Given a copy of the deployment files with one dashboard edited by hand
-    pipelines = declared()
-    deploy.write(tmp_path, pipelines)
+    pipelines, panels = declared(), overview_panels()
+    deploy.write(tmp_path, pipelines, panels)
     edited = tmp_path / "grafana" / "dashboards" / "overview.json"
     edited.write_text(edited.read_text().replace("Dead letters", "Dead letterz"))
 
     # Then the check names it, and only it, and writing repairs it
-    assert deploy.outdated(tmp_path, pipelines) == ["grafana/dashboards/overview.json"]
-    assert deploy.main(tmp_path, pipelines, ["--check"]) == 1
-    assert deploy.write(tmp_path, pipelines) == ["grafana/dashboards/overview.json"]
-    assert deploy.main(tmp_path, pipelines, ["--check"]) == 0
+    assert deploy.outdated(tmp_path, pipelines, panels) == ["grafana/dashboards/overview.json"]
+    assert deploy.main(tmp_path, pipelines, ["--check"], panels) == 1
+    assert deploy.write(tmp_path, pipelines, panels) == ["grafana/dashboards/overview.json"]
+    assert deploy.main(tmp_path, pipelines, ["--check"], panels) == 0
 
 
 def test_dashboards_have_their_titles() -> None:
