@@ -3,7 +3,7 @@
 
 The kit (taskpipes.deploy) builds the files; this script is the application's side, which
 hands it its declarations (as declared: TASKPIPES_SCHEDULE_* overrides do not count) and
-the panels of its own metrics for the overview dashboard.
+the panels and alerts of its own metrics (pipelines/github_deploy.py).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ DEPLOY_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(DEPLOY_DIR.parent))
 
 import pipelines.catalog  # noqa: E402, F401  (declares the application's pipelines)
-from pipelines.github_panels import overview_panels  # noqa: E402
+from pipelines.github_deploy import extras  # noqa: E402
 from taskpipes import registry  # noqa: E402
 from taskpipes.deploy import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(DEPLOY_DIR, registry.declared, sys.argv[1:], overview_panels()))
+    sys.exit(main(DEPLOY_DIR, registry.declared, sys.argv[1:], extras()))

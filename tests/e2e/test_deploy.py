@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from pipelines import github_metrics
-from pipelines.github_panels import overview_panels
+from pipelines.github_deploy import extras
 from taskpipes import Pipeline, deploy, registry
 from taskpipes.observe import metrics
 from tests.services import unavailable
@@ -239,7 +239,7 @@ def panels(board: dict) -> list[dict]:
 
 def test_committed_alerts_and_dashboards_are_what_the_declarations_generate() -> None:
     # Given the deployment files generated from the declared pipelines
-    generated = deploy.generate(declared(), overview_panels())
+    generated = deploy.generate(declared(), extras())
 
     # Then every committed file holds exactly that text
     for name, text in generated.items():
@@ -260,17 +260,17 @@ def declared() -> list[Pipeline]:
     return registry.declared
 
 
-def test_the_kit_draws_no_panel_of_the_application() -> None:
-    # Given the dashboards generated without the application's panels, and with them
-    alone = json.loads(deploy.generate(declared())["grafana/dashboards/overview.json"])
-    full = json.loads(
-        deploy.generate(declared(), overview_panels())["grafana/dashboards/overview.json"]
-    )
+def test_the_kit_generates_nothing_of_the_application() -> None:
+    # Given the files generated without the application's extras, and with them
+    alone = deploy.generate(declared())
+    full = deploy.generate(declared(), extras())
 
-    # Then GitHub's metrics appear only in the application's panels, each in the overview
-    titles = [panel["title"] for panel in panels(full)]
-    assert not [panel for panel in panels(alone) if "taskpipes_github_" in json.dumps(panel)]
-    assert [title for title in titles if "GitHub" in title] == [
+    # Then GitHub's metrics and alert appear only with the application's extras
+    assert not [name for name, text in alone.items() if "taskpipes_github_" in text]
+    assert "alert: GitHubRateLimitLow" in full["prometheus/alerts.yml"]
+    assert "alertname: GitHubRateLimitLow" in full["prometheus/tests/alerts_test.yml"]
+    overview = json.loads(full["grafana/dashboards/overview.json"])
+    assert [panel["title"] for panel in panels(overview) if "GitHub" in panel["title"]] == [
         "GitHub rate limit remaining",
         "GitHub rate limit: time until reset",
         "GitHub requests by endpoint and code",
@@ -291,16 +291,16 @@ def test_the_generate_script_checks_the_declarations_as_declared() -> None:
 
 def test_generate_check_names_a_stale_file(tmp_path: Path) -> None:
     # Given a copy of the deployment files with one dashboard edited by hand
-    pipelines, panels = declared(), overview_panels()
-    deploy.write(tmp_path, pipelines, panels)
+    pipelines, added = declared(), extras()
+    deploy.write(tmp_path, pipelines, added)
     edited = tmp_path / "grafana" / "dashboards" / "overview.json"
     edited.write_text(edited.read_text().replace("Dead letters", "Dead letterz"))
 
     # Then the check names it, and only it, and writing repairs it
-    assert deploy.outdated(tmp_path, pipelines, panels) == ["grafana/dashboards/overview.json"]
-    assert deploy.main(tmp_path, pipelines, ["--check"], panels) == 1
-    assert deploy.write(tmp_path, pipelines, panels) == ["grafana/dashboards/overview.json"]
-    assert deploy.main(tmp_path, pipelines, ["--check"], panels) == 0
+    assert deploy.outdated(tmp_path, pipelines, added) == ["grafana/dashboards/overview.json"]
+    assert deploy.main(tmp_path, pipelines, ["--check"], added) == 1
+    assert deploy.write(tmp_path, pipelines, added) == ["grafana/dashboards/overview.json"]
+    assert deploy.main(tmp_path, pipelines, ["--check"], added) == 0
 
 
 def test_dashboards_have_their_titles() -> None:
