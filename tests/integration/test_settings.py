@@ -3,13 +3,18 @@ whether the kit reads it (taskpipes.Settings) or the GitHub application (pipelin
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from pipelines.config import GITHUB_TIMEOUT, RAW_RETENTION_DAYS
 from taskpipes.declare.settings import ConfigError, load_settings
 from tests.clirun import configuration_error
+from tests.processes import service_env, worker_args
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def kit(attribute: str) -> Callable[[str, str], object]:
@@ -69,3 +74,22 @@ def test_the_command_stops_on_a_bad_application_setting(tmp_path) -> None:
     assert configuration_error(tmp_path, TASKPIPES_GITHUB_TIMEOUT="0") == (
         "taskpipes: configuration error: TASKPIPES_GITHUB_TIMEOUT must be positive, got '0'"
     )
+
+
+def test_a_worker_stops_at_boot_on_a_bad_application_setting(tmp_path: Path) -> None:
+    # Given a bad GitHub setting that no message has read yet
+    env = service_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    env["TASKPIPES_TOP_N"] = "0"
+
+    # When the workers start
+    worker = subprocess.run(
+        worker_args(processes=1, threads=1),
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    # Then they stop at boot, the error naming the variable
+    assert worker.returncode != 0
+    assert (
+        "ConfigError: TASKPIPES_TOP_N must be a whole number from 1 to 1000 (GitHub search "
+        "serves at most 1,000 results), got '0'"
+    ) in worker.stderr
