@@ -10,7 +10,6 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
@@ -22,6 +21,7 @@ from taskpipes.cli import arguments
 from taskpipes.cli import controls as controls_cli
 from taskpipes.cli.app import AppNotFound, application, declared_registry
 from taskpipes.cli.exits import EXIT_FAILED, EXIT_USAGE
+from taskpipes.declare import clock
 from taskpipes.declare.application import Application, resolve
 from taskpipes.declare.settings import ConfigError
 from taskpipes.store.database import describe_error
@@ -224,7 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return outcome  # enqueued only (e.g. --no-wait)
     else:
         timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
-        outcome = run_tick(entry, args.at or datetime.now(UTC), timeout)
+        outcome = run_tick(entry, args.at or clock.now(), timeout)
     print(format_outcome(outcome))
     return 0 if outcome.status == SUCCEEDED else EXIT_FAILED
 
@@ -410,7 +410,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from taskpipes.observe.status import gather
 
     declared_registry()
-    now = datetime.now(UTC)
+    now = clock.now()
     statuses = gather(now)
     print(json.dumps(report_json(statuses, now), indent=2) if args.json else report_text(statuses))
     unknown = [s.depths_note for s in statuses if s.depths is None]

@@ -105,7 +105,7 @@ def test_the_pipelines_pages_are_valid_html(operated: str, tmp_path: Path) -> No
 
 def test_dead_letters_are_counted_when_rabbitmq_answers_and_unknown_when_not() -> None:
     status = pipeline_status(
-        "rollup", "rollup", None, None, None, [], None, "RabbitMQ unreachable: AMQPError", NOW
+        "rollup", "rollup", now=NOW, depths_note="RabbitMQ unreachable: AMQPError"
     )
     unknown = PipelineRow(registry.get("rollup"), status, "", None)
     assert unknown.dead == "unknown"

@@ -51,7 +51,7 @@ PATHS = (
     "/metrics",
     "/openapi.json",
 )
-# The README's promise: any quote of the caller's input is cut to 80 characters, and a body
+# docs/security.md's promise: any quote of the caller's input is cut to 80 characters, and a body
 # quotes it at most twice (a validation error names the value and its field's message).
 ECHO_LIMIT = 80
 

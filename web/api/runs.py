@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from taskpipes.declare import clock
 from taskpipes.declare.registry import registry
 from taskpipes.observe.status import freshness, pause_notes
 from taskpipes.store.tables import Run
@@ -59,7 +60,7 @@ def list_runs(
         query = query.where(Run.pipeline == pipeline)
     rows = session.scalars(query).all()
     return RunsResponse(
-        as_of=datetime.now(UTC),
+        as_of=clock.now(),
         paused=pause_notes(session),
         runs=[
             RunOut(
@@ -82,7 +83,7 @@ def list_runs(
 @router.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
 def readyz(session: SessionDep) -> JSONResponse:
     """200 when the database answers and every scheduled pipeline is fresh, else 503."""
-    now = datetime.now(UTC)
+    now = clock.now()
     checks = {}
     try:
         session.execute(text("SELECT 1"))

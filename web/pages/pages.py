@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any, cast
 from urllib.parse import quote
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.charts import age_text, entity_tag, moment_text, seconds_until, tag_matches
 from pipelines.trending import WINDOWS
+from taskpipes.declare import clock
 from taskpipes.declare.registry import registry
 from taskpipes.declare.schedule import floor_tick
 from taskpipes.observe.report import PipelineStatus
@@ -140,7 +141,7 @@ def stale_of(statuses: list[PipelineStatus]) -> tuple[str, ...]:
 
 @router.get("/", response_class=HTMLResponse)
 def top_page(request: Request, window: str = "24h") -> Response:
-    now = datetime.now(UTC)
+    now = clock.now()
     with page_reads() as (session, connection):
         version = reads.read_version(connection)
         statuses = data_freshness(session, now)
@@ -169,7 +170,7 @@ def top_page(request: Request, window: str = "24h") -> Response:
 
 @router.get("/repos/{owner}/{name}", response_class=HTMLResponse)
 def repo_page(request: Request, owner: str, name: str, scale: str = "linear") -> Response:
-    now = datetime.now(UTC)
+    now = clock.now()
     with page_reads() as (session, connection):
         version = reads.read_version(connection)
         statuses = data_freshness(session, now)

@@ -7,11 +7,10 @@ show runs in progress.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
+from taskpipes.declare import clock
 from taskpipes.declare.registry import registry
 from taskpipes.observe.status import gather
 from web.pages import operations, reads
@@ -30,7 +29,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 @router.get("/pipelines", response_class=HTMLResponse)
 def pipelines_page() -> Response:
-    now = datetime.now(UTC)
+    now = clock.now()
     statuses = gather(now)
     with page_reads() as (session, connection):
         frame = page_frame(now, reads.read_version(connection), data_freshness(session, now))
@@ -40,7 +39,7 @@ def pipelines_page() -> Response:
 
 @router.get("/pipelines/{name}", response_class=HTMLResponse)
 def pipeline_page(name: str) -> Response:
-    now = datetime.now(UTC)
+    now = clock.now()
     with page_reads() as (session, connection):
         frame = page_frame(now, reads.read_version(connection), data_freshness(session, now))
         try:
