@@ -41,6 +41,20 @@ def run_filter(args: argparse.Namespace) -> RunFilter:
     )
 
 
+def filter_argv(args: argparse.Namespace) -> list[str]:
+    """The filter options again, as a command line that gives the same filter."""
+    argv = ["--pipeline", args.pipeline] if args.pipeline else []
+    for status in args.status or ():
+        argv += ["--status", status]
+    for name in ("since", "until"):
+        if (value := getattr(args, name)) is not None:
+            argv += [f"--{name}", value.isoformat()]
+    for name in ("error", "detail"):
+        if (value := getattr(args, name)) is not None:
+            argv += [f"--{name}", value]
+    return argv
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     runs = sub.add_parser("runs", help="search the run history, newest first")
     add_filter_options(runs)
