@@ -1,0 +1,319 @@
+"""OpenTelemetry for taskpipes: a Dramatiq middleware that makes each run one trace.
+
+Imported only through taskpipes.observe.tracing, once tracing is configured: this module
+imports the optional `otel` extra at its top.
+
+```
+taskpipes run P  (span, CLI)             periodiq tick (no context)
+  └─ process P_tick   (worker: one span per attempt; a root when the message has no context)
+       └─ process P_a
+            └─ process P_b  attempt 1  -- event taskpipes.retry
+                 └─ process P_b  attempt 2
+                      └─ process P_c ...
+```
+The context rides in each message's options (W3C `traceparent`, and `tracestate` when
+there is one), written as the message is enqueued inside a span: a hand-off's message is
+a child of the stage that sent it, a retry's of the attempt that failed. A message with
+no context (sent before the upgrade, or by the scheduler) starts a trace of its own. A
+tick message sent by a batch (a backfill, the catch-up pass) starts its run's own trace,
+linked to the batch's span, so that a run stays one trace and a batch is not one huge one.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+from dramatiq.broker import MessageProxy
+from dramatiq.middleware import Middleware
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from taskpipes.declare.registry import registry
+from taskpipes.store.runs import RUN_OPTION
+
+# The run's tick, carried by its stage messages for their spans (a stage message's
+# arguments hold only the run id).
+TICK_OPTION = "taskpipes_tick"
+# The scope name of the kit's spans.
+TRACER_NAME = "taskpipes"
+# The W3C trace context: our own message format, so not the process's global propagator
+# (which may add baggage, sent on to every HTTP call the stages make).
+PROPAGATOR: TextMapPropagator = TraceContextTextMapPropagator()
+# Set in the context of a command's span whose tick messages each start a trace.
+BATCH_KEY = otel_context.create_key("taskpipes.batch")
+# A URL's user and password (a DATABASE_URL or BROKER_URL in an error message).
+URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
+
+
+@dataclass
+class Processing:
+    """The message this worker thread is processing, and its span."""
+
+    message_id: str
+    span: Span
+    token: object
+    tick: str | None
+    run_id: int | None
+
+
+class Tracing(Middleware):
+    """One span per processing of a message; the trace context in each message's options."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.tracer = tracer
+        self.local = threading.local()
+
+    # -- the sending side ------------------------------------------------------------
+    def before_enqueue(
+        self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None
+    ) -> None:
+        current: Processing | None = getattr(self.local, "processing", None)
+        retry = current is not None and current.message_id == message.message_id
+        if current is not None:
+            self._note_send(current, message, delay, retry)
+        if is_tick(message.actor_name) and not retry and (current or batch_asked()):
+            self._start_run_trace(message)
+        elif trace.get_current_span().get_span_context().is_valid:
+            PROPAGATOR.inject(message.options)
+        # else: no span here (the scheduler, a dead-letter replay): the message keeps
+        # whatever context it carries
+
+    def _note_send(
+        self, current: Processing, message: dramatiq.Message, delay: int | None, retry: bool
+    ) -> None:
+        """A retry or a deferral is an event on the attempt that sends it; a hand-off names
+        the run a tick message claimed, and carries the run's tick on."""
+        run_id = message.options.get(RUN_OPTION)
+        if retry:
+            current.span.add_event(
+                "taskpipes.retry",
+                {"taskpipes.delay_ms": delay or 0, "taskpipes.attempt": attempt_of(message)},
+            )
+        elif delay and run_id is not None and current.run_id is not None:
+            stage = stage_of(message.actor_name)
+            current.span.add_event(
+                "taskpipes.deferral",
+                {"taskpipes.delay_ms": delay, "taskpipes.stage": stage or message.actor_name},
+            )
+        if run_id is not None and current.run_id is None:
+            current.run_id = int(run_id)
+            current.span.set_attribute("taskpipes.run_id", current.run_id)
+        if run_id is not None and current.tick is not None:
+            message.options.setdefault(TICK_OPTION, current.tick)
+
+    def _start_run_trace(self, message: dramatiq.Message) -> None:
+        """A batch's tick message: the root of its run's trace, linked to the batch."""
+        asker = trace.get_current_span().get_span_context()
+        links = [Link(asker)] if asker.is_valid else []
+        span = self.tracer.start_span(
+            f"send {message.actor_name}",
+            context=otel_context.Context(),
+            kind=SpanKind.PRODUCER,
+            links=links,
+            attributes=message_attributes(message),
+        )
+        with trace.use_span(span, end_on_exit=True):
+            PROPAGATOR.inject(message.options)
+
+    # -- the processing side ---------------------------------------------------------
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        parent = PROPAGATOR.extract(message.options, context=otel_context.Context())
+        attributes = message_attributes(message)
+        span = self.tracer.start_span(
+            f"process {message.actor_name}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        tick = attributes.get("taskpipes.tick")
+        run_id = attributes.get("taskpipes.run_id")
+        self.local.processing = Processing(
+            message.message_id,
+            span,
+            token,
+            None if tick is None else str(tick),
+            None if run_id is None else int(run_id),
+        )
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        current = self._finish()
+        if current is None:
+            return
+        if exception is not None:
+            record_failure(current.span, exception)
+            if message.failed:
+                current.span.add_event("taskpipes.gave_up")
+        current.span.end()
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        current = self._finish()
+        if current is not None:
+            current.span.add_event("taskpipes.skipped")
+            current.span.end()
+
+    def _finish(self) -> Processing | None:
+        current: Processing | None = getattr(self.local, "processing", None)
+        if current is not None:
+            self.local.processing = None
+            otel_context.detach(current.token)  # type: ignore[arg-type]
+        return current
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        # Dramatiq's worker processes may end without running atexit: send what is batched.
+        provider = trace.get_tracer_provider()
+        flush = getattr(provider, "force_flush", None)
+        if flush is not None:
+            flush()
+
+    # -- commands that ask for runs ---------------------------------------------------
+    @contextmanager
+    def asking(self, command: str, pipeline: str, *, batch: bool = False) -> Iterator[None]:
+        attributes = {"taskpipes.pipeline": pipeline, "taskpipes.command": command}
+        with self.tracer.start_as_current_span(
+            f"taskpipes {command} {pipeline}", attributes=attributes
+        ):
+            token = otel_context.attach(otel_context.set_value(BATCH_KEY, True)) if batch else None
+            try:
+                yield
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
+
+
+def batch_asked() -> bool:
+    return bool(otel_context.get_value(BATCH_KEY))
+
+
+def message_attributes(message: dramatiq.Message | MessageProxy) -> dict[str, Any]:
+    """What a message's span carries: its pipeline, stage, run, tick and attempt. Never a
+    URL, a header or an argument beyond the run id."""
+    attributes: dict[str, Any] = {
+        "messaging.system": "rabbitmq",
+        "messaging.destination.name": message.queue_name,
+        "messaging.message.id": message.message_id,
+        "taskpipes.actor": message.actor_name,
+        "taskpipes.attempt": attempt_of(message),
+    }
+    named = actor_names().get(message.actor_name)
+    if named is not None:
+        attributes["taskpipes.pipeline"], stage = named
+        if stage is not None:
+            attributes["taskpipes.stage"] = stage
+    run_id = message.options.get(RUN_OPTION)
+    if run_id is not None:
+        attributes["taskpipes.run_id"] = int(run_id)
+    tick = tick_of(message)
+    if tick is not None:
+        attributes["taskpipes.tick"] = tick
+    return attributes
+
+
+def attempt_of(message: dramatiq.Message | MessageProxy) -> int:
+    """1 for a message's first processing, 2 for its first retry, ..."""
+    return int(message.options.get("retries", 0)) + 1
+
+
+def tick_of(message: dramatiq.Message | MessageProxy) -> str | None:
+    """A tick message's own (explicit) or periodiq's; a stage message's from its run."""
+    tick = message.kwargs.get("tick") if isinstance(message.kwargs, dict) else None
+    tick = tick or message.options.get("scheduled_at") or message.options.get(TICK_OPTION)
+    return None if tick is None else str(tick)
+
+
+def actor_names() -> dict[str, tuple[str, str | None]]:
+    """Each declared actor's (pipeline, stage): None for a tick actor's stage."""
+    names: dict[str, tuple[str, str | None]] = {}
+    for pipeline in registry.declared:
+        names[pipeline.actor_name("tick")] = (pipeline.name, None)
+        for stage in pipeline.stages:
+            names[pipeline.entry_actor(stage)] = (pipeline.name, stage.name)
+    return names
+
+
+def is_tick(actor_name: str) -> bool:
+    named = actor_names().get(actor_name)
+    return named is not None and named[1] is None
+
+
+def stage_of(actor_name: str) -> str | None:
+    named = actor_names().get(actor_name)
+    return None if named is None else named[1]
+
+
+def record_failure(span: Span, exception: BaseException) -> None:
+    """The exception as an event, with any URL credentials in its text masked."""
+    span.set_status(Status(StatusCode.ERROR, type(exception).__name__))
+    span.add_event(
+        "exception",
+        {
+            "exception.type": type(exception).__qualname__,
+            "exception.message": scrubbed(str(exception)),
+            "exception.stacktrace": scrubbed("".join(traceback.format_exception(exception))),
+        },
+    )
+
+
+def scrubbed(text: str) -> str:
+    return URL_CREDENTIALS.sub(r"\1***@", text)
+
+
+# -- set-up ------------------------------------------------------------------------------
+def set_up(exporters: tuple[str, ...]) -> Tracing:
+    """The SDK's provider (unless the application or `opentelemetry-instrument` installed
+    one), the instrumentations of SQLAlchemy, requests and pika, and the middleware."""
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        trace.set_tracer_provider(sdk_provider(exporters))
+    instrument()
+    return Tracing(trace.get_tracer(TRACER_NAME))
+
+
+def sdk_provider(exporters: tuple[str, ...]) -> trace.TracerProvider:
+    from importlib.metadata import entry_points
+
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: "taskpipes"}))
+    provider = TracerProvider(resource=resource)
+    for name in exporters:
+        found = entry_points(group="opentelemetry_traces_exporter", name=name)
+        if not found:
+            raise ValueError(f"OTEL_TRACES_EXPORTER names {name!r}: no such span exporter")
+        exporter = next(iter(found)).load()()
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def instrument() -> None:
+    """Child spans for SQL statements, HTTP calls and AMQP publishes. Each instrumentor
+    instruments once per process, however often this runs. None of them records a
+    password: SQLAlchemy's records the host, port, database and user of the URL, pika's
+    the host and port, requests' the URL without its credentials, and no header."""
+    from opentelemetry.instrumentation.pika import PikaInstrumentor
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    SQLAlchemyInstrumentor().instrument(enable_commenter=False)
+    RequestsInstrumentor().instrument()
+    PikaInstrumentor().instrument()
