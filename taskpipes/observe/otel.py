@@ -38,12 +38,15 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from taskpipes.declare.registry import registry
+from taskpipes.declare.registry import Registry, registry
 from taskpipes.store.runs import RUN_OPTION
 
 # The run's tick, carried by its stage messages for their spans (a stage message's
 # arguments hold only the run id).
 TICK_OPTION = "taskpipes_tick"
+# The stage name actor_names gives a pipeline's tick actor (no stage is named so: its
+# actor would clash with the tick's).
+TICK = "tick"
 # The scope name of the kit's spans.
 TRACER_NAME = "taskpipes"
 # The W3C trace context: our own message format, so not the process's global propagator
@@ -69,8 +72,10 @@ class Processing:
 class Tracing(Middleware):
     """One span per processing of a message; the trace context in each message's options."""
 
-    def __init__(self, tracer: Tracer) -> None:
+    def __init__(self, tracer: Tracer, catalogue: Registry = registry) -> None:
         self.tracer = tracer
+        # The declarations that name each actor's pipeline and stage.
+        self.catalogue = catalogue
         self.local = threading.local()
 
     # -- the sending side ------------------------------------------------------------
@@ -82,7 +87,7 @@ class Tracing(Middleware):
         retry = current is not None and current.message_id == message.message_id
         if current is not None:
             self._note_send(current, message, delay, retry)
-        if is_tick(message.actor_name) and not retry and (current or batch_asked()):
+        if self._named(message)[1] == TICK and not retry and (current or batch_asked()):
             self._start_run_trace(message)
         elif current is not None or not has_context(message):
             if trace.get_current_span().get_span_context().is_valid:
@@ -118,10 +123,9 @@ class Tracing(Middleware):
                 {"taskpipes.delay_ms": delay or 0, "taskpipes.attempt": attempt_of(message)},
             )
         elif delay and run_id is not None and current.run_id is not None:
-            stage = stage_of(message.actor_name)
+            stage = self._named(message)[1] or message.actor_name
             current.span.add_event(
-                "taskpipes.deferral",
-                {"taskpipes.delay_ms": delay, "taskpipes.stage": stage or message.actor_name},
+                "taskpipes.deferral", {"taskpipes.delay_ms": delay, "taskpipes.stage": stage}
             )
         if run_id is not None and current.run_id is None:
             current.run_id = int(run_id)
@@ -138,7 +142,7 @@ class Tracing(Middleware):
             context=otel_context.Context(),
             kind=SpanKind.PRODUCER,
             links=links,
-            attributes=message_attributes(message),
+            attributes=self._attributes(message),
         )
         with trace.use_span(span, end_on_exit=True):
             PROPAGATOR.inject(message.options)
@@ -146,7 +150,7 @@ class Tracing(Middleware):
     # -- the processing side ---------------------------------------------------------
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         parent = PROPAGATOR.extract(message.options, context=otel_context.Context())
-        attributes = message_attributes(message)
+        attributes = self._attributes(message)
         span = self.tracer.start_span(
             f"process {message.actor_name}",
             context=parent,
@@ -201,6 +205,33 @@ class Tracing(Middleware):
         if flush is not None:
             flush()
 
+    def _named(self, message: dramatiq.Message | MessageProxy) -> tuple[str | None, str | None]:
+        """The message's (pipeline, stage), (None, None) for an actor no pipeline declares."""
+        return actor_names(self.catalogue).get(message.actor_name, (None, None))
+
+    def _attributes(self, message: dramatiq.Message | MessageProxy) -> dict[str, Any]:
+        """What a message's span carries: its pipeline, stage, run, tick and attempt. Never
+        a URL, a header or an argument beyond the run id."""
+        attributes: dict[str, Any] = {
+            "messaging.system": "rabbitmq",
+            "messaging.destination.name": message.queue_name,
+            "messaging.message.id": message.message_id,
+            "taskpipes.actor": message.actor_name,
+            "taskpipes.attempt": attempt_of(message),
+        }
+        pipeline, stage = self._named(message)
+        if pipeline is not None:
+            attributes["taskpipes.pipeline"] = pipeline
+        if stage is not None and stage != TICK:
+            attributes["taskpipes.stage"] = stage
+        run_id = message.options.get(RUN_OPTION)
+        if run_id is not None:
+            attributes["taskpipes.run_id"] = int(run_id)
+        tick = tick_of(message)
+        if tick is not None:
+            attributes["taskpipes.tick"] = tick
+        return attributes
+
     # -- commands that ask for runs ---------------------------------------------------
     @contextmanager
     def asking(self, command: str, pipeline: str, *, batch: bool = False) -> Iterator[None]:
@@ -224,30 +255,6 @@ def batch_asked() -> bool:
     return bool(otel_context.get_value(BATCH_KEY))
 
 
-def message_attributes(message: dramatiq.Message | MessageProxy) -> dict[str, Any]:
-    """What a message's span carries: its pipeline, stage, run, tick and attempt. Never a
-    URL, a header or an argument beyond the run id."""
-    attributes: dict[str, Any] = {
-        "messaging.system": "rabbitmq",
-        "messaging.destination.name": message.queue_name,
-        "messaging.message.id": message.message_id,
-        "taskpipes.actor": message.actor_name,
-        "taskpipes.attempt": attempt_of(message),
-    }
-    named = actor_names().get(message.actor_name)
-    if named is not None:
-        attributes["taskpipes.pipeline"], stage = named
-        if stage is not None:
-            attributes["taskpipes.stage"] = stage
-    run_id = message.options.get(RUN_OPTION)
-    if run_id is not None:
-        attributes["taskpipes.run_id"] = int(run_id)
-    tick = tick_of(message)
-    if tick is not None:
-        attributes["taskpipes.tick"] = tick
-    return attributes
-
-
 def attempt_of(message: dramatiq.Message | MessageProxy) -> int:
     """1 for a message's first processing, 2 for its first retry, ..."""
     return int(message.options.get("retries", 0)) + 1
@@ -260,24 +267,14 @@ def tick_of(message: dramatiq.Message | MessageProxy) -> str | None:
     return None if tick is None else str(tick)
 
 
-def actor_names() -> dict[str, tuple[str, str | None]]:
-    """Each declared actor's (pipeline, stage): None for a tick actor's stage."""
-    names: dict[str, tuple[str, str | None]] = {}
-    for pipeline in registry.declared:
-        names[pipeline.actor_name("tick")] = (pipeline.name, None)
+def actor_names(catalogue: Registry) -> dict[str, tuple[str, str]]:
+    """Each declared actor's (pipeline, stage); TICK for a pipeline's tick actor."""
+    names = {}
+    for pipeline in catalogue.declared:
+        names[pipeline.actor_name("tick")] = (pipeline.name, TICK)
         for stage in pipeline.stages:
             names[pipeline.entry_actor(stage)] = (pipeline.name, stage.name)
     return names
-
-
-def is_tick(actor_name: str) -> bool:
-    named = actor_names().get(actor_name)
-    return named is not None and named[1] is None
-
-
-def stage_of(actor_name: str) -> str | None:
-    named = actor_names().get(actor_name)
-    return None if named is None else named[1]
 
 
 def record_failure(span: Span, exception: BaseException) -> None:
