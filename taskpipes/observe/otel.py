@@ -4,8 +4,8 @@ Imported only through taskpipes.observe.tracing, once tracing is configured: thi
 imports the optional `otel` extra at its top.
 
 ```
-taskpipes run P  (span, CLI)             periodiq tick (no context)
-  └─ process P_tick   (worker: one span per attempt; a root when the message has no context)
+taskpipes run P  (span, CLI)  |  send P_tick (the scheduler)  |  no context (an old message)
+  └─ process P_tick   (worker: one span per attempt)
        └─ process P_a
             └─ process P_b  attempt 1  -- event taskpipes.retry
                  └─ process P_b  attempt 2
@@ -14,9 +14,10 @@ taskpipes run P  (span, CLI)             periodiq tick (no context)
 The context rides in each message's options (W3C `traceparent`, and `tracestate` when
 there is one), written as the message is enqueued inside a span: a hand-off's message is
 a child of the stage that sent it, a retry's of the attempt that failed. A message with
-no context (sent before the upgrade, or by the scheduler) starts a trace of its own. A
-tick message sent by a batch (a backfill, the catch-up pass) starts its run's own trace,
-linked to the batch's span, so that a run stays one trace and a batch is not one huge one.
+no context (sent before the upgrade) starts a trace of its own. A tick message starts its run's trace with a `send` span as it is published (by the
+scheduler, say), unless `taskpipes run` asked for it: then the command's span is the
+root. A tick sent by a batch (a backfill, the catch-up pass) is linked to the batch's span,
+so that a run stays one trace and a batch is not one huge one.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from taskpipes.declare.registry import Registry, registry
+from taskpipes.declare.settings import ConfigError
 from taskpipes.store.runs import RUN_OPTION
 
 # The run's tick, carried by its stage messages for their spans (a stage message's
@@ -87,7 +89,7 @@ class Tracing(Middleware):
         retry = current is not None and current.message_id == message.message_id
         if current is not None:
             self._note_send(current, message, delay, retry)
-        if self._named(message)[1] == TICK and not retry and (current or batch_asked()):
+        if self._starts_run_trace(message, current, retry):
             self._start_run_trace(message)
         elif current is not None or not has_context(message):
             if trace.get_current_span().get_span_context().is_valid:
@@ -98,7 +100,7 @@ class Tracing(Middleware):
             # its publish span belongs to its trace, not to whatever pika's instrumentation
             # left current in this thread (the last message it received).
             parent = PROPAGATOR.extract(message.options, context=otel_context.Context())
-            self.local.sending = otel_context.attach(parent)
+            self.local.sending = (otel_context.attach(parent), None)
 
     def after_enqueue(
         self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None
@@ -106,10 +108,43 @@ class Tracing(Middleware):
         self._end_sending()
 
     def _end_sending(self) -> None:
-        token = getattr(self.local, "sending", None)
-        if token is not None:
+        """Detach (and end) what before_enqueue set for the publish."""
+        sending: tuple[object, Span | None] | None = getattr(self.local, "sending", None)
+        if sending is not None:
             self.local.sending = None
-            otel_context.detach(token)
+            token, span = sending
+            otel_context.detach(token)  # type: ignore[arg-type]
+            if span is not None:
+                span.end()
+
+    def _starts_run_trace(
+        self, message: dramatiq.Message, current: Processing | None, retry: bool
+    ) -> bool:
+        """A tick message starts its run's trace, unless it is a retry (or a delayed tick
+        moved to its queue) that carries its context, or a command asked for that one run
+        (`taskpipes run`: the run is in the command's trace)."""
+        if self._named(message)[1] != TICK or retry:
+            return False
+        if current is not None or batch_asked():
+            return True
+        asked = trace.get_current_span().get_span_context().is_valid
+        return not asked and not has_context(message)
+
+    def _start_run_trace(self, message: dramatiq.Message) -> None:
+        """The root span of a run's trace, open while its tick message is published: the
+        scheduler's tick, or one of a batch's ticks (linked to the batch's span)."""
+        asker = trace.get_current_span().get_span_context()
+        links = [Link(asker)] if asker.is_valid else []
+        span = self.tracer.start_span(
+            f"send {message.actor_name}",
+            context=otel_context.Context(),
+            kind=SpanKind.PRODUCER,
+            links=links,
+            attributes=self._attributes(message),
+        )
+        sending = trace.set_span_in_context(span, otel_context.Context())
+        PROPAGATOR.inject(message.options, context=sending)
+        self.local.sending = (otel_context.attach(sending), span)
 
     def _note_send(
         self, current: Processing, message: dramatiq.Message, delay: int | None, retry: bool
@@ -132,20 +167,6 @@ class Tracing(Middleware):
             current.span.set_attribute("taskpipes.run_id", current.run_id)
         if run_id is not None and current.tick is not None:
             message.options.setdefault(TICK_OPTION, current.tick)
-
-    def _start_run_trace(self, message: dramatiq.Message) -> None:
-        """A batch's tick message: the root of its run's trace, linked to the batch."""
-        asker = trace.get_current_span().get_span_context()
-        links = [Link(asker)] if asker.is_valid else []
-        span = self.tracer.start_span(
-            f"send {message.actor_name}",
-            context=otel_context.Context(),
-            kind=SpanKind.PRODUCER,
-            links=links,
-            attributes=self._attributes(message),
-        )
-        with trace.use_span(span, end_on_exit=True):
-            PROPAGATOR.inject(message.options)
 
     # -- the processing side ---------------------------------------------------------
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
@@ -192,6 +213,7 @@ class Tracing(Middleware):
             current.span.end()
 
     def _finish(self) -> Processing | None:
+        self._end_sending()
         current: Processing | None = getattr(self.local, "processing", None)
         if current is not None:
             self.local.processing = None
@@ -305,8 +327,8 @@ def set_up(exporters: tuple[str, ...]) -> Tracing:
 
 
 def sdk_provider(exporters: tuple[str, ...]) -> trace.TracerProvider:
-    from importlib.metadata import entry_points
-
+    """The SDK's provider: the resource from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    (service `taskpipes` when they name none), spans batched to each exporter."""
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -316,12 +338,21 @@ def sdk_provider(exporters: tuple[str, ...]) -> trace.TracerProvider:
         resource = resource.merge(Resource({SERVICE_NAME: "taskpipes"}))
     provider = TracerProvider(resource=resource)
     for name in exporters:
-        found = entry_points(group="opentelemetry_traces_exporter", name=name)
-        if not found:
-            raise ValueError(f"OTEL_TRACES_EXPORTER names {name!r}: no such span exporter")
-        exporter = next(iter(found)).load()()
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(BatchSpanProcessor(exporter_class(name)()))
     return provider
+
+
+def exporter_class(name: str) -> type:
+    """The span exporter an installed package provides under `name`, as the SDK's own
+    auto-configuration finds it (entry points `opentelemetry_traces_exporter`)."""
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="opentelemetry_traces_exporter", name=name)
+    if not found:
+        raise ConfigError(
+            f"OTEL_TRACES_EXPORTER names {name!r}, which no installed package provides"
+        )
+    return next(iter(found)).load()  # type: ignore[no-any-return]
 
 
 def instrument() -> None:

@@ -11,8 +11,10 @@ import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Retries
+from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc
+from opentelemetry.exporter.otlp.proto.http import trace_exporter as http
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from taskpipes import Pipeline, Registry, Stage
@@ -85,14 +87,17 @@ def test_a_stage_hands_off_and_retries_within_its_run_trace(
     tick.send_with_options(kwargs={"tick": "2026-01-01T00:00:00+00:00"})
     join(broker)
 
-    # Then the tick starts the trace, a's attempts follow it, the retry a child of the failure
+    # Then the tick's publish starts the trace, a's attempts follow, the retry a child of
+    # the failure
+    (sent,) = spans_named(exported, "send p_tick")
     (tick_span,) = spans_named(exported, "process p_tick")
     failed, retried = spans_named(exported, "process p_a")
-    assert tick_span.parent is None
+    assert sent.parent is None and sent.links == ()
+    assert tick_span.parent is not None and tick_span.parent.span_id == sent.context.span_id
     assert failed.parent is not None and failed.parent.span_id == tick_span.context.span_id
     assert retried.parent is not None and retried.parent.span_id == failed.context.span_id
-    assert {s.context.trace_id for s in (tick_span, failed, retried)} == {
-        tick_span.context.trace_id
+    assert {s.context.trace_id for s in (sent, tick_span, failed, retried)} == {
+        sent.context.trace_id
     }
     # with the run's attributes, learnt by the tick from its hand-off
     assert dict(tick_span.attributes or {}) == {
@@ -227,3 +232,25 @@ def test_the_otel_variables_turn_tracing_on(
 def test_an_unknown_otlp_protocol_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_PROTOCOL must be one of"):
         load_settings({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"})
+
+
+@pytest.mark.parametrize(
+    ("name", "exporter"),
+    [
+        ("console", ConsoleSpanExporter),
+        ("otlp_proto_http", http.OTLPSpanExporter),
+        ("otlp_proto_grpc", grpc.OTLPSpanExporter),
+    ],
+)
+def test_each_exporter_name_finds_its_sdk_exporter(name: str, exporter: type) -> None:
+    assert otel.exporter_class(name) is exporter
+
+
+def test_the_service_is_taskpipes_unless_the_variables_name_one() -> None:
+    provider = otel.sdk_provider(())
+    assert provider.resource.attributes["service.name"] == "taskpipes"  # type: ignore[attr-defined]
+
+
+def test_an_exporter_no_package_provides_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="OTEL_TRACES_EXPORTER names 'otlp_typo'"):
+        otel.exporter_class("otlp_typo")
