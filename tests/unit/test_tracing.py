@@ -125,8 +125,11 @@ def test_a_deferral_is_an_event_and_the_deferred_message_a_child(
     broker: StubBroker, exported: InMemorySpanExporter
 ) -> None:
     # Given stage b, which sends itself again later the first time (a deferral)
+    deferred: list[int] = []
+
     def stage_b(run_id: int) -> None:
-        if len(spans_named(exported, "process p_b")) == 0:
+        if not deferred:
+            deferred.append(run_id)
             b.send_with_options(args=(run_id,), delay=10, **{RUN_OPTION: run_id})
 
     b = actor(broker, "p_b", stage_b)
@@ -140,6 +143,21 @@ def test_a_deferral_is_an_event_and_the_deferred_message_a_child(
     (deferral,) = [e for e in first.events if e.name == "taskpipes.deferral"]
     assert dict(deferral.attributes or {}) == {"taskpipes.delay_ms": 10, "taskpipes.stage": "b"}
     assert again.parent is not None and again.parent.span_id == first.context.span_id
+
+
+def test_the_last_failed_attempt_says_it_gave_up(
+    broker: StubBroker, exported: InMemorySpanExporter
+) -> None:
+    def stage_b(run_id: int) -> None:
+        raise RuntimeError("still down")
+
+    b = actor(broker, "p_b", stage_b, max_retries=0)
+    b.send_with_options(args=(4,), **{RUN_OPTION: 4})
+    with pytest.raises(RuntimeError, match="still down"):  # the stub broker's join re-raises
+        join(broker)
+
+    (span,) = spans_named(exported, "process p_b")
+    assert [e.name for e in span.events] == ["exception", "taskpipes.gave_up"]
 
 
 def test_a_message_from_before_the_upgrade_starts_a_trace_of_its_own(
