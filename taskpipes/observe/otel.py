@@ -162,8 +162,8 @@ class Tracing(Middleware):
             current.span.add_event(
                 "taskpipes.deferral", {"taskpipes.delay_ms": delay, "taskpipes.stage": stage}
             )
-        if run_id is not None and current.run_id is None:
-            current.run_id = int(run_id)
+        if isinstance(run_id, int) and current.run_id is None:
+            current.run_id = run_id
             current.span.set_attribute("taskpipes.run_id", current.run_id)
         if run_id is not None and current.tick is not None:
             message.options.setdefault(TICK_OPTION, current.tick)
@@ -186,7 +186,7 @@ class Tracing(Middleware):
             span,
             token,
             None if tick is None else str(tick),
-            None if run_id is None else int(run_id),
+            run_id,
         )
 
     def after_process_message(
@@ -247,8 +247,8 @@ class Tracing(Middleware):
         if stage is not None and stage != TICK:
             attributes["taskpipes.stage"] = stage
         run_id = message.options.get(RUN_OPTION)
-        if run_id is not None:
-            attributes["taskpipes.run_id"] = int(run_id)
+        if isinstance(run_id, int):  # a hook that raised would fail the message: no int()
+            attributes["taskpipes.run_id"] = run_id
         tick = tick_of(message)
         if tick is not None:
             attributes["taskpipes.tick"] = tick
