@@ -7,7 +7,7 @@ imports the optional `otel` extra at its top.
 taskpipes run P  (span, CLI)  |  send P_tick (the scheduler)  |  no context (an old message)
   └─ process P_tick   (worker: one span per attempt)
        └─ process P_a
-            └─ process P_b  attempt 1  -- event taskpipes.retry
+            └─ process P_b  attempt 1  -- a retry event
                  └─ process P_b  attempt 2
                       └─ process P_c ...
 ```
@@ -43,19 +43,36 @@ from taskpipes.declare.registry import Registry, registry
 from taskpipes.declare.settings import ConfigError
 from taskpipes.store.runs import RUN_OPTION
 
+# The namespace of the kit's span attributes and events, as OpenTelemetry's naming rules
+# ask; docs/how-to/tracing.md lists every name.
+NS = "taskpipes"
+PIPELINE, STAGE, RUN_ID, TICK, ATTEMPT = (
+    NS + ".pipeline",
+    NS + ".stage",
+    NS + ".run_id",
+    NS + ".tick",
+    NS + ".attempt",
+)
+ACTOR, COMMAND, DELAY_MS = NS + ".actor", NS + ".command", NS + ".delay_ms"
+RETRY, DEFERRAL, GAVE_UP, SKIPPED = (
+    NS + ".retry",
+    NS + ".deferral",
+    NS + ".gave_up",
+    NS + ".skipped",
+)
 # The run's tick, carried by its stage messages for their spans (a stage message's
 # arguments hold only the run id).
 TICK_OPTION = "taskpipes_tick"
 # The stage name actor_names gives a pipeline's tick actor (no stage is named so: its
 # actor would clash with the tick's).
-TICK = "tick"
+TICK_STAGE = "tick"
 # The scope name of the kit's spans.
 TRACER_NAME = "taskpipes"
 # The W3C trace context: our own message format, so not the process's global propagator
 # (which may add baggage, sent on to every HTTP call the stages make).
 PROPAGATOR: TextMapPropagator = TraceContextTextMapPropagator()
 # Set in the context of a command's span whose tick messages each start a trace.
-BATCH_KEY = otel_context.create_key("taskpipes.batch")
+BATCH_KEY = otel_context.create_key(NS + ".batch")
 # A URL's user and password (a DATABASE_URL or BROKER_URL in an error message).
 URL_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
 
@@ -123,7 +140,7 @@ class Tracing(Middleware):
         """A tick message starts its run's trace, unless it is a retry (or a delayed tick
         moved to its queue) that carries its context, or a command asked for that one run
         (`taskpipes run`: the run is in the command's trace)."""
-        if self._named(message)[1] != TICK or retry:
+        if self._named(message)[1] != TICK_STAGE or retry:
             return False
         if current is not None or batch_asked():
             return True
@@ -154,17 +171,15 @@ class Tracing(Middleware):
         run_id = message.options.get(RUN_OPTION)
         if retry:
             current.span.add_event(
-                "taskpipes.retry",
-                {"taskpipes.delay_ms": delay or 0, "taskpipes.attempt": attempt_of(message)},
+                RETRY,
+                {DELAY_MS: delay or 0, ATTEMPT: attempt_of(message)},
             )
         elif delay and run_id is not None and current.run_id is not None:
             stage = self._named(message)[1] or message.actor_name
-            current.span.add_event(
-                "taskpipes.deferral", {"taskpipes.delay_ms": delay, "taskpipes.stage": stage}
-            )
+            current.span.add_event(DEFERRAL, {DELAY_MS: delay, STAGE: stage})
         if isinstance(run_id, int) and current.run_id is None:
             current.run_id = run_id
-            current.span.set_attribute("taskpipes.run_id", current.run_id)
+            current.span.set_attribute(RUN_ID, current.run_id)
         if run_id is not None and current.tick is not None:
             message.options.setdefault(TICK_OPTION, current.tick)
 
@@ -179,8 +194,8 @@ class Tracing(Middleware):
             attributes=attributes,
         )
         token = otel_context.attach(trace.set_span_in_context(span))
-        tick = attributes.get("taskpipes.tick")
-        run_id = attributes.get("taskpipes.run_id")
+        tick = attributes.get(TICK)
+        run_id = attributes.get(RUN_ID)
         self.local.processing = Processing(
             message.message_id,
             span,
@@ -203,13 +218,13 @@ class Tracing(Middleware):
         if exception is not None:
             record_failure(current.span, exception)
             if message.failed:
-                current.span.add_event("taskpipes.gave_up")
+                current.span.add_event(GAVE_UP)
         current.span.end()
 
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         current = self._finish()
         if current is not None:
-            current.span.add_event("taskpipes.skipped")
+            current.span.add_event(SKIPPED)
             current.span.end()
 
     def _finish(self) -> Processing | None:
@@ -238,26 +253,26 @@ class Tracing(Middleware):
             "messaging.system": "rabbitmq",
             "messaging.destination.name": message.queue_name,
             "messaging.message.id": message.message_id,
-            "taskpipes.actor": message.actor_name,
-            "taskpipes.attempt": attempt_of(message),
+            ACTOR: message.actor_name,
+            ATTEMPT: attempt_of(message),
         }
         pipeline, stage = self._named(message)
         if pipeline is not None:
-            attributes["taskpipes.pipeline"] = pipeline
-        if stage is not None and stage != TICK:
-            attributes["taskpipes.stage"] = stage
+            attributes[PIPELINE] = pipeline
+        if stage is not None and stage != TICK_STAGE:
+            attributes[STAGE] = stage
         run_id = message.options.get(RUN_OPTION)
         if isinstance(run_id, int):  # a hook that raised would fail the message: no int()
-            attributes["taskpipes.run_id"] = run_id
+            attributes[RUN_ID] = run_id
         tick = tick_of(message)
         if tick is not None:
-            attributes["taskpipes.tick"] = tick
+            attributes[TICK] = tick
         return attributes
 
     # -- commands that ask for runs ---------------------------------------------------
     @contextmanager
     def asking(self, command: str, pipeline: str, *, batch: bool = False) -> Iterator[None]:
-        attributes = {"taskpipes.pipeline": pipeline, "taskpipes.command": command}
+        attributes = {PIPELINE: pipeline, COMMAND: command}
         with self.tracer.start_as_current_span(
             f"taskpipes {command} {pipeline}", attributes=attributes
         ):
@@ -290,10 +305,10 @@ def tick_of(message: dramatiq.Message | MessageProxy) -> str | None:
 
 
 def actor_names(catalogue: Registry) -> dict[str, tuple[str, str]]:
-    """Each declared actor's (pipeline, stage); TICK for a pipeline's tick actor."""
+    """Each declared actor's (pipeline, stage); TICK_STAGE for a pipeline's tick actor."""
     names = {}
     for pipeline in catalogue.declared:
-        names[pipeline.actor_name("tick")] = (pipeline.name, TICK)
+        names[pipeline.actor_name("tick")] = (pipeline.name, TICK_STAGE)
         for stage in pipeline.stages:
             names[pipeline.entry_actor(stage)] = (pipeline.name, stage.name)
     return names
