@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from taskpipes.cli import arguments, run_list
 from taskpipes.cli import controls as controls_cli
-from taskpipes.cli.app import AppNotFound, declared_registry, import_app
+from taskpipes.cli.app import AppNotFound, application, declared_registry
 from taskpipes.cli.exits import EXIT_FAILED, EXIT_USAGE
 from taskpipes.declare import clock
 from taskpipes.declare.application import Application, resolve
@@ -116,15 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = argparse.ArgumentParser(add_help=False)
     add_app_option(chosen)
     try:
-        module = import_app(chosen.parse_known_args(argv)[0].app)
+        app = application(chosen.parse_known_args(argv)[0].app)
     except AppNotFound as exc:
         print(f"taskpipes: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as exc:
         print(f"taskpipes: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    found = getattr(module, "application", None)
-    app = found if isinstance(found, Application) else Application()
     args = build_parser(app).parse_args(argv)
     args.application = app
     logging.basicConfig(
@@ -185,12 +183,14 @@ def broker_problem(exc: Exception) -> str:
 def cmd_db(args: argparse.Namespace) -> int:
     from alembic.util import CommandError
 
+    from taskpipes.store.migrate import NoMigrations
+
     app: Application = args.application
-    if app.migrations is None:
-        print("taskpipes db: the application names no migrations", file=sys.stderr)
-        return EXIT_USAGE
     try:
         return db_action(args.action, args.message, app)
+    except NoMigrations as exc:
+        print(f"taskpipes db {args.action}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except CommandError as exc:  # e.g. a revision asked of a database behind its migrations
         print(f"taskpipes db {args.action}: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -11,11 +11,9 @@ from taskpipes.cli import arguments
 from taskpipes.cli.exits import EXIT_USAGE
 from taskpipes.store.database import reading
 from taskpipes.store.run_search import MAX_PAGE, RunFilter, SearchError, page, parse_detail
-from taskpipes.store.runs import FINISHED, IN_PROGRESS
+from taskpipes.store.runs import STATUSES
 from taskpipes.store.tables import Run
 
-# Every status a run can have, for --status's choices.
-STATUSES = sorted({*IN_PROGRESS, *FINISHED})
 # How much of an error a table row shows (--json has it whole).
 ERROR_CHARS = 60
 

@@ -10,6 +10,8 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, default_middleware
 from sqlalchemy import Engine
 
+from taskpipes.declare.app_settings import check_all
+from taskpipes.declare.application import Application
 from taskpipes.declare.registry import registry
 from taskpipes.declare.settings import Settings, get_settings, use_settings
 from taskpipes.observe.tracing import tracing_middleware
@@ -50,10 +52,14 @@ def configure(settings: Settings | None = None, engine: Engine | None = None) ->
         use_engine(engine)
 
 
-def start(settings: Settings | None = None) -> dramatiq.Broker:
+def start(
+    settings: Settings | None = None, application: Application | None = None
+) -> dramatiq.Broker:
     """Build the broker (from `settings`, else the environment's), make it Dramatiq's
-    global one and register every declared pipeline's actors on it."""
+    global one and register every declared pipeline's actors on it. The application's own
+    settings are checked first: a worker with a bad one stops at boot, naming it."""
     configure(settings)
+    check_all(application.settings if application else ())
     # periodiq computes ticks with pendulum's local zone: pin it to UTC so DST never skips
     # or doubles a tick, whatever the host's timezone.
     pendulum.set_local_timezone(pendulum.UTC)

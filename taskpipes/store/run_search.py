@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
+from taskpipes.store.runs import STATUSES
 from taskpipes.store.tables import Run
 
 # The most runs one page holds (the API's bound too).
@@ -38,6 +39,9 @@ class RunFilter:
     detail: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.statuses) - set(STATUSES))
+        if unknown:
+            raise SearchError(f"unknown status {unknown[0]!r}; known: {', '.join(STATUSES)}")
         if self.since and self.until and self.until < self.since:
             raise SearchError(
                 f"until {self.until.isoformat()} is before since {self.since.isoformat()}"
