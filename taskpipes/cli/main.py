@@ -10,6 +10,7 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
@@ -231,13 +232,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     warn_if_no_workers(entry.queue_name)
     outcome: Outcome | int
-    if extra and args.pipeline == extra.PIPELINE:
-        outcome = extra.run(entry, args)
-        if isinstance(outcome, int):
-            return outcome  # enqueued only (e.g. --no-wait)
-    else:
-        timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
-        outcome = run_tick(entry, args.at or clock.now(), timeout)
+    with asking("run", entry.name):
+        if extra and args.pipeline == extra.PIPELINE:
+            outcome = extra.run(entry, args)
+        else:
+            timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
+            outcome = run_tick(entry, args.at or clock.now(), timeout)
+    if isinstance(outcome, int):
+        return outcome  # enqueued only (e.g. --no-wait)
     print(format_outcome(outcome))
     return 0 if outcome.status == SUCCEEDED else EXIT_FAILED
 
@@ -252,7 +254,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         entry = declared_registry().get(args.pipeline)
         if entry.computes_past:  # else backfill refuses, and workers do not matter
             warn_if_no_workers(entry.queue_name)
-        outcomes = backfill(entry, args.start, args.end, args.timeout)
+        with asking("backfill", entry.name, batch=True):
+            outcomes = backfill(entry, args.start, args.end, args.timeout)
     except (KeyError, BackfillRefused) as exc:
         print(f"taskpipes backfill: {exc.args[0]}", file=sys.stderr)
         return EXIT_USAGE
@@ -265,6 +268,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         if outcome.status != SUCCEEDED:
             print(format_outcome(outcome))
     return 0 if counts[SUCCEEDED] == len(outcomes) else EXIT_FAILED
+
+
+def asking(command: str, pipeline: str, *, batch: bool = False) -> AbstractContextManager[None]:
+    """The command's span, when tracing is on: the runs it asks for are traced from here
+    (taskpipes.observe.tracing)."""
+    from taskpipes.observe.tracing import asking as traced
+    from taskpipes.runtime.current import current_broker
+
+    return traced(current_broker(), command, pipeline, batch=batch)
 
 
 def warn_if_no_workers(queue: str) -> None:

@@ -24,6 +24,9 @@ SCHEDULE_PREFIX = "TASKPIPES_SCHEDULE_"
 # RabbitMQ queue types. Classic is the default: a queue that exists cannot change type, so a
 # deployment moves to quorum on purpose, with `taskpipes rabbit migrate-queues`.
 QUEUE_TYPES = ("classic", "quorum")
+# OTEL_EXPORTER_OTLP_PROTOCOL values and the exporter (its entry point's name) each picks;
+# the specification's default is http/protobuf.
+OTLP_PROTOCOLS = {"http/protobuf": "otlp_proto_http", "grpc": "otlp_proto_grpc"}
 
 
 class ConfigError(ValueError):
@@ -47,9 +50,16 @@ class Settings:
     queue_type: str = "classic"
     # The module that declares the pipelines, which every `taskpipes` command imports.
     app: str = DEFAULT_APP
+    # The OpenTelemetry span exporters (entry point names) when the OTEL_* variables turn
+    # tracing on; empty when they do not (docs/how-to/tracing.md).
+    trace_exporters: tuple[str, ...] = ()
     # The text of the application's own settings (taskpipes.Setting) by variable name, for
     # Settings a host hands in: loaded from the environment, they are read from it instead.
     app_values: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def tracing(self) -> bool:
+        return bool(self.trace_exporters)
 
     @property
     def in_process(self) -> bool:
@@ -130,6 +140,32 @@ def _check_metrics_dir(env: Mapping[str, str]) -> str | None:
     return directory
 
 
+def _trace_exporters(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The span exporters the standard OTEL_* variables ask for: none (tracing off) unless
+    OTEL_TRACES_EXPORTER names some or an OTLP endpoint is set. The SDK itself reads the
+    rest (endpoint, headers, service name, sampler), as prometheus_client reads its own."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return ()
+    named = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not named and not endpoint:
+        return ()
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+    if protocol not in OTLP_PROTOCOLS:
+        raise ConfigError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL must be one of {', '.join(OTLP_PROTOCOLS)}, "
+            f"got {protocol!r}"
+        )
+    otlp = OTLP_PROTOCOLS[protocol]
+    return tuple(otlp if n == "otlp" else n for n in named or ["otlp"] if n != "none")
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build settings from an environment mapping, failing with the variable's name."""
     overrides = {
@@ -151,6 +187,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         metrics_dir=_check_metrics_dir(env),
         queue_type=_choice(env, "TASKPIPES_QUEUE_TYPE", QUEUE_TYPES),
         app=env.get("TASKPIPES_APP") or DEFAULT_APP,
+        trace_exporters=_trace_exporters(env),
     )
 
 

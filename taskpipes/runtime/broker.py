@@ -14,6 +14,7 @@ from taskpipes.declare.app_settings import check_all
 from taskpipes.declare.application import Application
 from taskpipes.declare.registry import registry
 from taskpipes.declare.settings import Settings, get_settings, use_settings
+from taskpipes.observe.tracing import tracing_middleware
 from taskpipes.rabbitmq import queues as rabbit
 from taskpipes.runtime import actors, catchup, housekeeping
 from taskpipes.runtime.middleware import CrashGuard, MetricsFiles, PoolSize, SchedulerProbe, TickAge
@@ -24,6 +25,11 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     middleware = [m() for m in default_middleware]
     middleware += [CurrentMessage(), TickAge(), CrashGuard(settings.max_crashes), SchedulerProbe()]
     middleware.append(PoolSize())
+    tracing = tracing_middleware(settings)
+    if tracing is not None:
+        # First: its span encloses every other middleware's work on a message, and its
+        # after-hooks run last, after Retries has sent the retry it records.
+        middleware.insert(0, tracing)
     if settings.in_process:
         return StubBroker(middleware=middleware)
     from dramatiq.middleware.prometheus import Prometheus
