@@ -20,7 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import RawResponse
+from pipelines import github_metrics
 from pipelines.aggregate import refresh_latest_ranking
+from pipelines.config import SUSPECT_REFETCH_S, TOP_N
 from pipelines.errors import InvalidPayload, PermanentError, RateLimited, SuspectSnapshot
 from pipelines.github import GitHubClient, Page, github_client
 from pipelines.normalize import COUNT_FIELDS, TopList, normalize_top
@@ -28,8 +30,6 @@ from pipelines.records import RepoSnapshot
 from pipelines.store import store_snapshot
 from taskpipes import Context, Later, Pipeline, Schedule, Stage
 from taskpipes.declare import clock
-from taskpipes.declare.settings import get_settings
-from taskpipes.observe import metrics
 from taskpipes.store.tables import Run
 
 FETCH, NORMALIZE, STORE, AGGREGATE = "fetch", "normalize", "store", "aggregate"
@@ -50,7 +50,7 @@ def fetch_top(ctx: Context) -> dict[str, Any]:
     """The top list as GitHub answers it now: `payload` (its items cut to ITEM_FIELDS),
     `etag` and `fetched_at`."""
     with github_client() as client:
-        payload, etag = fetch_search(client, get_settings().top_n)
+        payload, etag = fetch_search(client, TOP_N.get())
     return {"payload": kept_fields(payload), "etag": etag, "fetched_at": ctx.now.isoformat()}
 
 
@@ -140,9 +140,9 @@ def latest_raw(session: Session, run_id: int) -> RawResponse:
 def normalize(ctx: Context) -> dict[str, Any]:
     """Keep the fetched answer and hand on its validated, ranked records."""
     if ctx.input is None:  # fetched before stages handed on outputs: the answer is kept
-        top = normalize_top(latest_raw(ctx.session, ctx.run_id).payload, get_settings().top_n)
+        top = normalize_top(latest_raw(ctx.session, ctx.run_id).payload, TOP_N.get())
     else:
-        top = normalize_top(ctx.input["payload"], get_settings().top_n)
+        top = normalize_top(ctx.input["payload"], TOP_N.get())
         keep_answer(ctx, ctx.input)
     return {"records": [asdict(r) for r in top.records], "inversions": top.inversions}
 
@@ -151,7 +151,7 @@ def normalized(ctx: Context) -> TopList:
     """normalize's output; a run normalized before stages handed on outputs normalizes
     its kept answer again."""
     if ctx.input is None:
-        return normalize_top(latest_raw(ctx.session, ctx.run_id).payload, get_settings().top_n)
+        return normalize_top(latest_raw(ctx.session, ctx.run_id).payload, TOP_N.get())
     records = [RepoSnapshot(**record) for record in ctx.input["records"]]
     return TopList(records, ctx.input["inversions"])
 
@@ -162,7 +162,7 @@ def store(ctx: Context) -> None:
     ctx.wrote(store_snapshot(ctx.session, ctx.tick, top.records, ctx.now), "snapshots")
     run = ctx.session.get_one(Run, ctx.run_id)
     run.details = {**(run.details or {}), "rank_inversions": top.inversions}
-    metrics.github_rank_inversions(top.inversions)
+    github_metrics.github_rank_inversions(top.inversions)
 
 
 def aggregate(ctx: Context) -> None:
@@ -180,7 +180,7 @@ def refetch_later(ctx: Context, exc: Exception) -> Later:
     fetched = fetched or 0
     if fetched >= MAX_SUSPECT_FETCHES:
         raise PermanentError(f"{exc} ({fetched} suspect answers in a row; nothing stored)")
-    return Later(refetch_delay_s(fetched, get_settings().suspect_refetch_s), stage=FETCH)
+    return Later(refetch_delay_s(fetched, SUSPECT_REFETCH_S.get()), stage=FETCH)
 
 
 def refetch_delay_s(fetched: int, first_s: float) -> float:

@@ -10,16 +10,17 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import dramatiq
 import pika.exceptions
 from sqlalchemy.exc import SQLAlchemyError
 
-from taskpipes.cli import arguments
+from taskpipes.cli import arguments, run_list
 from taskpipes.cli import controls as controls_cli
-from taskpipes.cli.app import AppNotFound, declared_registry, import_app
+from taskpipes.cli.app import AppNotFound, application, declared_registry
 from taskpipes.cli.exits import EXIT_FAILED, EXIT_USAGE
 from taskpipes.declare import clock
 from taskpipes.declare.application import Application, resolve
@@ -104,6 +105,7 @@ def build_parser(app: Application) -> argparse.ArgumentParser:
     controls_cli.add_parsers(sub)
     status = sub.add_parser("status", help="freshness, failures, runs in progress, queue depths")
     status.add_argument("--json", action="store_true", help="print JSON")
+    run_list.add_parser(sub)
     for reference in app.commands:
         resolve(reference)(sub)
     return parser
@@ -114,15 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = argparse.ArgumentParser(add_help=False)
     add_app_option(chosen)
     try:
-        module = import_app(chosen.parse_known_args(argv)[0].app)
+        app = application(chosen.parse_known_args(argv)[0].app)
     except AppNotFound as exc:
         print(f"taskpipes: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as exc:
         print(f"taskpipes: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    found = getattr(module, "application", None)
-    app = found if isinstance(found, Application) else Application()
     args = build_parser(app).parse_args(argv)
     args.application = app
     logging.basicConfig(
@@ -204,12 +204,14 @@ def broker_problem(exc: Exception) -> str:
 def cmd_db(args: argparse.Namespace) -> int:
     from alembic.util import CommandError
 
+    from taskpipes.store.migrate import NoMigrations
+
     app: Application = args.application
-    if app.migrations is None:
-        print("taskpipes db: the application names no migrations", file=sys.stderr)
-        return EXIT_USAGE
     try:
         return db_action(args.action, args.message, app)
+    except NoMigrations as exc:
+        print(f"taskpipes db {args.action}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except CommandError as exc:  # e.g. a revision asked of a database behind its migrations
         print(f"taskpipes db {args.action}: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -253,15 +255,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     warn_if_no_workers(entry.queue_name)
     outcome: Outcome | int
-    if extra and args.pipeline == extra.PIPELINE:
-        outcome = extra.run(entry, args)
-        if isinstance(outcome, int):
-            return outcome  # enqueued only (e.g. --no-wait)
-    else:
-        timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
-        # In-process workers print their own line per failed attempt; remote ones cannot.
-        echo = None if get_settings().in_process else FailedAttempts(entry.name)
-        outcome = run_tick(entry, args.at or clock.now(), timeout, on_poll=echo)
+    with asking("run", entry.name):
+        if extra and args.pipeline == extra.PIPELINE:
+            outcome = extra.run(entry, args)
+        else:
+            timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
+            # In-process workers print their own line per failed attempt; remote ones cannot.
+            echo = None if get_settings().in_process else FailedAttempts(entry.name)
+            outcome = run_tick(entry, args.at or clock.now(), timeout, on_poll=echo)
+    if isinstance(outcome, int):
+        return outcome  # enqueued only (e.g. --no-wait)
     print(format_outcome(outcome))
     return 0 if outcome.status == SUCCEEDED else EXIT_FAILED
 
@@ -276,7 +279,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         entry = declared_registry().get(args.pipeline)
         if entry.computes_past:  # else backfill refuses, and workers do not matter
             warn_if_no_workers(entry.queue_name)
-        outcomes = backfill(entry, args.start, args.end, args.timeout)
+        with asking("backfill", entry.name, batch=True):
+            outcomes = backfill(entry, args.start, args.end, args.timeout)
     except (KeyError, BackfillRefused) as exc:
         print(f"taskpipes backfill: {exc.args[0]}", file=sys.stderr)
         return EXIT_USAGE
@@ -289,6 +293,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         if outcome.status != SUCCEEDED:
             print(format_outcome(outcome))
     return 0 if counts[SUCCEEDED] == len(outcomes) else EXIT_FAILED
+
+
+def asking(command: str, pipeline: str, *, batch: bool = False) -> AbstractContextManager[None]:
+    """The command's span, when tracing is on: the runs it asks for are traced from here
+    (taskpipes.observe.tracing)."""
+    from taskpipes.observe.tracing import asking as traced
+    from taskpipes.runtime.current import current_broker
+
+    return traced(current_broker(), command, pipeline, batch=batch)
 
 
 def warn_if_no_workers(queue: str) -> None:
@@ -343,13 +356,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"taskpipes serve: cannot listen: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if args.application.web is None:
-        print("taskpipes serve: the application names no web app", file=sys.stderr)
-        return EXIT_USAGE
-    create_app = resolve(args.application.web)
+    create_app = web_factory(args.application.web)
     config = uvicorn.Config(create_app(metrics_route=not apart), log_level="warning")
     uvicorn.Server(config).run(sockets=[api])
     return 0
+
+
+def web_factory(web: str | None) -> Callable[..., Any]:
+    """The application's app factory ("module:factory"), or the kit's router alone."""
+    if web is None:
+        from taskpipes.http import create_app
+
+        return create_app
+    return resolve(web)  # type: ignore[no-any-return]
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -3,7 +3,8 @@
 An application module (`TASKPIPES_APP`, default `actors`) declares its pipelines when
 imported, and may name an `application = taskpipes.Application(...)`. Each part is a
 "module:attribute" string, so naming it imports nothing: `taskpipes status` never loads
-the web layer, `dramatiq actors` never loads the command-line extras.
+the web layer, `dramatiq actors` never loads the command-line extras. Its settings are the
+exception: small objects that read nothing until asked, listed so the kit can check them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from typing import Any
+
+from taskpipes.declare.app_settings import Setting
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,10 @@ class Application:
     - `commands`: "module:function" each adding subcommands to `taskpipes`
       (`function(subparsers)`; each subparser sets `handler=callable(args) -> exit code`);
     - `run_options`: a module adding pipeline-specific options to `taskpipes run`
-      (`PIPELINE`, `add_options`, `given`, `run`).
+      (`PIPELINE`, `add_options`, `given`, `run`);
+    - `settings`: its own settings (`taskpipes.Setting`), each checked when a `taskpipes`
+      command starts and by `taskpipes.start(application=...)`, so that a bad value stops
+      the process at start, named, instead of a stage at first use.
     """
 
     migrations: str | None = None
@@ -34,6 +40,7 @@ class Application:
     web: str | None = None
     commands: tuple[str, ...] = ()
     run_options: str | None = None
+    settings: tuple[Setting[Any], ...] = ()
 
 
 def resolve(reference: str) -> Any:

@@ -15,10 +15,13 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
 
+from pipelines import github_metrics
+from pipelines.github_deploy import extras
 from taskpipes import Pipeline, deploy, registry
 from taskpipes.observe import metrics
 from tests.services import unavailable
@@ -95,9 +98,15 @@ def test_the_image_context_builds_a_wheel_of_the_kit_alone(tmp_path: Path) -> No
     names = set(zipfile.ZipFile(archive).namelist())
     tops = {name.split("/")[0] for name in names if not name.startswith("taskpipes-")}
     assert tops == {"taskpipes"}
+    # (the kit's data files: the alert rules, the pages' templates and stylesheet; and its
+    # migrations, Python files no package imports)
     needed = [
-        "taskpipes/deploy/fixed_rules.yml",
-        "taskpipes/deploy/fixed_rule_tests.yml",
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "taskpipes").rglob("*.*")
+        if path.suffix in (".yml", ".html", ".css")
+    ]
+    assert "taskpipes/http/templates/base.html" in needed
+    needed += [
         "taskpipes/store/migrations/env.py",
         "taskpipes/store/migrations/versions/taskpipes_0001_kit_tables.py",
     ]
@@ -241,7 +250,7 @@ def panels(board: dict) -> list[dict]:
 
 def test_committed_alerts_and_dashboards_are_what_the_declarations_generate() -> None:
     # Given the deployment files generated from the declared pipelines
-    generated = deploy.generate(declared())
+    generated = deploy.generate(declared(), extras())
 
     # Then every committed file holds exactly that text
     for name, text in generated.items():
@@ -262,6 +271,23 @@ def declared() -> list[Pipeline]:
     return registry.declared
 
 
+def test_the_kit_generates_nothing_of_the_application() -> None:
+    # Given the files generated without the application's extras, and with them
+    alone = deploy.generate(declared())
+    full = deploy.generate(declared(), extras())
+
+    # Then GitHub's metrics and alert appear only with the application's extras
+    assert not [name for name, text in alone.items() if "taskpipes_github_" in text]
+    assert "alert: GitHubRateLimitLow" in full["prometheus/alerts.yml"]
+    assert "alertname: GitHubRateLimitLow" in full["prometheus/tests/alerts_test.yml"]
+    overview = json.loads(full["grafana/dashboards/overview.json"])
+    assert [panel["title"] for panel in panels(overview) if "GitHub" in panel["title"]] == [
+        "GitHub rate limit remaining",
+        "GitHub rate limit: time until reset",
+        "GitHub requests by endpoint and code",
+    ]
+
+
 def test_the_generate_script_checks_the_declarations_as_declared() -> None:
     # An environment that overrides a schedule changes what runs, not the deployment files
     env = {**os.environ, "TASKPIPES_SCHEDULE_ROLLUP": "*/5 * * * *"}
@@ -276,16 +302,16 @@ def test_the_generate_script_checks_the_declarations_as_declared() -> None:
 
 def test_generate_check_names_a_stale_file(tmp_path: Path) -> None:
     # Given a copy of the deployment files with one dashboard edited by hand
-    pipelines = declared()
-    deploy.write(tmp_path, pipelines)
+    pipelines, added = declared(), extras()
+    deploy.write(tmp_path, pipelines, added)
     edited = tmp_path / "grafana" / "dashboards" / "overview.json"
     edited.write_text(edited.read_text().replace("Dead letters", "Dead letterz"))
 
     # Then the check names it, and only it, and writing repairs it
-    assert deploy.outdated(tmp_path, pipelines) == ["grafana/dashboards/overview.json"]
-    assert deploy.main(tmp_path, pipelines, ["--check"]) == 1
-    assert deploy.write(tmp_path, pipelines) == ["grafana/dashboards/overview.json"]
-    assert deploy.main(tmp_path, pipelines, ["--check"]) == 0
+    assert deploy.outdated(tmp_path, pipelines, added) == ["grafana/dashboards/overview.json"]
+    assert deploy.main(tmp_path, pipelines, ["--check"], added) == 1
+    assert deploy.write(tmp_path, pipelines, added) == ["grafana/dashboards/overview.json"]
+    assert deploy.main(tmp_path, pipelines, ["--check"], added) == 0
 
 
 def test_dashboards_have_their_titles() -> None:
@@ -351,10 +377,11 @@ def test_dashboard_queries_parse(promtool: str, tmp_path: Path) -> None:
 
 # --- Metrics -------------------------------------------------------------------------
 
-# Calls every public recording function of taskpipes.observe.metrics once, then prints the
-# multiprocess exposition.
+# Calls every public recording function of taskpipes.observe.metrics and of the GitHub
+# application's pipelines.github_metrics once, then prints the multiprocess exposition.
 EXERCISE_METRICS = """
 import sys
+from pipelines import github_metrics as g
 from taskpipes.observe import metrics as m
 
 m.run_finished("github_top", "succeeded", 1_700_000_000.0, 1_700_000_030.0)
@@ -363,9 +390,9 @@ m.stage_attempt("github_top", "fetch", 0.25, None)
 m.stage_attempt("github_top", "store", 1.5, "OperationalError")
 m.rows_written("repo_snapshots", 100)
 m.duplicate_tick("github_top")
-m.github_request("search", 200)
-m.github_ratelimit("search", 29, 1_700_000_060.0)
-m.github_rank_inversions(3)
+g.github_request("search", 200)
+g.github_ratelimit("search", 29, 1_700_000_060.0)
+g.github_rank_inversions(3)
 m.queue_depth("github_top", "dead", 2)
 m.api_request("/healthz", 200, 0.002)
 m.tick_scheduled("github_top_tick")
@@ -378,15 +405,13 @@ EXERCISED = {
     "stage_attempt",
     "rows_written",
     "duplicate_tick",
-    "github_request",
-    "github_ratelimit",
-    "github_rank_inversions",
     "queue_depth",
     "api_request",
     "tick_scheduled",
     "tick_skipped",
     "paused_since",
 }
+EXERCISED_GITHUB = {"github_request", "github_ratelimit", "github_rank_inversions"}
 METRIC_NAMES = [
     "taskpipes_pipeline_runs_total",
     "taskpipes_pipeline_last_success_timestamp_seconds",
@@ -406,14 +431,19 @@ METRIC_NAMES = [
 ]
 
 
-def test_exercise_covers_every_public_function() -> None:
-    public = {
+def public_functions(module: ModuleType) -> set[str]:
+    return {
         name
-        for name, function in inspect.getmembers(metrics, inspect.isfunction)
-        if not name.startswith("_") and function.__module__ == metrics.__name__
+        for name, function in inspect.getmembers(module, inspect.isfunction)
+        if not name.startswith("_") and function.__module__ == module.__name__
     }
 
-    assert public - {"metrics_text", "wipe_stale_files", "serve_metrics"} == EXERCISED
+
+def test_exercise_covers_every_public_function() -> None:
+    kit = public_functions(metrics) - {"metrics_text", "wipe_stale_files", "serve_metrics"}
+
+    assert kit == EXERCISED
+    assert public_functions(github_metrics) == EXERCISED_GITHUB
 
 
 def test_multiprocess_metrics_pass_promtool(promtool: str, tmp_path: Path) -> None:
@@ -422,7 +452,7 @@ def test_multiprocess_metrics_pass_promtool(promtool: str, tmp_path: Path) -> No
 
     # When a process records every metric and renders them
     result = subprocess.run(
-        [sys.executable, "-c", EXERCISE_METRICS], env=env, capture_output=True, timeout=60
+        [sys.executable, "-c", EXERCISE_METRICS], env=env, capture_output=True, timeout=60, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr.decode()
     text = result.stdout

@@ -14,13 +14,13 @@ import pytest
 from githubsim import Simulator
 from taskpipes import registry
 from taskpipes.cli.main import main
+from taskpipes.http.operations import PipelineRow, gantt
 from taskpipes.observe.report import QueueDepth, pipeline_status
 from taskpipes.runtime.runner import run_tick
 from taskpipes.store import runs
 from taskpipes.store.tables import Run, StageRun
 from tests.app import Fills
 from tests.e2e.test_web import chromium, get, nu_validator_errors, screenshot_dir  # noqa: F401
-from web.pages.operations import PipelineRow, gantt
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 T0 = NOW - timedelta(minutes=NOW.minute % 10)
