@@ -198,18 +198,20 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def db_action(action: str, message: str | None, app: Application) -> int:
     from taskpipes.declare.settings import get_settings
-    from taskpipes.store import migrate
+    from taskpipes.store import history, migrate
 
     url = get_settings().database_url
     location, metadata = migrate.application_migrations(app)
+    if action == "revision" and not message:
+        print("taskpipes db revision: -m MESSAGE is required", file=sys.stderr)
+        return EXIT_USAGE
+    if location is not None and history.ensure_history(location):
+        print(f"new migration history in {location}")
     if action == "upgrade":
         migrate.upgrade(url, location, metadata)
         print("database schema is up to date")
     elif action == "revision":
-        if not message:
-            print("taskpipes db revision: -m MESSAGE is required", file=sys.stderr)
-            return EXIT_USAGE
-        print(f"wrote {migrate.revision(url, location, metadata, message)}")
+        print(f"wrote {migrate.revision(url, location, metadata, message or '')}")
     else:
         drift = migrate.check(url, location, metadata)
         print(drift.summary())

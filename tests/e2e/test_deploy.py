@@ -109,6 +109,8 @@ def test_the_image_context_builds_a_wheel_of_the_kit_alone(tmp_path: Path) -> No
     needed += [
         "taskpipes/store/migrations/env.py",
         "taskpipes/store/migrations/versions/taskpipes_0001_kit_tables.py",
+        "taskpipes/store/new_history/env.py.txt",
+        "taskpipes/store/new_history/script.py.mako",
     ]
     assert not [name for name in needed if name not in names]
     assert any(name.endswith("entry_points.txt") for name in names)
