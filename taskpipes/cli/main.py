@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from taskpipes.cli import arguments, run_list
 from taskpipes.cli import controls as controls_cli
+from taskpipes.cli import generate as generate_cli
 from taskpipes.cli.app import AppNotFound, application, declared_registry
 from taskpipes.cli.exits import EXIT_FAILED, EXIT_USAGE
 from taskpipes.declare import clock
@@ -105,6 +106,7 @@ def build_parser(app: Application) -> argparse.ArgumentParser:
     controls_cli.add_parsers(sub)
     status = sub.add_parser("status", help="freshness, failures, runs in progress, queue depths")
     status.add_argument("--json", action="store_true", help="print JSON")
+    generate_cli.add_parser(sub)
     run_list.add_parser(sub)
     for reference in app.commands:
         resolve(reference)(sub)
