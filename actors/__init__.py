@@ -16,6 +16,7 @@ application = taskpipes.Application(
     commands=("githubsim.commands:add_commands",),
     run_options="actors.stargazers_cli",
     settings=config.ALL,
+    deploy="pipelines.github_deploy:extras",
 )
 
 broker = taskpipes.start(application=application)

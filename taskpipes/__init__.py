@@ -18,9 +18,12 @@ from taskpipes.observe import instruments as metrics
 from taskpipes.runtime.actors import actor
 from taskpipes.runtime.broker import configure, start
 from taskpipes.runtime.stages import close_fan_out, fail_fan_out, hand_off, is_final
+from taskpipes.store.tables import Base
+from taskpipes.store.upsert import upsert
 
 __all__ = [
     "Application",
+    "Base",
     "Context",
     "FanOut",
     "Later",
@@ -41,4 +44,5 @@ __all__ = [
     "metrics",
     "registry",
     "start",
+    "upsert",
 ]

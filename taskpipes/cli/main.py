@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from taskpipes.cli import arguments, run_list
 from taskpipes.cli import controls as controls_cli
+from taskpipes.cli import generate as generate_cli
 from taskpipes.cli.app import AppNotFound, application, declared_registry
 from taskpipes.cli.exits import EXIT_FAILED, EXIT_USAGE
 from taskpipes.declare import clock
@@ -105,6 +106,7 @@ def build_parser(app: Application) -> argparse.ArgumentParser:
     controls_cli.add_parsers(sub)
     status = sub.add_parser("status", help="freshness, failures, runs in progress, queue depths")
     status.add_argument("--json", action="store_true", help="print JSON")
+    generate_cli.add_parser(sub)
     run_list.add_parser(sub)
     for reference in app.commands:
         resolve(reference)(sub)
@@ -219,18 +221,20 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def db_action(action: str, message: str | None, app: Application) -> int:
     from taskpipes.declare.settings import get_settings
-    from taskpipes.store import migrate
+    from taskpipes.store import history, migrate
 
     url = get_settings().database_url
     location, metadata = migrate.application_migrations(app)
+    if action == "revision" and not message:
+        print("taskpipes db revision: -m MESSAGE is required", file=sys.stderr)
+        return EXIT_USAGE
+    if location is not None and history.ensure_history(location):
+        print(f"new migration history in {location}")
     if action == "upgrade":
         migrate.upgrade(url, location, metadata)
         print("database schema is up to date")
     elif action == "revision":
-        if not message:
-            print("taskpipes db revision: -m MESSAGE is required", file=sys.stderr)
-            return EXIT_USAGE
-        print(f"wrote {migrate.revision(url, location, metadata, message)}")
+        print(f"wrote {migrate.revision(url, location, metadata, message or '')}")
     else:
         drift = migrate.check(url, location, metadata)
         print(drift.summary())

@@ -22,7 +22,7 @@ class Application:
 
     - `migrations`: its Alembic folder as "package:folder" (`taskpipes db upgrade` applies
       it after the kit's own);
-    - `models`: the module whose import defines its tables on `taskpipes.store.tables.Base`
+    - `models`: the module whose import defines its tables on `taskpipes.Base`
       (`taskpipes db revision` and `db check` compare them with the database);
     - `web`: "module:factory" of the FastAPI app `taskpipes serve` serves (it includes the
       kit's router); without it, `serve` serves the kit's router alone;
@@ -32,7 +32,9 @@ class Application:
       (`PIPELINE`, `add_options`, `given`, `run`);
     - `settings`: its own settings (`taskpipes.Setting`), each checked when a `taskpipes`
       command starts and by `taskpipes.start(application=...)`, so that a bad value stops
-      the process at start, named, instead of a stage at first use.
+      the process at start, named, instead of a stage at first use;
+    - `deploy`: "module:function" returning its `taskpipes.deploy.Extras` (panels and alert
+      rules for its own metrics), which `taskpipes generate` adds to what it writes.
     """
 
     migrations: str | None = None
@@ -41,6 +43,7 @@ class Application:
     commands: tuple[str, ...] = ()
     run_options: str | None = None
     settings: tuple[Setting[Any], ...] = ()
+    deploy: str | None = None
 
 
 def resolve(reference: str) -> Any:

@@ -26,9 +26,7 @@ PAUSED_LONG_S = 24 * 3600
 PAUSED_FOR = 5 * 60
 # A paused pipeline is not stale: it was stopped on purpose (`taskpipes pause`).
 NOT_PAUSED = f"unless on (pipeline) (max by (pipeline) ({PAUSED_SINCE}) > 0)"
-GENERATED = (
-    "# Generated from the pipeline declarations by `python deploy/generate.py`: do not edit.\n"
-)
+GENERATED = "# Generated from the pipeline declarations by `taskpipes generate`: do not edit.\n"
 
 
 def scheduled(pipelines: Sequence[Cadence]) -> list[Cadence]:

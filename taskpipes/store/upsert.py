@@ -43,7 +43,10 @@ def upsert(
 
     An empty `update` means "insert if absent". Returns the number of rows inserted or
     updated: a row whose `update` columns already hold the given values is not counted
-    (nor touched).
+    (nor touched). The same on PostgreSQL and SQLite; repeated keys are dropped first (the
+    last row of a key is kept: PostgreSQL refuses a statement that touches a row twice),
+    and a big batch on PostgreSQL goes through COPY and one `INSERT ... SELECT ... ON
+    CONFLICT`.
     """
     target = cast(Table, table)  # a model's __table__ is typed as a plain FromClause
     batch = dedupe(rows, key)

@@ -109,6 +109,8 @@ def test_the_image_context_builds_a_wheel_of_the_kit_alone(tmp_path: Path) -> No
     needed += [
         "taskpipes/store/migrations/env.py",
         "taskpipes/store/migrations/versions/taskpipes_0001_kit_tables.py",
+        "taskpipes/store/new_history/env.py.txt",
+        "taskpipes/store/new_history/script.py.mako",
     ]
     assert not [name for name in needed if name not in names]
     assert any(name.endswith("entry_points.txt") for name in names)
@@ -298,6 +300,30 @@ def test_the_generate_script_checks_the_declarations_as_declared() -> None:
     )  # fmt: skip
 
     assert_ok(result)
+
+
+def taskpipes_generate(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "taskpipes"), "generate", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_taskpipes_generate_writes_what_the_generate_script_writes(tmp_path: Path) -> None:
+    """`taskpipes generate` (any application's command) and deploy/generate.py (the
+    flagship's script) agree: the application's extras come from its `Application`."""
+    assert_ok(taskpipes_generate("--check", "deploy"))
+    written = taskpipes_generate(str(tmp_path))
+    assert_ok(written)
+    assert sorted(written.stdout.splitlines()) == sorted(
+        f"wrote {tmp_path / name}" for name in deploy.generate(declared(), extras())
+    )
+
+    # A file edited by hand is named by --check
+    edited = tmp_path / "prometheus" / "alerts.yml"
+    edited.write_text(edited.read_text() + "# by hand\n")
+    stale = taskpipes_generate("--check", str(tmp_path))
+    assert (stale.returncode, stale.stdout) == (
+        1, f"{edited} differs from the declarations: run taskpipes generate\n"
+    )  # fmt: skip
 
 
 def test_generate_check_names_a_stale_file(tmp_path: Path) -> None:
