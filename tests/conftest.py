@@ -76,9 +76,9 @@ def app_env(monkeypatch: pytest.MonkeyPatch, simulator: Simulator):  # type: ign
         configure(monkeypatch, database_url, simulator.url, **extra)
 
     yield _configure
-    from tests.app import reset_caches
+    from taskpipes import testing
 
-    reset_caches()
+    testing.reset()
 
 
 @pytest.fixture(scope="session")

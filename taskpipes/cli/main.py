@@ -180,27 +180,18 @@ def broker_problem(exc: Exception) -> str:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from importlib.resources import files
-
-    from alembic import command
-    from alembic.config import Config
-
     from taskpipes.declare.settings import get_settings
+    from taskpipes.store import schema
 
     app: Application = args.application
     if app.migrations is None:
         print("taskpipes db: the application names no migrations", file=sys.stderr)
         return EXIT_USAGE
-    package, _, folder = app.migrations.partition(":")
-    config = Config()
-    config.set_main_option("script_location", str(files(package).joinpath(folder)))
-    # ConfigParser interpolation would choke on a %-encoded password.
-    config.set_main_option("sqlalchemy.url", get_settings().database_url.replace("%", "%%"))
     if args.action == "upgrade":
-        command.upgrade(config, "head")
+        schema.upgrade(get_settings().database_url, app.migrations)
         print("database schema is up to date")
     else:
-        command.check(config)
+        schema.check(get_settings().database_url, app.migrations)
         print("models and migrations agree")
     return 0
 

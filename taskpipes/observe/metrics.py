@@ -40,6 +40,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from taskpipes.declare.configuration import configuration
 from taskpipes.declare.settings import get_settings
 from taskpipes.store.runs import SUCCEEDED
 
@@ -51,18 +52,20 @@ LAG_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600, 8
 API_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 
 
-# Worker threads meet the first metric call at once: `cache` alone would let two of them
-# build the metrics, and the second registration raises (a duplicated timeseries) in the
-# middle of a stage whose work already committed.
-_REGISTRY_LOCK = threading.Lock()
-
-
 def _registry() -> dict[str, Any]:
-    with _REGISTRY_LOCK:
-        return _build_registry()
+    """The metrics, registered on prometheus_client's REGISTRY on first use and withdrawn
+    from it when the configuration changes (it decides the value class). The
+    configuration builds them under its lock: worker threads meet the first metric call
+    at once, and a second registration would raise (a duplicated timeseries) in the middle
+    of a stage whose work already committed."""
+    return configuration.derived("metrics", _build_registry, _unregister)
 
 
-@cache
+def _unregister(metrics: dict[str, Any]) -> None:
+    for metric in metrics.values():
+        REGISTRY.unregister(metric)
+
+
 def _build_registry() -> dict[str, Any]:
     return {
         "runs": Counter(
@@ -258,6 +261,8 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         pass  # scrapes every 15 s would drown the scheduler's own log
 
 
+# Not configuration: a process serves its /metrics on one address for as long as it runs
+# (the scheduler's exporter), so this memo is keyed by the address alone.
 @cache
 def serve_metrics(host: str, port: int) -> ThreadingHTTPServer:
     """Serve /metrics from a daemon thread, once per process (the scheduler's exporter)."""

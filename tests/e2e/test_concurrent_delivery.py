@@ -25,7 +25,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from db import migrate
-from taskpipes import registry
+from taskpipes import registry, testing
 from taskpipes.declare.pipeline import Pipeline
 from taskpipes.runtime.current import current_broker
 from taskpipes.runtime.runner import ensure_workers
@@ -33,7 +33,6 @@ from taskpipes.store import controls, runs
 from taskpipes.store.database import begin, get_engine, reading
 from taskpipes.store.tables import Run, StageRun
 from tests import services
-from tests.app import reset_caches
 from tests.concurrent_stages import (
     CALLING,
     CANCELLED,
@@ -183,13 +182,13 @@ def backend(
         else:
             with services.postgres_database() as db_url:
                 yield from worker_process(env, db_url, tmp)
-        reset_caches()
+        testing.reset()
 
 
 def use_database(env: pytest.MonkeyPatch, url: str) -> None:
     """Point the kit's settings in this process at `url`, with the schema and WRITES."""
     env.setenv("DATABASE_URL", url)
-    reset_caches()
+    testing.reset()
     migrate.upgrade(url)
     WRITES.metadata.create_all(get_engine())
 

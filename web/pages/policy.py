@@ -21,6 +21,8 @@ from markupsafe import Markup
 BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+# Pure memoisation (here and in page_policy): the stylesheet ships with the package and
+# depends on no configuration.
 @cache
 def site_css() -> Markup:
     """The stylesheet every page inlines; Markup because CSS inside <style> is not HTML."""
