@@ -48,6 +48,7 @@ from taskpipes.declare.registry import registry
 from taskpipes.declare.settings import Settings, get_settings, load_settings
 from taskpipes.runtime import runner
 from taskpipes.runtime.broker import start
+from taskpipes.runtime.current import current_broker
 from taskpipes.store import schema
 from taskpipes.store.database import reading
 from taskpipes.store.tables import Run, StageRun
@@ -137,14 +138,24 @@ def application() -> Application:
 
 @contextmanager
 def declared(*pipelines: Pipeline) -> Iterator[None]:
-    """Declare `pipelines` on the registry for the block, and withdraw them afterwards, so
-    that the next test's registry holds only the application's own."""
+    """Declare `pipelines` on the registry for the block (their actors go on the broker),
+    and withdraw them and their actors afterwards: the next test's registry holds only the
+    application's own, and may declare a pipeline of the same name again."""
+    in_process_broker()
     registry.declare(*pipelines)
     try:
         yield
     finally:
         for pipeline in pipelines:
             registry.withdraw(pipeline.name)
+            _remove_actors(pipeline)
+
+
+def _remove_actors(pipeline: Pipeline) -> None:
+    # Dramatiq refuses a second actor of one name; an actor's queue may stay declared.
+    actors = current_broker().actors
+    for part in ("tick", *pipeline.stage_names):
+        actors.pop(pipeline.actor_name(part), None)
 
 
 def run_tick(
