@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,16 @@ def app_env(monkeypatch: pytest.MonkeyPatch, simulator: Simulator):  # type: ign
     from taskpipes import testing
 
     testing.reset()
+
+
+@pytest.fixture
+def declared() -> Iterator[Callable[..., object]]:
+    """`declared(pipeline, ...)` declares test pipelines for the rest of the test, withdrawn
+    with their actors afterwards (taskpipes.testing.declared)."""
+    from taskpipes import testing
+
+    with ExitStack() as stack:
+        yield lambda *pipelines: stack.enter_context(testing.declared(*pipelines))
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from db import migrate
-from taskpipes import registry, testing
+from taskpipes import testing
 from taskpipes.declare.pipeline import Pipeline
 from taskpipes.runtime.current import current_broker
 from taskpipes.runtime.runner import ensure_workers
@@ -195,13 +195,9 @@ def use_database(env: pytest.MonkeyPatch, url: str) -> None:
 
 def in_process(env: pytest.MonkeyPatch, url: str) -> Iterator[Backend]:
     use_database(env, url)
-    registry.declare(*PIPELINES)
-    ensure_workers(current_broker())
-    try:
+    with testing.declared(*PIPELINES):
+        ensure_workers(current_broker())
         yield InProcess()
-    finally:
-        for pipeline in PIPELINES:
-            registry._declared.pop(pipeline.name, None)
 
 
 def worker_process(env: pytest.MonkeyPatch, db_url: str, tmp: Path) -> Iterator[Backend]:

@@ -72,7 +72,9 @@ def test_the_image_context_builds_a_wheel_of_the_kit_alone(tmp_path: Path) -> No
     context = tmp_path / "context"
     context.mkdir()
     dockerfile = (ROOT / "Dockerfile").read_text()
-    sources = [s for line in re.findall(r"^COPY (.+) \S+$", dockerfile, re.MULTILINE) for s in line.split()]
+    sources = [
+        s for line in re.findall(r"^COPY (.+) \S+$", dockerfile, re.MULTILINE) for s in line.split()
+    ]
     for source in sources:
         if (ROOT / source).is_dir():
             shutil.copytree(
