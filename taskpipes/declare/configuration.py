@@ -58,9 +58,10 @@ class Configuration:
     ) -> T:
         """The value under `key`, built by `build()` on first use and kept until the
         configuration changes; then `close(value)` runs, if given (an engine's dispose)."""
-        found = self._derived.get(key, _MISSING)  # no lock for the common case: a dict read
-        if found is not _MISSING:
-            return cast(T, found)
+        try:
+            return self._derived[key]  # type: ignore[return-value]  # the common case: no lock
+        except KeyError:
+            pass
         with self._lock:
             found = self._derived.get(key, _MISSING)
             if found is _MISSING:

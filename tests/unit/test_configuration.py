@@ -11,6 +11,7 @@ import pipelines.catalog  # noqa: F401  (declares github_top, whose cadence the 
 from taskpipes import testing
 from taskpipes.declare.configuration import Configuration
 from taskpipes.declare.settings import get_settings
+from taskpipes.store.database import DEFAULT_POOL_SIZE, get_engine, session_factory, size_pool
 from web.pages.pages import _github_top_cadence
 
 
@@ -66,6 +67,26 @@ def test_one_reset_reads_every_setting_again_the_pages_cadence_included(
     try:
         assert get_settings().top_n == 7
         assert _github_top_cadence()[1] == timedelta(minutes=5)
+    finally:
+        monkeypatch.undo()
+        testing.reset()
+
+
+def test_a_worker_s_threads_size_the_pool_of_a_new_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an engine built for PostgreSQL (building one opens no connection)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    testing.reset()
+    try:
+        before = get_engine()
+        assert before.pool.size() == DEFAULT_POOL_SIZE  # type: ignore[attr-defined]
+
+        # When a worker of eight threads boots
+        size_pool(8)
+
+        # Then the kit's sessions use a new engine, a connection per thread
+        assert get_engine() is not before
+        assert get_engine().pool.size() == 8  # type: ignore[attr-defined]
+        assert session_factory().kw["bind"] is get_engine()
     finally:
         monkeypatch.undo()
         testing.reset()
