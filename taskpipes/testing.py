@@ -8,11 +8,11 @@ returns once the run has finished::
     from datetime import UTC, datetime
 
     from taskpipes import testing
-    from myapp.pipelines import feed_items  # a taskpipes.Pipeline
+    from myapp.pipelines import feed_items  # a taskpipes.Pipeline myapp declares
 
 
     def test_a_tick_stores_the_feed(tmp_path):
-        with testing.configured(tmp_path / "test.db"), testing.declared(feed_items):
+        with testing.configured(tmp_path / "test.db"):
             run = testing.run_tick(feed_items, at=datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
 
             assert run.status == "succeeded"
@@ -20,8 +20,8 @@ returns once the run has finished::
 
 - `configured(database)` points this process at a database (a SQLite file, or any URL),
   with the in-process broker, and brings its schema to the newest migration;
-- `declared(*pipelines)` declares pipelines for the length of a block (a pipeline the
-  application module declares at import needs no such block);
+- `declared(*pipelines)` declares pipelines of the test's own for the length of a block
+  (a pipeline the application module declares at import needs no such block);
 - `run_tick(pipeline, at)` runs one tick and returns its `RunRecord`;
 - `read_run(run_id)` and `runs_of(pipeline)` read run records back;
 - `reset()` forgets the configuration: call it after changing the environment by hand.
@@ -140,15 +140,18 @@ def application() -> Application:
 def declared(*pipelines: Pipeline) -> Iterator[None]:
     """Declare `pipelines` on the registry for the block (their actors go on the broker),
     and withdraw them and their actors afterwards: the next test's registry holds only the
-    application's own, and may declare a pipeline of the same name again."""
+    application's own, and may declare a pipeline of the same name again. A pipeline that
+    was declared already (by the application) stays declared."""
     in_process_broker()
+    known = {pipeline.name for pipeline in registry.declared}
     registry.declare(*pipelines)
     try:
         yield
     finally:
         for pipeline in pipelines:
-            registry.withdraw(pipeline.name)
-            _remove_actors(pipeline)
+            if pipeline.name not in known:
+                registry.withdraw(pipeline.name)
+                _remove_actors(pipeline)
 
 
 def _remove_actors(pipeline: Pipeline) -> None:

@@ -132,3 +132,13 @@ def test_declared_withdraws_the_pipelines_after_the_block() -> None:
 
     with pytest.raises(KeyError, match="unknown pipeline 'testing_counts'"):
         registry.get("testing_counts")
+
+
+def test_declared_leaves_the_application_s_own_pipelines_declared() -> None:
+    application_s = registry.get("github_top")
+
+    with testing.declared(application_s, COUNTS):
+        pass
+
+    assert registry.get("github_top") is application_s
+    assert testing.in_process_broker().get_actor("github_top_tick") is not None
