@@ -17,10 +17,10 @@ from pipelines import stargazers as pipeline
 from pipelines.errors import RateLimited
 from pipelines.github import github_client
 from taskpipes import close_fan_out, fail_fan_out, hand_off, is_final
+from taskpipes.declare import clock
 from taskpipes.observe import metrics
 from taskpipes.store import runs
 from taskpipes.store.database import begin
-from taskpipes.store.runs import utcnow
 
 actor = taskpipes.actor(pipeline.stargazers)
 
@@ -29,7 +29,7 @@ actor = taskpipes.actor(pipeline.stargazers)
 def stargazers_wave(run_id: int, wave: int = 0) -> None:
     """Send the next wave of pages, then schedule the wave after it."""
     with begin() as session:
-        taken = pipeline.take_wave(session, run_id, wave, utcnow())
+        taken = pipeline.take_wave(session, run_id, wave, clock.now())
         if taken is None:
             return  # a duplicate delivery, or the run is over
         if taken.wait_s:
@@ -57,7 +57,7 @@ def stargazers_page(run_id: int, repo_id: int, page: int) -> None:
             with github_client() as client:
                 stars = pipeline.fetch_page(client, job)
             with begin() as session:
-                pipeline.store_page(session, run_id, repo_id, page, stars, utcnow())
+                pipeline.store_page(session, run_id, repo_id, page, stars, clock.now())
         except RateLimited as exc:
             # Wait exactly as long as GitHub asked, without spending a retry.
             hand_off(stargazers_page, run_id, repo_id, page, delay_s=exc.wait_seconds)

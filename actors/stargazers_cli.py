@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from taskpipes.runtime.runner import Outcome
 
 from taskpipes.cli.exits import EXIT_USAGE
+from taskpipes.declare import clock
 
 # The pipeline these `taskpipes run` options belong to.
 PIPELINE = "stargazers"
@@ -62,7 +63,7 @@ def run(entry: Pipeline, args: argparse.Namespace) -> Outcome | int:
     """Wait with a progress bar (an Outcome), or enqueue only and return an exit code."""
     from taskpipes.runtime.runner import run_tick
 
-    at = args.at or datetime.now(UTC)
+    at = args.at or clock.now()
     if args.no_wait:
         return enqueue_only(entry, at, tick_options(args))
     with StarProgress() as bar:

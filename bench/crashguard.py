@@ -2,8 +2,8 @@
 
 CrashGuard counts each delivery of a message in PostgreSQL before it is processed and
 forgets it afterwards (two short transactions). This measures what that costs per message,
-to decide whether quorum queues' own delivery limit should replace it (README, "Quorum
-queues"). Baseline in the same run: one transaction updating one row, the least a stage's
+to decide whether quorum queues' own delivery limit should replace it (docs/how-to/quorum-queues.md,
+"CrashGuard stays"). Baseline in the same run: one transaction updating one row, the least a stage's
 own bookkeeping costs.
 """
 

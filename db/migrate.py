@@ -1,27 +1,24 @@
-"""Alembic driven from code: `taskpipes db upgrade` and the drift check in the tests."""
+"""The application's migrations as `taskpipes db` runs them: where they are, what models
+they follow. The kit's own tables are migrated first, by the kit (taskpipes.store.migrate)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
+import db.models  # noqa: F401  (puts the application's tables on Base.metadata)
+from taskpipes.store import migrate
+from taskpipes.store.tables import Base
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def alembic_config(database_url: str) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    # ConfigParser interpolation would choke on a %-encoded password.
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    return config
+METADATA = Base.metadata
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+    migrate.upgrade(database_url, MIGRATIONS, METADATA, revision)
 
 
 def check(database_url: str) -> None:
-    """Raise when the models and the migration history disagree."""
-    command.check(alembic_config(database_url))
+    """Raise when the database and the models disagree: the drift check of the tests."""
+    drift = migrate.check(database_url, MIGRATIONS, METADATA)
+    if not drift.matches:
+        raise AssertionError(drift.summary())

@@ -10,11 +10,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pipelines.catalog  # noqa: F401  (declares the application's pipelines)
-from taskpipes import registry
-from taskpipes.deploy import main
-
 DEPLOY_DIR = Path(__file__).resolve().parent
+# The application is run from its checkout, not installed: `python deploy/generate.py` puts
+# deploy/ first on the path, so the checkout goes there too, as `taskpipes` does.
+sys.path.insert(0, str(DEPLOY_DIR.parent))
+
+import pipelines.catalog  # noqa: E402, F401  (declares the application's pipelines)
+from taskpipes import registry  # noqa: E402
+from taskpipes.deploy import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(DEPLOY_DIR, registry.declared, sys.argv[1:]))

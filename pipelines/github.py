@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -19,6 +19,7 @@ import requests
 
 from pipelines.errors import ForeignOrigin, GitHubRequestError, RateLimited, TransientError
 from pipelines.github_body import error_message, parse_json, read_body
+from taskpipes.declare import clock
 from taskpipes.declare.settings import get_settings
 from taskpipes.observe import metrics
 
@@ -156,7 +157,7 @@ class GitHubClient:
             raise TransientError(f"GitHub {endpoint}: HTTP {status}")
         body = read_body(endpoint, response)
         headers["_body"] = body[:200].decode("utf-8", "replace") if status in (403, 429) else ""
-        wait = rate_limit_wait(status, headers, datetime.now(UTC))
+        wait = rate_limit_wait(status, headers, clock.now())
         if wait is not None:
             raise RateLimited(wait, headers.get("x-ratelimit-resource", endpoint))
         if status == 304:

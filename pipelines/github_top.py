@@ -9,7 +9,6 @@ API serves. Each stage's writes commit with the record that the stage is done.
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,6 +21,7 @@ from pipelines.github import GitHubClient, Page, github_client
 from pipelines.normalize import TopList, normalize_top
 from pipelines.store import store_snapshot
 from taskpipes import Call, Context, Later, Pipeline, Schedule, Stage
+from taskpipes.declare import clock
 from taskpipes.declare.settings import get_settings
 from taskpipes.observe import metrics
 from taskpipes.store.tables import Run
@@ -70,7 +70,7 @@ def fetch_search(client: GitHubClient, top_n: int) -> tuple[Any, str | None]:
 
 def _check_quota(page: Page, needed: int) -> None:
     if page.remaining is not None and page.remaining < needed:
-        wait = max(1.0, (page.reset or 0) - time.time())
+        wait = max(1.0, (page.reset or 0) - clock.now().timestamp())
         raise RateLimited(wait, "search")
 
 

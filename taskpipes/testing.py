@@ -5,7 +5,7 @@ No server is needed. The tick runs as `taskpipes run` runs it (the tick lock, th
 their records and hand-offs, on worker threads of the test's process), and the call
 returns once the run has finished::
 
-    from datetime import UTC, datetime
+    from datetime import datetime
 
     from taskpipes import testing
     from myapp.pipelines import feed_items  # a taskpipes.Pipeline myapp declares
@@ -34,13 +34,14 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
 
+from taskpipes.declare import clock
 from taskpipes.declare.application import Application
 from taskpipes.declare.configuration import configuration
 from taskpipes.declare.pipeline import Pipeline
@@ -49,7 +50,7 @@ from taskpipes.declare.settings import Settings, get_settings, load_settings
 from taskpipes.runtime import runner
 from taskpipes.runtime.broker import start
 from taskpipes.runtime.current import current_broker
-from taskpipes.store import schema
+from taskpipes.store import migrate
 from taskpipes.store.database import reading
 from taskpipes.store.tables import Run, StageRun
 
@@ -118,15 +119,15 @@ def configured(database: str | Path, **environment: str) -> Iterator[Settings]:
         reset()
 
 
-def upgrade(migrations: str | None = None) -> None:
+def upgrade(app: Application | None = None) -> None:
     """Bring the configured database's schema to the newest migration, as `taskpipes db
-    upgrade` does: the Alembic folder `migrations` ("package:folder"), by default the one
-    the application names (`taskpipes.Application(migrations=...)` in the module
-    TASKPIPES_APP names)."""
-    location = migrations or application().migrations
-    if location is None:
+    upgrade` does: the kit's tables, then the migrations `app` names (by default the
+    `application` of the module TASKPIPES_APP names)."""
+    app = app or application()
+    if app.migrations is None:
         raise LookupError(f"the application {get_settings().app!r} names no migrations")
-    schema.upgrade(get_settings().database_url, location)
+    location, metadata = migrate.application_migrations(app)
+    migrate.upgrade(get_settings().database_url, location, metadata)
 
 
 def application() -> Application:
@@ -173,7 +174,7 @@ def run_tick(
     returned so. `options` are extra tick arguments, for pipelines that take any."""
     entry = registry.get(pipeline if isinstance(pipeline, str) else pipeline.name)
     in_process_broker()
-    outcome = runner.run_tick(entry, at or datetime.now(UTC), timeout_s, options)
+    outcome = runner.run_tick(entry, at or clock.now(), timeout_s, options)
     return replace(read_run(outcome.run_id), already_done=outcome.already_done)
 
 

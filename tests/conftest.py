@@ -13,6 +13,13 @@ import pytest
 # subprocesses with BROKER_URL set.
 os.environ.pop("BROKER_URL", None)
 os.environ.pop("GITHUB_TOKEN", None)
+# The GitHub application runs from the checkout, not from site-packages: every process a
+# test starts (workers, schedulers, `taskpipes` in a working directory of its own) finds it
+# on the Python path, as a deployment's working directory would put it.
+CHECKOUT = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [CHECKOUT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 
 from githubsim import Simulator  # noqa: E402
 from tests import services  # noqa: E402

@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import requests
+
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -28,6 +30,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    """Whether `url` answers 200 now. A server still starting is not an error: `taskpipes
+    serve` binds its socket before it imports the application, so a request may connect
+    and wait past its timeout (seconds on a loaded machine) before anything reads it."""
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except (requests.ConnectionError, requests.Timeout):
+        return False
 
 
 def service_env(tmp_path: Path, **values: str) -> dict[str, str]:

@@ -12,9 +12,9 @@ import sys
 
 from taskpipes.cli.app import declared_registry
 from taskpipes.cli.exits import EXIT_USAGE
+from taskpipes.declare import clock
 from taskpipes.store import controls
 from taskpipes.store.database import begin
-from taskpipes.store.runs import utcnow
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -46,7 +46,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
     if not _declared(args.pipeline, "pause"):
         return EXIT_USAGE
     with begin() as session:
-        done = controls.pause(session, args.pipeline, _who(args), args.reason, utcnow())
+        done = controls.pause(session, args.pipeline, _who(args), args.reason, clock.now())
         note = controls.pause_note(controls.control(session, args.pipeline))
     print(f"{args.pipeline}: {note}" + ("" if done else " (already paused)"))
     return 0
@@ -56,7 +56,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if not _declared(args.pipeline, "resume"):
         return EXIT_USAGE
     with begin() as session:
-        done = controls.resume(session, args.pipeline, utcnow())
+        done = controls.resume(session, args.pipeline, clock.now())
     if not done:
         print(f"taskpipes resume: {args.pipeline} is not paused", file=sys.stderr)
         return EXIT_USAGE
@@ -70,7 +70,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     registry = declared_registry()
     try:
         with begin() as session:
-            run = controls.cancel_run(session, registry.get, args.run_id, _who(args), utcnow())
+            run = controls.cancel_run(session, registry.get, args.run_id, _who(args), clock.now())
             line = f"{run.pipeline} run {run.id} tick {run.tick.isoformat()}: {run.error}"
     except controls.ControlError as exc:
         print(f"taskpipes cancel: {exc}", file=sys.stderr)

@@ -10,18 +10,18 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import dramatiq
 import pika.exceptions
 from sqlalchemy.exc import SQLAlchemyError
 
-from taskpipes.cli import arguments
+from taskpipes.cli import arguments, run_list
 from taskpipes.cli import controls as controls_cli
 from taskpipes.cli.app import AppNotFound, declared_registry, import_app
 from taskpipes.cli.exits import EXIT_FAILED, EXIT_USAGE
+from taskpipes.declare import clock
 from taskpipes.declare.application import Application, resolve
 from taskpipes.declare.settings import ConfigError
 from taskpipes.store.database import describe_error
@@ -55,7 +55,8 @@ def build_parser(app: Application) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", help="database schema")
-    db.add_argument("action", choices=["upgrade", "check"])
+    db.add_argument("action", choices=["upgrade", "check", "revision"])
+    db.add_argument("-m", "--message", help="revision: what the new migration does")
 
     run = sub.add_parser("run", help="run one pipeline tick end to end and wait for it")
     run.add_argument("pipeline")
@@ -103,6 +104,7 @@ def build_parser(app: Application) -> argparse.ArgumentParser:
     controls_cli.add_parsers(sub)
     status = sub.add_parser("status", help="freshness, failures, runs in progress, queue depths")
     status.add_argument("--json", action="store_true", help="print JSON")
+    run_list.add_parser(sub)
     for reference in app.commands:
         resolve(reference)(sub)
     return parser
@@ -180,19 +182,37 @@ def broker_problem(exc: Exception) -> str:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from taskpipes.declare.settings import get_settings
-    from taskpipes.store import schema
+    from alembic.util import CommandError
 
     app: Application = args.application
     if app.migrations is None:
         print("taskpipes db: the application names no migrations", file=sys.stderr)
         return EXIT_USAGE
-    if args.action == "upgrade":
-        schema.upgrade(get_settings().database_url, app.migrations)
+    try:
+        return db_action(args.action, args.message, app)
+    except CommandError as exc:  # e.g. a revision asked of a database behind its migrations
+        print(f"taskpipes db {args.action}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def db_action(action: str, message: str | None, app: Application) -> int:
+    from taskpipes.declare.settings import get_settings
+    from taskpipes.store import migrate
+
+    url = get_settings().database_url
+    location, metadata = migrate.application_migrations(app)
+    if action == "upgrade":
+        migrate.upgrade(url, location, metadata)
         print("database schema is up to date")
+    elif action == "revision":
+        if not message:
+            print("taskpipes db revision: -m MESSAGE is required", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"wrote {migrate.revision(url, location, metadata, message)}")
     else:
-        schema.check(get_settings().database_url, app.migrations)
-        print("models and migrations agree")
+        drift = migrate.check(url, location, metadata)
+        print(drift.summary())
+        return 0 if drift.matches else EXIT_FAILED
     return 0
 
 
@@ -217,7 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return outcome  # enqueued only (e.g. --no-wait)
     else:
         timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
-        outcome = run_tick(entry, args.at or datetime.now(UTC), timeout)
+        outcome = run_tick(entry, args.at or clock.now(), timeout)
     print(format_outcome(outcome))
     return 0 if outcome.status == SUCCEEDED else EXIT_FAILED
 
@@ -299,13 +319,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"taskpipes serve: cannot listen: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if args.application.web is None:
-        print("taskpipes serve: the application names no web app", file=sys.stderr)
-        return EXIT_USAGE
-    create_app = resolve(args.application.web)
+    create_app = web_factory(args.application.web)
     config = uvicorn.Config(create_app(metrics_route=not apart), log_level="warning")
     uvicorn.Server(config).run(sockets=[api])
     return 0
+
+
+def web_factory(web: str | None) -> Callable[..., Any]:
+    """The application's app factory ("module:factory"), or the kit's router alone."""
+    if web is None:
+        from taskpipes.http import create_app
+
+        return create_app
+    return resolve(web)  # type: ignore[no-any-return]
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -403,7 +429,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from taskpipes.observe.status import gather
 
     declared_registry()
-    now = datetime.now(UTC)
+    now = clock.now()
     statuses = gather(now)
     print(json.dumps(report_json(statuses, now), indent=2) if args.json else report_text(statuses))
     unknown = [s.depths_note for s in statuses if s.depths is None]

@@ -19,7 +19,7 @@ class Application:
 
     - `migrations`: its Alembic folder as "package:folder" (`taskpipes db upgrade` applies
       it after the kit's own);
-    - `models`: the module whose import defines its tables on `taskpipes.Base`
+    - `models`: the module whose import defines its tables on `taskpipes.store.tables.Base`
       (`taskpipes db revision` and `db check` compare them with the database);
     - `web`: "module:factory" of the FastAPI app `taskpipes serve` serves (it includes the
       kit's router); without it, `serve` serves the kit's router alone;

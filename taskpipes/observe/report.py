@@ -7,6 +7,7 @@ schedule periods, i.e. at most one tick in a row has been missed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,15 +54,18 @@ class PipelineStatus:
 def pipeline_status(
     pipeline: str,
     queue: str,
-    period: timedelta | None,
-    last_success: RunRow | None,
-    last_failure: RunRow | None,
-    in_progress: list[RunRow],
-    depths: QueueDepth | None,
-    depths_note: str | None,
+    *,
     now: datetime,
+    period: timedelta | None = None,
+    last_success: RunRow | None = None,
+    last_failure: RunRow | None = None,
+    in_progress: Iterable[RunRow] = (),
+    depths: QueueDepth | None = None,
+    depths_note: str | None = None,
     paused: str | None = None,
 ) -> PipelineStatus:
+    """The status of `pipeline` at `now`. Keyword-only past the names, and what a caller
+    did not read is left at its default: no period (on demand), no runs, no depths."""
     age = None if last_success is None else (now - last_success.tick).total_seconds()
     return PipelineStatus(
         pipeline=pipeline,

@@ -1,12 +1,12 @@
 """The I/O half of `taskpipes status`: run rows from the database, depths from RabbitMQ.
 
-pipelines/status.py turns what is read here into the report.
+taskpipes.observe.report turns what is read here into the report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pika.exceptions import AMQPError
 from sqlalchemy import select
@@ -39,14 +39,14 @@ def gather(now: datetime) -> list[PipelineStatus]:
                 pipeline_status(
                     entry.name,
                     queue,
-                    None if entry.schedule is None else entry.schedule.period,
-                    success,
-                    failure,
-                    in_progress,
-                    depth,
-                    note,
-                    now,
-                    paused.get(entry.name),
+                    now=now,
+                    period=_period(entry),
+                    last_success=success,
+                    last_failure=failure,
+                    in_progress=in_progress,
+                    depths=depth,
+                    depths_note=note,
+                    paused=paused.get(entry.name),
                 )
             )
     return statuses
@@ -67,6 +67,10 @@ def read_depths(
         return rabbit.queue_depths(broker_url, queues), None
     except AMQPError as exc:
         return None, f"RabbitMQ unreachable: {type(exc).__name__}"
+
+
+def _period(entry: Pipeline) -> timedelta | None:
+    return None if entry.schedule is None else entry.schedule.period
 
 
 def _row(run: Run) -> RunRow:
@@ -93,14 +97,10 @@ def freshness(
         entry.name: pipeline_status(
             entry.name,
             entry.queue_name,
-            None if entry.schedule is None else entry.schedule.period,
-            _newest(session, entry.name, (SUCCEEDED,)),
-            None,
-            [],
-            None,
-            None,
-            now,
-            paused.get(entry.name),
+            now=now,
+            period=_period(entry),
+            last_success=_newest(session, entry.name, (SUCCEEDED,)),
+            paused=paused.get(entry.name),
         )
         for entry in entries
     }

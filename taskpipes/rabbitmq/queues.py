@@ -63,6 +63,15 @@ CONNECTION_PARAMS = {"heartbeat": "30", "blocked_connection_timeout": "60"}
 # dead-letters on its own. RabbitMQ 3.10 counts every return, and a worker that stops
 # gracefully (a deploy, a scale-down) returns the messages it had prefetched.
 RETURN_ALLOWANCE = 5
+# What `max_priority` gives on quorum queues. RabbitMQ refuses `x-max-priority` on them
+# (406 PRECONDITION_FAILED, checked on 3.10). From 4.0 every quorum queue has exactly two
+# priorities without any argument: a `broker_priority` above 4 is high, 0 to 4 (or none)
+# normal, and a consumer gets about two high for one normal, so normal ones are not
+# starved (rabbitmq.com/blog/2024/08/28/quorum-queues-in-4.0). Before 4.0, none.
+QUORUM_PRIORITIES = (
+    "RabbitMQ 4.0+ delivers broker_priority 5 and above as one high priority, about two "
+    "for every normal one; older versions ignore priorities on quorum queues"
+)
 # A scheduler's tick send waits this long before its second attempt while RabbitMQ is
 # away, doubling up to the second figure: one log line every few seconds of an outage.
 SCHEDULER_PAUSE_S = (1.0, 10.0)
@@ -92,10 +101,14 @@ def connect(broker_url: str) -> pika.BlockingConnection:
     return pika.BlockingConnection([pika.URLParameters(u) for u in broker_urls(broker_url)])
 
 
-def queue_arguments(queue: str, queue_type: str, max_crashes: int) -> dict[str, Any]:
+def queue_arguments(
+    queue: str, queue_type: str, max_crashes: int, max_priority: int | None = None
+) -> dict[str, Any]:
     """The arguments `queue` (`Q`, `Q.DQ` or `Q.XQ`) is declared with.
 
-    Classic queues get exactly Dramatiq's own. Quorum queues dead-letter at least once (the
+    Classic queues get exactly Dramatiq's own, `x-max-priority` on `Q` and `Q.DQ` included
+    when the broker has a `max_priority`. Quorum queues never get it: RabbitMQ refuses the
+    argument on them (see QUORUM_PRIORITIES). Quorum queues dead-letter at least once (the
     default, at most once, can drop a dead letter the target cannot take), and `Q` gets a
     delivery limit so the broker buries a message that keeps killing its worker even when
     CrashGuard cannot. `Q.DQ` has none: its messages are held, never processed, through every
@@ -107,6 +120,8 @@ def queue_arguments(queue: str, queue_type: str, max_crashes: int) -> dict[str, 
         canonical = queue.removesuffix(".DQ")
         arguments = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": xq_name(canonical)}
     if queue_type == "classic":
+        if max_priority and not queue.endswith(".XQ"):
+            arguments["x-max-priority"] = max_priority
         return arguments
     arguments["x-queue-type"] = "quorum"
     if not queue.endswith(".XQ"):
@@ -117,12 +132,21 @@ def queue_arguments(queue: str, queue_type: str, max_crashes: int) -> dict[str, 
 
 
 class TypedQueuesBroker(RabbitmqBroker):
-    """Dramatiq's RabbitMQ broker declaring its queues as `queue_type` (classic or quorum)."""
+    """Dramatiq's RabbitMQ broker declaring its queues as `queue_type` (classic or quorum).
+
+    `max_priority` works as in Dramatiq on classic queues: a message's `broker_priority`
+    (0 to max_priority, higher first) orders delivery. On quorum queues see
+    QUORUM_PRIORITIES; the broker says so when it is built.
+    """
 
     def __init__(self, *, queue_type: str, max_crashes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.queue_type = queue_type
         self.max_crashes = max_crashes
+        if queue_type == "quorum" and self.max_priority:
+            logger.warning(
+                "max_priority=%d on quorum queues: %s", self.max_priority, QUORUM_PRIORITIES
+            )
 
     def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
         if not from_scheduler(message):
@@ -151,7 +175,7 @@ class TypedQueuesBroker(RabbitmqBroker):
             pause, attempt = min(2 * pause, SCHEDULER_PAUSE_S[1]), attempt + 1
 
     def _declare(self, queue: str) -> Any:
-        arguments = queue_arguments(queue, self.queue_type, self.max_crashes)
+        arguments = queue_arguments(queue, self.queue_type, self.max_crashes, self.max_priority)
         try:
             return self.channel.queue_declare(queue=queue, durable=True, arguments=arguments)
         except ChannelClosedByBroker as exc:
@@ -178,7 +202,11 @@ def type_mismatch(queue: str, queue_type: str, reply: str) -> str:
     """What to do when `queue` exists with other arguments than the configured type's."""
     # "PRECONDITION_FAILED - inequivalent arg 'x-overflow' for queue 'q' in vhost ..."
     detail = reply.removeprefix("PRECONDITION_FAILED - ").split(" for queue")[0]
-    if queue_type == "quorum":
+    if "x-max-priority" in detail:
+        # Fixed at declaration; no policy or redeclare can change it.
+        fix = "a queue's max priority is fixed when it is made: give the broker the queue's own"
+        fix += " max_priority, or drain and delete the queue"
+    elif queue_type == "quorum":
         fix = "if it is classic, run `taskpipes rabbit migrate-queues` first"
     else:
         fix = "if it is quorum, set TASKPIPES_QUEUE_TYPE=quorum"

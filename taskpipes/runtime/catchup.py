@@ -8,10 +8,11 @@ pipeline's policy, so downtime leaves either filled ticks or visible skips, neve
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import dramatiq
 
+from taskpipes.declare import clock
 from taskpipes.declare.pipeline import Pipeline, Retries
 from taskpipes.declare.registry import registry
 from taskpipes.declare.schedule import (
@@ -81,7 +82,7 @@ RETRIES = Retries(max=3, min_backoff_ms=1_000, max_backoff_ms=10_000, time_limit
 
 
 def catch_up() -> None:
-    now = datetime.now(UTC)
+    now = clock.now()
     for entry in registry.scheduled():
         catch_up_pipeline(entry, now)
     for entry in registry.pipelines:

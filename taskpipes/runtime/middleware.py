@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dramatiq
 from dramatiq.broker import MessageProxy
@@ -12,6 +12,7 @@ from periodiq import PeriodiqMiddleware
 from sqlalchemy import delete, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from taskpipes.declare import clock
 from taskpipes.declare.schedule import Schedule
 from taskpipes.declare.settings import get_settings
 from taskpipes.observe import metrics
@@ -43,7 +44,7 @@ class TickAge(PeriodiqMiddleware):
             return
         if redelivered(message):
             return
-        age = datetime.now(UTC) - datetime.fromisoformat(str(scheduled_at))
+        age = clock.now() - datetime.fromisoformat(str(scheduled_at))
         if age > schedule.period:
             logger.warning(
                 "dropping %s tick %s: %s old, past one period", actor.actor_name, scheduled_at, age
@@ -86,7 +87,7 @@ class CrashGuard(Middleware):
                         "retries": retries,
                         "actor": message.actor_name,
                         "deliveries": 0,
-                        "first_delivered_at": datetime.now(UTC),
+                        "first_delivered_at": clock.now(),
                     }
                 ],
                 key=("message_id", "retries"),

@@ -10,6 +10,7 @@ from typing import Any, TypeGuard
 
 from dramatiq.middleware import CurrentMessage
 
+from taskpipes.declare import clock
 from taskpipes.declare.errors import PermanentError
 from taskpipes.declare.pipeline import FanOut, Pipeline, Stage, tick_jitter
 from taskpipes.declare.schedule import (
@@ -117,7 +118,7 @@ def _admitted(pipeline: Pipeline, at: datetime, run_id: int, admission: controls
         )
         metrics.tick_skipped(pipeline.name, NOT_RUN_REASONS[admission.status])
         metrics.run_finished(
-            pipeline.name, admission.status, at.timestamp(), runs.utcnow().timestamp()
+            pipeline.name, admission.status, at.timestamp(), clock.now().timestamp()
         )
     return run_id
 

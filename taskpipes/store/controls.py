@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from taskpipes.declare import clock
 from taskpipes.declare.pipeline import OVERLAP_POLICIES, Pipeline, Stage
 from taskpipes.store import runs
 from taskpipes.store.tables import PipelineControl, Run, StageRun
@@ -128,7 +129,7 @@ def admit(session: Session, pipeline: Pipeline, run: Run, explicit: bool) -> Adm
         return Admission(WAIT, reason=f"overlap policy queue: waits for {names}")
     assert pipeline.overlap == "cancel_previous", OVERLAP_POLICIES
     by = f"overlap policy cancel_previous of tick {run.tick.isoformat()}"
-    cancelled = tuple(o.id for o in others if cancel(session, pipeline, o, by, runs.utcnow()))
+    cancelled = tuple(o.id for o in others if cancel(session, pipeline, o, by, clock.now()))
     return Admission(START, cancelled=cancelled)
 
 
@@ -160,14 +161,14 @@ def next_waiting(session: Session, pipeline: Pipeline) -> int | None:
     ).first()
     if run is None:
         return None
-    run.status, run.started_at = runs.RUNNING, runs.utcnow()
+    run.status, run.started_at = runs.RUNNING, clock.now()
     return run.id
 
 
 def running_others(session: Session, pipeline: Pipeline, run: Run | None) -> list[Run]:
     """Other runs of the pipeline still running that could still be working: a run started
     longer ago than its stages' time limits and retries allow is left to the crash guard."""
-    since = runs.utcnow() - pipeline.longest_run
+    since = clock.now() - pipeline.longest_run
     return list(
         session.scalars(
             select(Run)

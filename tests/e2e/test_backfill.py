@@ -1,4 +1,5 @@
-"""`taskpipes backfill rollup --from --to` over a hand-made history (README, "Running")."""
+"""`taskpipes backfill rollup --from --to` over a hand-made history (docs/how-to/operate.md,
+"Run a tick by hand")."""
 
 from __future__ import annotations
 

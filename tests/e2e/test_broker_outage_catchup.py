@@ -1,5 +1,5 @@
 """A tick periodiq could not send because RabbitMQ was down is filled within a minute of
-RabbitMQ coming back (README, "Missed ticks").
+RabbitMQ coming back (docs/scheduling.md, "Missed ticks").
 
 Only the scheduler loses RabbitMQ: it talks to it through a TcpProxy the test switches off
 for a minute and a bit, across one tick, and runs under a supervisor, as in production.

@@ -1,4 +1,5 @@
-"""`taskpipes run` prints a summary; `-v` adds the workers' logs (README, "Running")."""
+"""`taskpipes run` prints a summary; `-v` adds the workers' logs (docs/how-to/operate.md,
+"Run a tick by hand")."""
 
 from __future__ import annotations
 

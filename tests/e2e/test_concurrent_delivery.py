@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from db import migrate
 from taskpipes import testing
+from taskpipes.declare import clock
 from taskpipes.declare.pipeline import Pipeline
 from taskpipes.runtime.current import current_broker
 from taskpipes.runtime.runner import ensure_workers
@@ -268,16 +269,14 @@ def test_copies_of_a_stage_message_of_a_cancelled_run_do_nothing(backend: Backen
             status=runs.RUNNING,
             attempts=1,
             message_id="cancelled-tick",
-            enqueued_at=runs.utcnow(),
-            started_at=runs.utcnow(),
+            enqueued_at=clock.now(),
+            started_at=clock.now(),
         )
         session.add(run)
         session.flush()
         run_id = run.id
     with begin() as session:
-        assert controls.cancel(
-            session, CANCELLED, session.get_one(Run, run_id), "ana", runs.utcnow()
-        )
+        assert controls.cancel(session, CANCELLED, session.get_one(Run, run_id), "ana", clock.now())
 
     # When copies of b's message come at the same time
     backend.send_copies(CANCELLED, run_id, COPIES)

@@ -95,7 +95,18 @@ def test_the_image_context_builds_a_wheel_of_the_kit_alone(tmp_path: Path) -> No
     names = set(zipfile.ZipFile(archive).namelist())
     tops = {name.split("/")[0] for name in names if not name.startswith("taskpipes-")}
     assert tops == {"taskpipes"}
-    needed = ["taskpipes/deploy/fixed_rules.yml", "taskpipes/deploy/fixed_rule_tests.yml"]
+    # (the kit's data files: the alert rules, the pages' templates and stylesheet; and its
+    # migrations, Python files no package imports)
+    needed = [
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "taskpipes").rglob("*.*")
+        if path.suffix in (".yml", ".html", ".css")
+    ]
+    assert "taskpipes/http/templates/base.html" in needed
+    needed += [
+        "taskpipes/store/migrations/env.py",
+        "taskpipes/store/migrations/versions/taskpipes_0001_kit_tables.py",
+    ]
     assert not [name for name in needed if name not in names]
     assert any(name.endswith("entry_points.txt") for name in names)
     assert "take precedence during imports" not in result.stdout + result.stderr

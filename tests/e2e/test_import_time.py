@@ -1,5 +1,5 @@
-"""No work at import time: the kit, `serve`, `status` and `db upgrade` build no broker and
-open no connection; `import actors` builds the broker; a host application can hand in its
+"""No work at import time: the kit and the web app build no broker and open no
+connection; `status` and `db upgrade` open no broker connection; `import actors` builds the broker; a host application can hand in its
 own settings and engine. Each case runs in a fresh interpreter, as the commands do."""
 
 from __future__ import annotations
@@ -60,13 +60,20 @@ def test_importing_the_kit_and_the_app_builds_nothing(tmp_path: Path) -> None:
     assert probe(code, tmp_path, BROKER_URL=nowhere()) == {"broker": "NoneType", "connections": []}
 
 
-def test_status_on_sqlite_and_db_upgrade_build_no_broker(tmp_path: Path) -> None:
-    code = "from taskpipes.cli.main import main\nassert main(['db', 'upgrade']) == 0\nassert main(['status']) == 0"
+def test_db_upgrade_and_status_open_no_broker_connection(tmp_path: Path) -> None:
+    # Every command imports the application module (TASKPIPES_APP), which builds the
+    # broker; building it connects to nothing, so `db upgrade` reaches the database alone
+    upgrade = "from taskpipes.cli.main import main\nassert main(['db', 'upgrade']) == 0"
+    status = "from taskpipes.cli.main import main\nassert main(['status']) == 0"
 
-    seen = probe(code, tmp_path)
+    upgraded = probe(upgrade, tmp_path, BROKER_URL=nowhere())
+    # and `status` on the in-process broker too (with RabbitMQ it reads the queue depths)
+    reported = probe(status, tmp_path)
 
-    assert seen["broker"] == "NoneType"
-    assert set(seen["connections"]) == {"db"}  # type: ignore[arg-type]
+    assert upgraded["broker"] == "TypedQueuesBroker"
+    assert set(upgraded["connections"]) == {"db"}  # type: ignore[arg-type]
+    assert reported["broker"] == "StubBroker"
+    assert set(reported["connections"]) == {"db"}  # type: ignore[arg-type]
 
 
 def test_import_actors_builds_the_broker_without_connecting(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 Core kinds are checked by kubernetes-validate against the Kubernetes API schemas (strict:
 an unknown field fails); KEDA's kinds against the openAPIV3Schema of KEDA's own CRDs
-(tests/keda). The rest checks the promises the README makes about the manifests.
+(tests/keda). The rest checks the promises docs/how-to/deploy.md makes about the manifests.
 """
 
 from __future__ import annotations

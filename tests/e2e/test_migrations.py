@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect
 from db import migrate
 from taskpipes.store.tables import Base
 from tests.clirun import run_cli
-from tests.processes import VENV_BIN, free_port, process, service_env
+from tests.processes import VENV_BIN, answers, free_port, process, service_env
 from tests.queues import wait_until
 
 
@@ -80,13 +80,6 @@ def test_an_unopenable_sqlite_file_is_named(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"unable to open database file '{missing}'" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.ConnectionError:
-        return False
 
 
 def test_the_api_without_a_schema_is_a_503_and_a_log_line_saying_why(tmp_path: Path) -> None:

@@ -14,13 +14,13 @@ import pytest
 from githubsim import Simulator
 from taskpipes import registry
 from taskpipes.cli.main import main
+from taskpipes.http.operations import PipelineRow, gantt
 from taskpipes.observe.report import QueueDepth, pipeline_status
 from taskpipes.runtime.runner import run_tick
 from taskpipes.store import runs
 from taskpipes.store.tables import Run, StageRun
 from tests.app import Fills
 from tests.e2e.test_web import chromium, get, nu_validator_errors, screenshot_dir  # noqa: F401
-from web.pages.operations import PipelineRow, gantt
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 T0 = NOW - timedelta(minutes=NOW.minute % 10)
@@ -105,7 +105,7 @@ def test_the_pipelines_pages_are_valid_html(operated: str, tmp_path: Path) -> No
 
 def test_dead_letters_are_counted_when_rabbitmq_answers_and_unknown_when_not() -> None:
     status = pipeline_status(
-        "rollup", "rollup", None, None, None, [], None, "RabbitMQ unreachable: AMQPError", NOW
+        "rollup", "rollup", now=NOW, depths_note="RabbitMQ unreachable: AMQPError"
     )
     unknown = PipelineRow(registry.get("rollup"), status, "", None)
     assert unknown.dead == "unknown"

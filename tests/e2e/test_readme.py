@@ -1,6 +1,7 @@
-"""README, "Write your own pipeline": the code shown there is run exactly as shown.
+"""The tutorial (docs/tutorial.md, "Use taskpipes in your web app"): its code is run exactly
+as shown, and the README's one pipeline is the tutorial's.
 
-The section's Python blocks become the new pipeline's module and the catalog's declare
+The tutorial's Python blocks become the new pipeline's module and the catalog's declare
 line; its shell lines run, in that order, in a fresh directory (so on its own SQLite file,
 with the in-process broker), in a process where the catalog line has been executed.
 """
@@ -21,8 +22,8 @@ from sqlalchemy import create_engine, select
 from taskpipes.store.tables import Run
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTION = "## Write your own pipeline"
-# Runs one README shell line after executing the catalog block: `taskpipes ARGS` through the
+TUTORIAL = ROOT / "docs" / "tutorial.md"
+# Runs one tutorial shell line after executing the catalog block: `taskpipes ARGS` through the
 # CLI's own entry point, `python SCRIPT ARGS` as the script's __main__.
 DRIVER = """
 import runpy, sys
@@ -38,15 +39,8 @@ runpy.run_path(args[0], run_name="__main__")
 """
 
 
-def section() -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index(SECTION)
-    end = text.find("\n## ", start + len(SECTION))
-    return text[start : end if end != -1 else None]
-
-
-def blocks(language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```$", section(), re.MULTILINE | re.DOTALL)
+def blocks(language: str, page: Path = TUTORIAL) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```$", page.read_text(), re.MULTILINE | re.DOTALL)
 
 
 def readme_example(tmp_path: Path) -> tuple[str, Path, list[str]]:
@@ -64,7 +58,7 @@ def readme_example(tmp_path: Path) -> tuple[str, Path, list[str]]:
 
 
 def test_the_readme_pipeline_runs_as_shown(tmp_path: Path) -> None:
-    # Given the README's module and catalog line, and a working directory with the deploy
+    # Given the tutorial's module and catalog line, and a working directory with the deploy
     # generator (and nothing else: its database is the default SQLite file there)
     module, catalog_line, lines = readme_example(tmp_path)
     work = tmp_path / "work"
@@ -72,7 +66,7 @@ def test_the_readme_pipeline_runs_as_shown(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("BROKER_URL", "DATABASE_URL")}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "code"), str(ROOT)])
 
-    # When each shell line runs in turn
+    # When each of its shell lines runs in turn
     outputs = []
     for line in lines:
         result = subprocess.run(
@@ -110,3 +104,11 @@ def test_the_readme_pipeline_runs_as_shown(tmp_path: Path) -> None:
         (work / "deploy" / "grafana" / "dashboards" / "overview.json").read_text()
     )
     assert f'"pipeline", "{module}"' in overview["panels"][0]["targets"][0]["expr"]
+
+
+def test_the_readme_shows_the_tutorial_pipeline() -> None:
+    """The README's tour shows one pipeline: the tutorial's, which the test above runs."""
+    [readme_pipeline] = blocks("python", ROOT / "README.md")
+    module_block = blocks("python")[0]
+
+    assert readme_pipeline == module_block

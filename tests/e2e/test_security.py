@@ -26,7 +26,7 @@ from taskpipes.runtime.runner import run_tick
 from tests.app import Fills, configure, latest_tick
 from tests.conftest import SIM_LIMITS
 from tests.e2e.test_web import chromium, nu_validator_errors  # noqa: F401 (a fixture)
-from tests.processes import VENV_BIN, free_port, process, scrape, service_env
+from tests.processes import VENV_BIN, answers, free_port, process, scrape, service_env
 from tests.processes import taskpipes as run_taskpipes
 from tests.queues import wait_until
 from web.api.app import create_app
@@ -51,7 +51,7 @@ PATHS = (
     "/metrics",
     "/openapi.json",
 )
-# The README's promise: any quote of the caller's input is cut to 80 characters, and a body
+# docs/security.md's promise: any quote of the caller's input is cut to 80 characters, and a body
 # quotes it at most twice (a validation error names the value and its field's message).
 ECHO_LIMIT = 80
 
@@ -246,7 +246,7 @@ def test_metrics_can_move_off_the_api_port(tmp_path: Path) -> None:
     command += ["--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port)]
     with process(command, env, tmp_path / "serve.log"):
         api = f"http://127.0.0.1:{api_port}"
-        wait_until(lambda: reachable(f"{api}/healthz"), 60, "taskpipes serve")
+        wait_until(lambda: answers(f"{api}/healthz"), 60, "taskpipes serve")
         # Then the API answers, its port has no /metrics, and the other port has them all
         assert get(api, "/api/top").status_code == 200
         assert get(api, "/metrics").status_code == 404
@@ -254,10 +254,3 @@ def test_metrics_can_move_off_the_api_port(tmp_path: Path) -> None:
         probe = requests.head(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
         assert (probe.status_code, probe.content) == (200, b"")
     assert 'taskpipes_api_request_duration_seconds_count{code="200",route="/api/top"}' in text
-
-
-def reachable(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.ConnectionError:
-        return False

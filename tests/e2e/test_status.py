@@ -43,14 +43,10 @@ def row(run_id: int, tick: str, status: str, error: str | None = None) -> RunRow
 
 
 def status_of(success: RunRow | None, **changes) -> PipelineStatus:  # type: ignore[no-untyped-def]
-    values = {
-        "last_failure": None,
-        "in_progress": [],
-        "depths": QueueDepth(1, 2, 3),
-        "depths_note": None,
-    }
-    values.update(changes)
-    return pipeline_status("github_top", "github_top", TEN_MINUTES, success, now=NOW, **values)
+    values = {"depths": QueueDepth(1, 2, 3), **changes}
+    return pipeline_status(
+        "github_top", "github_top", now=NOW, period=TEN_MINUTES, last_success=success, **values
+    )
 
 
 # --- the pure report ---------------------------------------------------------------

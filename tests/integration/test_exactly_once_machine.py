@@ -52,6 +52,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, s
 
 from db import migrate
 from taskpipes import Call, Context, Later, Pipeline, Retries, Stage, testing
+from taskpipes.declare import clock
 from taskpipes.declare.pipeline import OVERLAP_POLICIES
 from taskpipes.runtime.actors import pipeline_actors
 from taskpipes.store import controls, runs
@@ -291,7 +292,7 @@ class ExactlyOnce(RuleBasedStateMachine):
             return
         with begin() as session:
             run = session.get_one(Run, candidates[pick % len(candidates)])
-            if controls.cancel(session, BY_NAME[run.pipeline], run, "machine", runs.utcnow()):
+            if controls.cancel(session, BY_NAME[run.pipeline], run, "machine", clock.now()):
                 self.cancelled.add(run.id)
 
     # -- what must hold -----------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 
 import actors  # noqa: F401 (declares every actor on the broker)
 from pipelines import catalog
+from taskpipes import FanOut
 from taskpipes.declare.settings import load_settings
 from taskpipes.rabbitmq.queues import with_connection_params
 from taskpipes.runtime.broker import build_broker
@@ -17,26 +18,8 @@ from taskpipes.runtime.broker import build_broker
 MINUTE_MS = 60_000
 # RabbitMQ redelivers a message held unacked past its consumer_timeout (30 minutes).
 CONSUMER_TIMEOUT_MS = 30 * MINUTE_MS
-# actor: (queue, max_retries, min_backoff ms, max_backoff ms, time_limit ms), from the
-# comments beside each actor's options.
-EXPECTED = {
-    "github_top_tick": ("github_top", 5, 2_000, 300_000, 600_000),
-    "github_top_fetch": ("github_top", 5, 2_000, 300_000, 600_000),
-    "github_top_normalize": ("github_top", 5, 2_000, 300_000, 600_000),
-    "github_top_store": ("github_top", 5, 2_000, 300_000, 600_000),
-    "github_top_aggregate": ("github_top", 5, 2_000, 300_000, 600_000),
-    "rollup_tick": ("rollup", 5, 1_000, 120_000, 600_000),
-    "rollup_buckets": ("rollup", 5, 1_000, 120_000, 600_000),
-    "rollup_trending": ("rollup", 5, 1_000, 120_000, 600_000),
-    "rollup_pages": ("rollup", 5, 1_000, 120_000, 600_000),
-    "maintenance_tick": ("maintenance", 3, 10_000, 300_000, 600_000),
-    "maintenance_prune": ("maintenance", 3, 10_000, 300_000, 600_000),
-    "stargazers_tick": ("stargazers", 5, 2_000, 300_000, 120_000),
-    "stargazers_plan": ("stargazers", 5, 2_000, 300_000, 600_000),
-    "stargazers_wave": ("stargazers", 5, 2_000, 300_000, 120_000),
-    "stargazers_page": ("stargazers", 5, 2_000, 300_000, 120_000),
-    "language_stats_tick": ("language_stats", 5, 1_000, 120_000, 600_000),
-    "language_stats_languages": ("language_stats", 5, 1_000, 120_000, 600_000),
+# The kit's own actors: (queue, max_retries, min_backoff ms, max_backoff ms, time_limit ms).
+KIT_ACTORS = {
     "catch_up": ("default", 3, 1_000, 10_000, 60_000),
     "observe_queues": ("default", 0, 1_000, 1_000, 30_000),
     "observe_pauses": ("default", 0, 1_000, 1_000, 30_000),
@@ -44,26 +27,52 @@ EXPECTED = {
 OPTIONS = ("max_retries", "min_backoff", "max_backoff", "time_limit")
 
 
-def declared() -> dict[str, dramatiq.Actor]:
-    """The application's actors: those on its pipelines' queues and the kit's `default`
-    (tests declare pipelines of their own, on queues of their own, in the same process)."""
+def application_actors() -> dict[str, dramatiq.Actor]:
+    """The actors on the application's queues and the kit's `default` (tests declare
+    pipelines of their own, on queues of their own, in the same process)."""
     queues = {p.queue_name for p in catalog.registry.declared} | {"default"}
     broker = dramatiq.get_broker()
     actors_ = (broker.get_actor(name) for name in broker.get_declared_actors())
     return {actor.actor_name: actor for actor in actors_ if actor.queue_name in queues}
 
 
-def test_every_actor_is_listed() -> None:
-    assert set(declared()) == set(EXPECTED)
+def from_declarations() -> dict[str, tuple[str, int, int, int, int]]:
+    """Each tick and stage actor's options as its pipeline's declaration says them."""
+    expected = {}
+    for pipeline in catalog.registry.declared:
+        for part, stage in [("tick", None), *((s.name, s) for s in pipeline.stages)]:
+            if isinstance(stage, FanOut):
+                continue  # the application builds a fan-out's actors itself
+            retries = getattr(stage, "retries", None) or pipeline.retries
+            expected[pipeline.actor_name(part)] = (
+                pipeline.queue_name,
+                retries.max,
+                retries.min_backoff_ms or load_settings({}).retry_min_backoff_ms,
+                retries.max_backoff_ms,
+                retries.time_limit_ms,
+            )
+    return expected
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_each_actor_writes_out_its_options(name: str) -> None:
-    actor = declared()[name]
+def options_of(actor: dramatiq.Actor) -> tuple[str, int, int, int, int]:
+    # Written on the actor itself, not inherited from Dramatiq's Retries/TimeLimit defaults
+    assert set(OPTIONS) <= set(actor.options), actor.actor_name
+    return (actor.queue_name, *(actor.options[o] for o in OPTIONS))  # type: ignore[return-value]
 
-    # Written on the actor itself, not inherited from the Retries/TimeLimit defaults
-    assert set(OPTIONS) <= set(actor.options), name
-    assert (actor.queue_name, *(actor.options[o] for o in OPTIONS)) == EXPECTED[name]
+
+def test_every_declared_actor_exists_with_its_declared_options() -> None:
+    actors_ = application_actors()
+
+    for name, expected in (from_declarations() | KIT_ACTORS).items():
+        assert name in actors_, name
+        assert options_of(actors_[name]) == expected, name
+
+
+@pytest.mark.parametrize("name", sorted(application_actors()))
+def test_each_actor_writes_out_bounded_options(name: str) -> None:
+    actor = application_actors()[name]
+
+    options_of(actor)
     # A run holds a message at most this long, and a retry's delay sits unacked in a
     # worker's memory: both stay far below RabbitMQ's consumer_timeout
     assert actor.options["time_limit"] <= CONSUMER_TIMEOUT_MS / 3

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from db.models import STATE_ID, Repository, RollupState
 from pipelines.buckets import HISTORY_BUCKETS, Point
 from pipelines.history_reads import minus, read_points
-from web.api.deps import SessionDep
+from taskpipes.http.deps import SessionDep
+from taskpipes.http.security import bounded
 from web.api.schemas import NotFound
-from web.api.security import bounded
 
 router = APIRouter()
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, select
 
 from db.models import LanguageStat
-from web.api.deps import read_connection
+from taskpipes.http.deps import read_connection
 
 router = APIRouter()
 

@@ -7,10 +7,6 @@ from datetime import datetime
 from pydantic import BaseModel
 
 
-class Health(BaseModel):
-    status: str
-
-
 class TopRepo(BaseModel):
     rank: int
     id: int

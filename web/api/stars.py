@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from db.models import StarDay, StargazerCursor
 from pipelines.star_history import every
-from web.api.deps import SessionDep
-from web.api.security import bounded
+from taskpipes.http.deps import SessionDep
+from taskpipes.http.security import bounded
 
 router = APIRouter()
 

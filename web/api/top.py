@@ -9,7 +9,7 @@ from sqlalchemy import Connection, bindparam, select
 
 from db.models import LatestRanking
 from taskpipes.declare.settings import MAX_TOP_N
-from web.api.deps import read_connection
+from taskpipes.http.deps import read_connection
 from web.api.schemas import TopRepo, TopResponse
 
 router = APIRouter()

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, bindparam, select
 
 from db.models import STATE_ID, Repository, RollupState, TrendingEntry
-from web.api.deps import read_connection
+from taskpipes.http.deps import read_connection
 
 router = APIRouter()
 

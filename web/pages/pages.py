@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any, cast
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, PackageLoader, PrefixLoader, select_autoescape
 from markupsafe import Markup
 from periodiq import CronSpec
 from sqlalchemy import Connection
@@ -25,17 +25,19 @@ from sqlalchemy.orm import Session
 
 from pipelines.charts import age_text, entity_tag, moment_text, seconds_until, tag_matches
 from pipelines.trending import WINDOWS
+from taskpipes.declare import clock
 from taskpipes.declare.registry import registry
 from taskpipes.declare.schedule import floor_tick
+from taskpipes.http.deps import read_connection
+from taskpipes.http.pages import template_loader
+from taskpipes.http.policy import page_policy, show_controls, site_css, stylesheet
+from taskpipes.http.security import bounded
 from taskpipes.observe.report import PipelineStatus
 from taskpipes.observe.status import freshness
-from web.api.deps import read_connection
 from web.api.history import find_repository
 from web.api.languages import languages_response
-from web.api.security import bounded
 from web.api.trending import Window, trending_response
 from web.pages import reads, views
-from web.pages.policy import page_policy, show_controls, site_css
 
 router = APIRouter(include_in_schema=False)
 
@@ -48,18 +50,29 @@ SCALES = ("linear", "log")
 TRENDING_ROWS = 25
 
 
-# Pure memoisation, here and in the formatters below: the templates and their filters
-# depend on no configuration.
+# Pure memoisation, here, in templates() and in the formatters below: the stylesheets,
+# the templates and their filters depend on no configuration.
+@cache
+def pages_css() -> Markup:
+    """What the pages inline: the kit's stylesheet (their frame is the kit's base.html),
+    then ours."""
+    return site_css() + stylesheet("web.pages")
+
+
 @cache
 def templates() -> Environment:
+    # Ours first; the kit's under taskpipes/, for base.html to extend the kit's frame.
+    loader = ChoiceLoader(
+        [PackageLoader("web.pages", "templates"), PrefixLoader({"taskpipes": template_loader()})]
+    )
     env = Environment(
-        loader=PackageLoader("web.pages", "templates"),
+        loader=loader,
         autoescape=select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,
         finalize=show_controls,
     )
-    env.globals["site_css"] = site_css()
+    env.globals["site_css"] = pages_css()
     # Numbers and moments we format hold no markup: Markup skips escaping and the bidi
     # filter, a repository page's ~1,000 small strings.
     env.filters["count"] = lambda n: Markup("" if n is None else f"{n:,}")
@@ -114,7 +127,7 @@ def cache_headers(tag: str, now: datetime) -> dict[str, str]:
 
 def page_headers() -> dict[str, str]:
     """On every page and its 304: a revalidated page keeps the headers of the 304."""
-    return {"Content-Security-Policy": page_policy()}
+    return {"Content-Security-Policy": page_policy(str(pages_css()))}
 
 
 def _github_top_cadence() -> tuple[CronSpec, timedelta]:
@@ -142,7 +155,7 @@ def stale_of(statuses: list[PipelineStatus]) -> tuple[str, ...]:
 
 @router.get("/", response_class=HTMLResponse)
 def top_page(request: Request, window: str = "24h") -> Response:
-    now = datetime.now(UTC)
+    now = clock.now()
     with page_reads() as (session, connection):
         version = reads.read_version(connection)
         statuses = data_freshness(session, now)
@@ -171,7 +184,7 @@ def top_page(request: Request, window: str = "24h") -> Response:
 
 @router.get("/repos/{owner}/{name}", response_class=HTMLResponse)
 def repo_page(request: Request, owner: str, name: str, scale: str = "linear") -> Response:
-    now = datetime.now(UTC)
+    now = clock.now()
     with page_reads() as (session, connection):
         version = reads.read_version(connection)
         statuses = data_freshness(session, now)

@@ -3,6 +3,10 @@
 Revision ID: 0001
 Revises: 
 Create Date: 2026-11-26 19:31:47.693682
+
+The kit's tables (runs, stage_runs, message_deliveries) were created here until the kit
+took them over: its own first migration (taskpipes.store) creates them now, before this
+one runs, and adopts them as they are in a database this revision made earlier.
 """
 
 from __future__ import annotations
@@ -32,14 +36,6 @@ def upgrade() -> None:
     sa.Column('tick', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('rank', name=op.f('pk_latest_ranking')),
     sa.UniqueConstraint('repo_id', name=op.f('uq_latest_ranking_repo_id'))
-    )
-    op.create_table('message_deliveries',
-    sa.Column('message_id', sa.String(length=64), nullable=False),
-    sa.Column('retries', sa.Integer(), autoincrement=False, nullable=False),
-    sa.Column('actor', sa.String(length=100), nullable=False),
-    sa.Column('deliveries', sa.Integer(), nullable=False),
-    sa.Column('first_delivered_at', taskpipes.store.tables.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('message_id', 'retries', name=op.f('pk_message_deliveries'))
     )
     op.create_table('repo_charts',
     sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
@@ -74,24 +70,6 @@ def upgrade() -> None:
     sa.Column('stored_watermark', taskpipes.store.tables.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rollup_state'))
     )
-    op.create_table('runs',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('pipeline', sa.String(length=50), nullable=False),
-    sa.Column('tick', taskpipes.store.tables.UTCDateTime(), nullable=False),
-    sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('message_id', sa.String(length=64), nullable=True),
-    sa.Column('enqueued_at', taskpipes.store.tables.UTCDateTime(), nullable=True),
-    sa.Column('started_at', taskpipes.store.tables.UTCDateTime(), nullable=True),
-    sa.Column('finished_at', taskpipes.store.tables.UTCDateTime(), nullable=True),
-    sa.Column('error', sa.Text(), nullable=True),
-    sa.Column('details', sa.JSON(), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_runs')),
-    sa.UniqueConstraint('pipeline', 'tick', name=op.f('uq_runs_pipeline_tick'))
-    )
-    with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.create_index('ix_runs_pipeline_status_tick', ['pipeline', 'status', 'tick'], unique=False)
-
     op.create_table('snapshots',
     sa.Column('tick', taskpipes.store.tables.UTCDateTime(), nullable=False),
     sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
@@ -164,21 +142,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_raw_responses_run_id'), ['run_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_raw_responses_tick'), ['tick'], unique=False)
 
-    op.create_table('stage_runs',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('run_id', sa.Integer(), nullable=False),
-    sa.Column('stage', sa.String(length=50), nullable=False),
-    sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('started_at', taskpipes.store.tables.UTCDateTime(), nullable=True),
-    sa.Column('finished_at', taskpipes.store.tables.UTCDateTime(), nullable=True),
-    sa.Column('duration_seconds', sa.Float(), nullable=True),
-    sa.Column('rows_written', sa.Integer(), nullable=False),
-    sa.Column('error', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_stage_runs_run_id_runs'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_stage_runs')),
-    sa.UniqueConstraint('run_id', 'stage', name=op.f('uq_stage_runs_run_id_stage'))
-    )
     op.create_table('stargazer_pages',
     sa.Column('run_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('repo_id', sa.BigInteger(), autoincrement=False, nullable=False),
@@ -228,7 +191,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_stargazer_pages_repo_id_page')
 
     op.drop_table('stargazer_pages')
-    op.drop_table('stage_runs')
     with op.batch_alter_table('raw_responses', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_raw_responses_tick'))
         batch_op.drop_index(batch_op.f('ix_raw_responses_run_id'))
@@ -247,10 +209,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_snapshots_stored_at')
 
     op.drop_table('snapshots')
-    with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.drop_index('ix_runs_pipeline_status_tick')
-
-    op.drop_table('runs')
     op.drop_table('rollup_state')
     op.drop_table('rollup_buckets')
     with op.batch_alter_table('repositories', schema=None) as batch_op:
@@ -258,6 +216,5 @@ def downgrade() -> None:
 
     op.drop_table('repositories')
     op.drop_table('repo_charts')
-    op.drop_table('message_deliveries')
     op.drop_table('latest_ranking')
     # ### end Alembic commands ###

@@ -1,4 +1,4 @@
-"""What the pages may load and run, and how they show text that came from GitHub.
+"""What the pages may load and run, and how they show text that came from outside.
 
 The pages run no script and load nothing: their one `<style>` element is the site's CSS,
 allowed by its hash. A hash rather than a nonce because a page is cached and revalidated
@@ -16,24 +16,29 @@ from importlib import resources
 
 from markupsafe import Markup
 
-# Bidirectional controls (embeddings, overrides, isolates, marks): inside a repository's
-# name or description they would reorder the text around them ("evil\u202egpj.exe").
+# Bidirectional controls (embeddings, overrides, isolates, marks): inside a name, an error
+# or a repository's description they would reorder the text around them ("evil\u202egpj.exe").
 BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def stylesheet(package: str, path: str = "static/site.css") -> Markup:
+    """A package's stylesheet, to inline; Markup because CSS inside <style> is not HTML."""
+    return Markup(resources.files(package).joinpath(path).read_text(encoding="utf-8"))
 
 
 # Pure memoisation (here and in page_policy): the stylesheet ships with the package and
 # depends on no configuration.
 @cache
 def site_css() -> Markup:
-    """The stylesheet every page inlines; Markup because CSS inside <style> is not HTML."""
-    text = resources.files(__package__).joinpath("static/site.css").read_text(encoding="utf-8")
-    return Markup(text)
+    """The kit's stylesheet: the frame, tables, banners and the pipelines' pages. A host's
+    pages that extend the kit's base.html inline it followed by their own."""
+    return stylesheet(__package__ or "taskpipes.http")
 
 
 @cache
-def page_policy() -> str:
-    """The Content-Security-Policy of every HTML page."""
-    digest = hashlib.sha256(str(site_css()).encode("utf-8")).digest()
+def page_policy(css: str) -> str:
+    """The Content-Security-Policy of an HTML page whose one `<style>` element is `css`."""
+    digest = hashlib.sha256(css.encode("utf-8")).digest()
     style = f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
     return "; ".join(
         (

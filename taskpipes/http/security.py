@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # Every answer: no MIME sniffing, no address of ours in another site's logs.
 COMMON_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
 # JSON and metrics are data, never a document: nothing may load, run or frame them. Pages
-# set their own policy (web.pages.policy), which this one then does not replace.
+# set their own policy (taskpipes.http.policy), which this one then does not replace.
 API_POLICY = b"default-src 'none'; frame-ancestors 'none'"
 CSP = b"content-security-policy"
 # At most this many characters of a caller's input go back in an error body.
