@@ -50,10 +50,10 @@ def github_sim(args: argparse.Namespace) -> int:
 
 def replay(args: argparse.Namespace) -> int:
     from githubsim.demo import replay_day, top_table
-    from taskpipes.declare.settings import get_settings
+    from pipelines.config import GITHUB_API_URL
 
     day = (args.day or arguments.tick(DEFAULT_DAY)).replace(hour=0, minute=0)
-    sim_url = get_settings().github_api_url
+    sim_url = GITHUB_API_URL.get()
     print(f"replaying {day:%Y-%m-%d} against the simulator at {sim_url}: 144 ticks of github_top")
     failures = replay_day(day, sim_url, args.timeout)
     print()

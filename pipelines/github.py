@@ -17,11 +17,11 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from pipelines import github_metrics
+from pipelines.config import GITHUB_API_URL, GITHUB_TIMEOUT, GITHUB_TOKEN
 from pipelines.errors import ForeignOrigin, GitHubRequestError, RateLimited, TransientError
 from pipelines.github_body import error_message, parse_json, read_body
 from taskpipes.declare import clock
-from taskpipes.declare.settings import get_settings
-from taskpipes.observe import metrics
 
 USER_AGENT = "taskpipes/0.1 (+https://github.com/taskpipes)"
 API_VERSION = "2022-11-28"
@@ -143,9 +143,9 @@ class GitHubClient:
                 url, headers=headers, timeout=self.timeout, allow_redirects=False, stream=True
             )
         except (requests.Timeout, requests.ConnectionError) as exc:
-            metrics.github_request(endpoint, type(exc).__name__)
+            github_metrics.github_request(endpoint, type(exc).__name__)
             raise TransientError(f"GitHub {endpoint}: {type(exc).__name__}") from None
-        metrics.github_request(endpoint, response.status_code)
+        github_metrics.github_request(endpoint, response.status_code)
         self._record_rate_limit(response)
         return response
 
@@ -184,14 +184,13 @@ class GitHubClient:
         reset = response.headers.get("x-ratelimit-reset", "")
         resource = response.headers.get("x-ratelimit-resource", "")
         if remaining.isdigit() and reset.isdigit() and resource.isidentifier():
-            metrics.github_ratelimit(resource, int(remaining), float(reset))
+            github_metrics.github_ratelimit(resource, int(remaining), float(reset))
 
 
 @contextmanager
 def github_client() -> Iterator[GitHubClient]:
     """A client on the configured API and token, closed afterwards: one per message."""
-    settings = get_settings()
-    client = GitHubClient(settings.github_api_url, settings.github_token, settings.github_timeout)
+    client = GitHubClient(GITHUB_API_URL.get(), GITHUB_TOKEN.get(), GITHUB_TIMEOUT.get())
     try:
         yield client
     finally:

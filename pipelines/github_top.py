@@ -15,14 +15,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import RawResponse
+from pipelines import github_metrics
 from pipelines.aggregate import refresh_latest_ranking
+from pipelines.config import SUSPECT_REFETCH_S, TOP_N
 from pipelines.errors import InvalidPayload, PermanentError, RateLimited, SuspectSnapshot
 from pipelines.github import GitHubClient, Page, github_client
 from pipelines.normalize import TopList, normalize_top
 from pipelines.store import store_snapshot
 from taskpipes import Call, Context, Later, Pipeline, Schedule, Stage
 from taskpipes.declare import clock
-from taskpipes.declare.settings import get_settings
 from taskpipes.observe import metrics
 from taskpipes.store.tables import Run
 
@@ -39,7 +40,7 @@ MAX_SUSPECT_FETCHES = 3
 
 def search_top(call: Call) -> tuple[Any, str | None]:
     with github_client() as client:
-        return fetch_search(client, get_settings().top_n)
+        return fetch_search(client, TOP_N.get())
 
 
 def search_pages(top_n: int) -> int:
@@ -115,7 +116,7 @@ def latest_raw(session: Session, run_id: int) -> RawResponse:
 
 
 def normalized(ctx: Context) -> TopList:
-    return normalize_top(latest_raw(ctx.session, ctx.run_id).payload, get_settings().top_n)
+    return normalize_top(latest_raw(ctx.session, ctx.run_id).payload, TOP_N.get())
 
 
 def normalize(ctx: Context) -> int:
@@ -129,7 +130,7 @@ def store(ctx: Context) -> int:
     run = ctx.session.get_one(Run, ctx.run_id)
     run.details = {**(run.details or {}), "rank_inversions": top.inversions}
     metrics.rows_written("snapshots", written)
-    metrics.github_rank_inversions(top.inversions)
+    github_metrics.github_rank_inversions(top.inversions)
     return written
 
 
@@ -148,7 +149,7 @@ def refetch_later(ctx: Context, exc: Exception) -> Later:
     fetched = fetched or 0
     if fetched >= MAX_SUSPECT_FETCHES:
         raise PermanentError(f"{exc} ({fetched} suspect answers in a row; nothing stored)")
-    return Later(refetch_delay_s(fetched, get_settings().suspect_refetch_s), stage=FETCH)
+    return Later(refetch_delay_s(fetched, SUSPECT_REFETCH_S.get()), stage=FETCH)
 
 
 def refetch_delay_s(fetched: int, first_s: float) -> float:

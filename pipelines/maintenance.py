@@ -8,8 +8,8 @@ from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
 from db.models import RawResponse
+from pipelines.config import RAW_RETENTION_DAYS
 from taskpipes import Context, Pipeline, Retries, Schedule, Stage
-from taskpipes.declare.settings import get_settings
 from taskpipes.store.database import affected_rows
 from taskpipes.store.runs import FINISHED
 from taskpipes.store.tables import MessageDelivery, Run
@@ -60,7 +60,7 @@ def analyze(session: Session) -> list[str]:
 
 def prune_and_analyze(ctx: Context) -> int:
     """What was removed and analyzed goes into the run record, in the same transaction."""
-    retention = timedelta(days=get_settings().raw_retention_days)
+    retention = timedelta(days=RAW_RETENTION_DAYS.get())
     removed = prune(ctx.session, ctx.now, retention)
     analyzed = analyze(ctx.session)
     ctx.session.get_one(Run, ctx.run_id).details = {"removed": removed, "analyzed": analyzed}

@@ -28,12 +28,12 @@ from db.models import (
     StargazerRun,
 )
 from pipelines import spread
+from pipelines.config import GITHUB_TOKEN
 from pipelines.errors import InvalidPayload, PermanentError
 from pipelines.github import GitHubClient, github_client
 from pipelines.star_history import Stargazer, daily_cumulative, parse_stargazers
 from taskpipes import Call, Context, FanOut, Pipeline, Retries, Stage
 from taskpipes.declare.pipeline import STAGE_TIME_LIMIT_MS
-from taskpipes.declare.settings import get_settings
 from taskpipes.observe import metrics
 from taskpipes.store import runs
 from taskpipes.store.database import affected_rows, begin
@@ -91,8 +91,7 @@ def record_options(session: Session, run_id: int, given: Mapping[str, Any]) -> N
     options = RunOptions(
         repo=given.get("repo"),
         rate=given.get("rate") or spread.DEFAULT_RATE,
-        api_rate=given.get("api_rate")
-        or spread.default_api_rate(bool(get_settings().github_token)),
+        api_rate=given.get("api_rate") or spread.default_api_rate(bool(GITHUB_TOKEN.get())),
     )
     upsert(
         session,

@@ -7,18 +7,23 @@ no connection: `taskpipes.start()` does, in the application's `actors` module.
 
 from __future__ import annotations
 
+from taskpipes.declare.app_settings import Setting
 from taskpipes.declare.application import Application
 from taskpipes.declare.errors import PermanentError
 from taskpipes.declare.pipeline import Call, Context, FanOut, Later, Pipeline, Retries, Stage
 from taskpipes.declare.registry import Registry, registry
 from taskpipes.declare.schedule import Schedule
 from taskpipes.declare.settings import Settings
+from taskpipes.observe import instruments as metrics
 from taskpipes.runtime.actors import actor
 from taskpipes.runtime.broker import configure, start
 from taskpipes.runtime.stages import close_fan_out, fail_fan_out, hand_off, is_final
+from taskpipes.store.tables import Base
+from taskpipes.store.upsert import upsert
 
 __all__ = [
     "Application",
+    "Base",
     "Call",
     "Context",
     "FanOut",
@@ -28,6 +33,7 @@ __all__ = [
     "Registry",
     "Retries",
     "Schedule",
+    "Setting",
     "Settings",
     "Stage",
     "actor",
@@ -36,6 +42,8 @@ __all__ = [
     "fail_fan_out",
     "hand_off",
     "is_final",
+    "metrics",
     "registry",
     "start",
+    "upsert",
 ]

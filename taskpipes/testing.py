@@ -103,13 +103,15 @@ def reset() -> None:
 def configured(database: str | Path, **environment: str) -> Iterator[Settings]:
     """This process configured for a test: `database` (a SQLite file's path, or a URL),
     the in-process broker (BROKER_URL is ignored), and the settings `environment` names
-    as variables (e.g. `TASKPIPES_TOP_N="10"`) over the process's own. The schema is
+    as variables (e.g. `TASKPIPES_MAX_CRASHES="1"`, or an application setting's) over
+    the process's own. The schema is
     brought to the newest migration first. The process's environment is not changed;
     leaving the block forgets the configuration (`reset()`)."""
     url = database if isinstance(database, str) else f"sqlite:///{database}"
     variables = {**os.environ, **environment, "DATABASE_URL": url}
     variables.pop("BROKER_URL", None)
-    settings = load_settings(variables)
+    # The application's own settings (taskpipes.Setting) read these variables too.
+    settings = replace(load_settings(variables), app_values=variables)
     reset()
     configuration.give(settings=settings)
     try:

@@ -11,6 +11,7 @@ import os
 import sys
 from types import ModuleType
 
+from taskpipes.declare.app_settings import check_all
 from taskpipes.declare.application import Application
 from taskpipes.declare.registry import Registry, registry
 from taskpipes.declare.settings import get_settings
@@ -38,10 +39,13 @@ def import_app(name: str | None = None) -> ModuleType:
         raise
 
 
-def application() -> Application:
-    """The application's `application` declaration, or the empty one."""
-    found = getattr(import_app(), "application", None)
-    return found if isinstance(found, Application) else Application()
+def application(name: str | None = None) -> Application:
+    """The application's `application` declaration, or the empty one, its settings checked:
+    a bad value stops every command at start (ConfigError), whatever the command reads."""
+    found = getattr(import_app(name), "application", None)
+    app = found if isinstance(found, Application) else Application()
+    check_all(app.settings)
+    return app
 
 
 def declared_registry() -> Registry:

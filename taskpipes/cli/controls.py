@@ -9,12 +9,18 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections.abc import Callable
 
+from sqlalchemy.orm import Session
+
+from taskpipes.cli import bulk
 from taskpipes.cli.app import declared_registry
 from taskpipes.cli.exits import EXIT_USAGE
 from taskpipes.declare import clock
+from taskpipes.declare.pipeline import Pipeline
 from taskpipes.store import controls
 from taskpipes.store.database import begin
+from taskpipes.store.tables import Run
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,7 +30,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     resume = sub.add_parser("resume", help="run a paused pipeline again (catch-up per its policy)")
     resume.add_argument("pipeline")
     cancel = sub.add_parser("cancel", help="stop a run: its remaining stages do not start")
-    cancel.add_argument("run_id", type=int)
+    cancel.add_argument("run_id", type=int, nargs="?", help="one run (or filter: --pipeline ...)")
+    bulk.add_bulk_options(cancel)
     for command in (pause, cancel):
         command.add_argument("--by", default=None, help="who asks (default: the login name)")
 
@@ -68,6 +75,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     registry = declared_registry()
+    if (args.run_id is None) == (not bulk.is_bulk(args)):
+        print(
+            "taskpipes cancel: give a RUN_ID or filters (--pipeline ...), not both", file=sys.stderr
+        )
+        return EXIT_USAGE
+    if args.run_id is None:
+        return bulk.run_bulk(
+            args, "cancel", lambda s, ids: cancel_each(s, registry.get, ids, _who(args))
+        )
     try:
         with begin() as session:
             run = controls.cancel_run(session, registry.get, args.run_id, _who(args), clock.now())
@@ -77,6 +93,20 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(line)
     return 0
+
+
+def cancel_each(
+    session: Session, lookup: Callable[[str], Pipeline], run_ids: list[int], who: str
+) -> list[str]:
+    """Cancel each confirmed run still unfinished; a finished one is said, not touched."""
+    lines = []
+    for run_id in run_ids:
+        run = session.get_one(Run, run_id)
+        done = controls.cancel(session, lookup(run.pipeline), run, who, clock.now())
+        lines.append(
+            f"{run.pipeline} run {run.id}: " + ("cancelled" if done else f"already {run.status}")
+        )
+    return lines
 
 
 COMMANDS = {"pause": cmd_pause, "resume": cmd_resume, "cancel": cmd_cancel}

@@ -10,6 +10,7 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
@@ -19,7 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from taskpipes.cli import arguments, run_list
 from taskpipes.cli import controls as controls_cli
-from taskpipes.cli.app import AppNotFound, declared_registry, import_app
+from taskpipes.cli import generate as generate_cli
+from taskpipes.cli.app import AppNotFound, application, declared_registry
 from taskpipes.cli.exits import EXIT_FAILED, EXIT_USAGE
 from taskpipes.declare import clock
 from taskpipes.declare.application import Application, resolve
@@ -104,6 +106,7 @@ def build_parser(app: Application) -> argparse.ArgumentParser:
     controls_cli.add_parsers(sub)
     status = sub.add_parser("status", help="freshness, failures, runs in progress, queue depths")
     status.add_argument("--json", action="store_true", help="print JSON")
+    generate_cli.add_parser(sub)
     run_list.add_parser(sub)
     for reference in app.commands:
         resolve(reference)(sub)
@@ -115,15 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = argparse.ArgumentParser(add_help=False)
     add_app_option(chosen)
     try:
-        module = import_app(chosen.parse_known_args(argv)[0].app)
+        app = application(chosen.parse_known_args(argv)[0].app)
     except AppNotFound as exc:
         print(f"taskpipes: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as exc:
         print(f"taskpipes: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    found = getattr(module, "application", None)
-    app = found if isinstance(found, Application) else Application()
     args = build_parser(app).parse_args(argv)
     args.application = app
     logging.basicConfig(
@@ -184,12 +185,14 @@ def broker_problem(exc: Exception) -> str:
 def cmd_db(args: argparse.Namespace) -> int:
     from alembic.util import CommandError
 
+    from taskpipes.store.migrate import NoMigrations
+
     app: Application = args.application
-    if app.migrations is None:
-        print("taskpipes db: the application names no migrations", file=sys.stderr)
-        return EXIT_USAGE
     try:
         return db_action(args.action, args.message, app)
+    except NoMigrations as exc:
+        print(f"taskpipes db {args.action}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except CommandError as exc:  # e.g. a revision asked of a database behind its migrations
         print(f"taskpipes db {args.action}: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -197,18 +200,20 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def db_action(action: str, message: str | None, app: Application) -> int:
     from taskpipes.declare.settings import get_settings
-    from taskpipes.store import migrate
+    from taskpipes.store import history, migrate
 
     url = get_settings().database_url
     location, metadata = migrate.application_migrations(app)
+    if action == "revision" and not message:
+        print("taskpipes db revision: -m MESSAGE is required", file=sys.stderr)
+        return EXIT_USAGE
+    if location is not None and history.ensure_history(location):
+        print(f"new migration history in {location}")
     if action == "upgrade":
         migrate.upgrade(url, location, metadata)
         print("database schema is up to date")
     elif action == "revision":
-        if not message:
-            print("taskpipes db revision: -m MESSAGE is required", file=sys.stderr)
-            return EXIT_USAGE
-        print(f"wrote {migrate.revision(url, location, metadata, message)}")
+        print(f"wrote {migrate.revision(url, location, metadata, message or '')}")
     else:
         drift = migrate.check(url, location, metadata)
         print(drift.summary())
@@ -231,13 +236,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     warn_if_no_workers(entry.queue_name)
     outcome: Outcome | int
-    if extra and args.pipeline == extra.PIPELINE:
-        outcome = extra.run(entry, args)
-        if isinstance(outcome, int):
-            return outcome  # enqueued only (e.g. --no-wait)
-    else:
-        timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
-        outcome = run_tick(entry, args.at or clock.now(), timeout)
+    with asking("run", entry.name):
+        if extra and args.pipeline == extra.PIPELINE:
+            outcome = extra.run(entry, args)
+        else:
+            timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
+            outcome = run_tick(entry, args.at or clock.now(), timeout)
+    if isinstance(outcome, int):
+        return outcome  # enqueued only (e.g. --no-wait)
     print(format_outcome(outcome))
     return 0 if outcome.status == SUCCEEDED else EXIT_FAILED
 
@@ -252,7 +258,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         entry = declared_registry().get(args.pipeline)
         if entry.computes_past:  # else backfill refuses, and workers do not matter
             warn_if_no_workers(entry.queue_name)
-        outcomes = backfill(entry, args.start, args.end, args.timeout)
+        with asking("backfill", entry.name, batch=True):
+            outcomes = backfill(entry, args.start, args.end, args.timeout)
     except (KeyError, BackfillRefused) as exc:
         print(f"taskpipes backfill: {exc.args[0]}", file=sys.stderr)
         return EXIT_USAGE
@@ -265,6 +272,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         if outcome.status != SUCCEEDED:
             print(format_outcome(outcome))
     return 0 if counts[SUCCEEDED] == len(outcomes) else EXIT_FAILED
+
+
+def asking(command: str, pipeline: str, *, batch: bool = False) -> AbstractContextManager[None]:
+    """The command's span, when tracing is on: the runs it asks for are traced from here
+    (taskpipes.observe.tracing)."""
+    from taskpipes.observe.tracing import asking as traced
+    from taskpipes.runtime.current import current_broker
+
+    return traced(current_broker(), command, pipeline, batch=batch)
 
 
 def warn_if_no_workers(queue: str) -> None:

@@ -11,11 +11,9 @@ from taskpipes.cli import arguments
 from taskpipes.cli.exits import EXIT_USAGE
 from taskpipes.store.database import reading
 from taskpipes.store.run_search import MAX_PAGE, RunFilter, SearchError, page, parse_detail
-from taskpipes.store.runs import FINISHED, IN_PROGRESS
+from taskpipes.store.runs import STATUSES
 from taskpipes.store.tables import Run
 
-# Every status a run can have, for --status's choices.
-STATUSES = sorted({*IN_PROGRESS, *FINISHED})
 # How much of an error a table row shows (--json has it whole).
 ERROR_CHARS = 60
 
@@ -41,6 +39,20 @@ def run_filter(args: argparse.Namespace) -> RunFilter:
         error=args.error,
         detail=parse_detail(args.detail) if args.detail else None,
     )
+
+
+def filter_argv(args: argparse.Namespace) -> list[str]:
+    """The filter options again, as a command line that gives the same filter."""
+    argv = ["--pipeline", args.pipeline] if args.pipeline else []
+    for status in args.status or ():
+        argv += ["--status", status]
+    for name in ("since", "until"):
+        if (value := getattr(args, name)) is not None:
+            argv += [f"--{name}", value.isoformat()]
+    for name in ("error", "detail"):
+        if (value := getattr(args, name)) is not None:
+            argv += [f"--{name}", value]
+    return argv
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

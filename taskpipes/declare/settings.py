@@ -1,9 +1,11 @@
 """Settings: the one place that reads the environment.
 
-Everything else asks `get_settings()`; tests and subprocesses change behaviour by changing
-the environment before the process starts, never by poking module globals. A host
-application may hand in its own Settings instead (`taskpipes.configure`). Either way they
-are kept in the process's configuration (`taskpipes.declare.configuration`), read once.
+Everything else asks `get_settings()` (the kit's settings) or `variable(name)` (the text of
+an application's own setting, taskpipes.Setting); tests and subprocesses change behaviour by
+changing the environment before the process starts, never by poking module globals. A host
+application may hand in its own Settings instead (`taskpipes.configure`), its settings'
+values with them. The kit's settings are kept in the process's configuration
+(`taskpipes.declare.configuration`), read once.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from taskpipes.declare.configuration import configuration
 
 # The default database is a file next to where taskpipes runs, so `make run` needs nothing.
 DEFAULT_DATABASE_URL = "sqlite:///taskpipes.db"
-DEFAULT_GITHUB_API_URL = "https://api.github.com"
 # The application module when TASKPIPES_APP names none: the flagship's.
 DEFAULT_APP = "actors"
 # Prefix of the per-pipeline schedule overrides, e.g. TASKPIPES_SCHEDULE_GITHUB_TOP.
@@ -25,8 +26,9 @@ SCHEDULE_PREFIX = "TASKPIPES_SCHEDULE_"
 # RabbitMQ queue types. Classic is the default: a queue that exists cannot change type, so a
 # deployment moves to quorum on purpose, with `taskpipes rabbit migrate-queues`.
 QUEUE_TYPES = ("classic", "quorum")
-# The ranking's size: GitHub search serves at most 1,000 results of a query.
-DEFAULT_TOP_N, MAX_TOP_N = 100, 1000
+# OTEL_EXPORTER_OTLP_PROTOCOL values and the exporter (its entry point's name) each picks;
+# the specification's default is http/protobuf.
+OTLP_PROTOCOLS = {"http/protobuf": "otlp_proto_http", "grpc": "otlp_proto_grpc"}
 
 
 class ConfigError(ValueError):
@@ -37,11 +39,7 @@ class ConfigError(ValueError):
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     broker_url: str | None = None
-    github_api_url: str = DEFAULT_GITHUB_API_URL
-    github_token: str | None = field(default=None, repr=False)
-    github_timeout: float = 10.0
     schedule_overrides: Mapping[str, str] = field(default_factory=dict)
-    raw_retention_days: int = 30
     max_crashes: int = 3
     metrics_port: int = 9192
     # The first retry's backoff; tests shrink it so a failing message dead-letters quickly.
@@ -52,13 +50,18 @@ class Settings:
     # prometheus_client reads this variable itself; we read it to find and wipe the files.
     metrics_dir: str | None = None
     queue_type: str = "classic"
-    # How many repositories github_top ranks (TASKPIPES_TOP_N).
-    top_n: int = DEFAULT_TOP_N
-    # github_top asks again this long after a suspect answer, doubling each time; tests
-    # shrink it so that a refetch costs no real seconds.
-    suspect_refetch_s: float = 5.0
     # The module that declares the pipelines, which every `taskpipes` command imports.
     app: str = DEFAULT_APP
+    # The OpenTelemetry span exporters (entry point names) when the OTEL_* variables turn
+    # tracing on; empty when they do not (docs/how-to/tracing.md).
+    trace_exporters: tuple[str, ...] = ()
+    # The text of the application's own settings (taskpipes.Setting) by variable name, for
+    # Settings a host hands in: loaded from the environment, they are read from it instead.
+    app_values: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def tracing(self) -> bool:
+        return bool(self.trace_exporters)
 
     @property
     def in_process(self) -> bool:
@@ -78,18 +81,6 @@ def _positive_number(env: Mapping[str, str], name: str, default: float, kind: ty
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {raw!r}")
     return value
-
-
-def _top_n(env: Mapping[str, str]) -> int:
-    raw = env.get("TASKPIPES_TOP_N")
-    if raw is None or raw == "":
-        return DEFAULT_TOP_N
-    if not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_TOP_N:
-        raise ConfigError(
-            f"TASKPIPES_TOP_N must be a whole number from 1 to {MAX_TOP_N} (GitHub search "
-            f"serves at most {MAX_TOP_N:,} results), got {raw!r}"
-        )
-    return int(raw)
 
 
 def _check_broker_url(url: str | None) -> str | None:
@@ -151,6 +142,32 @@ def _check_metrics_dir(env: Mapping[str, str]) -> str | None:
     return directory
 
 
+def _trace_exporters(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The span exporters the standard OTEL_* variables ask for: none (tracing off) unless
+    OTEL_TRACES_EXPORTER names some or an OTLP endpoint is set. The SDK itself reads the
+    rest (endpoint, headers, service name, sampler), as prometheus_client reads its own."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return ()
+    named = [n.strip() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not named and not endpoint:
+        return ()
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+    if protocol not in OTLP_PROTOCOLS:
+        raise ConfigError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL must be one of {', '.join(OTLP_PROTOCOLS)}, "
+            f"got {protocol!r}"
+        )
+    otlp = OTLP_PROTOCOLS[protocol]
+    return tuple(otlp if n == "otlp" else n for n in named or ["otlp"] if n != "none")
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build settings from an environment mapping, failing with the variable's name."""
     overrides = {
@@ -161,11 +178,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     return Settings(
         database_url=_check_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
         broker_url=_check_broker_url(env.get("BROKER_URL")),
-        github_api_url=(env.get("GITHUB_API_URL") or DEFAULT_GITHUB_API_URL).rstrip("/"),
-        github_token=env.get("GITHUB_TOKEN") or None,
-        github_timeout=_positive_number(env, "TASKPIPES_GITHUB_TIMEOUT", 10.0, float),
         schedule_overrides=overrides,
-        raw_retention_days=int(_positive_number(env, "TASKPIPES_RAW_RETENTION_DAYS", 30, int)),
         max_crashes=int(_positive_number(env, "TASKPIPES_MAX_CRASHES", 3, int)),
         metrics_port=int(_positive_number(env, "TASKPIPES_METRICS_PORT", 9192, int)),
         retry_min_backoff_ms=int(
@@ -175,9 +188,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         metrics_host=env.get("TASKPIPES_METRICS_HOST") or "0.0.0.0",
         metrics_dir=_check_metrics_dir(env),
         queue_type=_choice(env, "TASKPIPES_QUEUE_TYPE", QUEUE_TYPES),
-        top_n=_top_n(env),
-        suspect_refetch_s=_positive_number(env, "TASKPIPES_SUSPECT_REFETCH_S", 5.0, float),
         app=env.get("TASKPIPES_APP") or DEFAULT_APP,
+        trace_exporters=_trace_exporters(env),
     )
 
 
@@ -206,3 +218,13 @@ def get_settings() -> Settings:
 def _given_or_environment() -> Settings:
     given: Settings | None = configuration.given("settings")
     return given if given is not None else load_settings(os.environ)
+
+
+def variable(name: str) -> str | None:
+    """The text of an application setting's variable: from the Settings a host handed in
+    (their `app_values`), else from the environment. Read afresh on each call: it is one
+    dictionary lookup, and nothing has to be reset when a test changes the environment."""
+    given: Settings | None = configuration.given("settings")
+    if given is not None:
+        return given.app_values.get(name)
+    return os.environ.get(name)

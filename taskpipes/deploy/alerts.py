@@ -4,7 +4,8 @@ PipelineStale has one clause per scheduled pipeline, with that pipeline's own pe
 one pair of cases per scheduled pipeline (quiet at two periods, firing just after), so a
 new pipeline is watched and its rule tested without a hand edit. The rules and cases that
 do not depend on the pipelines are kept as they are written, in fixed_rules.yml and
-fixed_rule_tests.yml beside this module.
+fixed_rule_tests.yml beside this module. An application's rules for its own metrics, and
+their cases, come last (`extra`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ PAUSED_LONG_S = 24 * 3600
 PAUSED_FOR = 5 * 60
 # A paused pipeline is not stale: it was stopped on purpose (`taskpipes pause`).
 NOT_PAUSED = f"unless on (pipeline) (max by (pipeline) ({PAUSED_SINCE}) > 0)"
-GENERATED = (
-    "# Generated from the pipeline declarations by `python deploy/generate.py`: do not edit.\n"
-)
+GENERATED = "# Generated from the pipeline declarations by `taskpipes generate`: do not edit.\n"
 
 
 def scheduled(pipelines: Sequence[Cadence]) -> list[Cadence]:
@@ -41,8 +40,14 @@ def _fixed(name: str) -> str:
     return files("taskpipes.deploy").joinpath(name).read_text()
 
 
-def rules(pipelines: Sequence[Cadence]) -> str:
-    """The text of alerts.yml."""
+def _then(extra: str) -> str:
+    """The application's text after the kit's, a blank line between."""
+    return "\n" + extra if extra else ""
+
+
+def rules(pipelines: Sequence[Cadence], extra: str = "") -> str:
+    """The text of alerts.yml; `extra` is the application's rule groups, YAML items of
+    `groups:`."""
     watched = scheduled(pipelines)
     periods = "".join(f"      #   {p.name}: {p.period_seconds} s\n" for p in watched)
     on_demand = ", ".join(p.name for p in pipelines if not p.scheduled) or "none"
@@ -72,7 +77,7 @@ def rules(pipelines: Sequence[Cadence]) -> str:
         "        annotations:\n"
         '          summary: "Pipeline {{ $labels.pipeline }} has not succeeded for two schedule periods"\n'
         '          description: "Last success of {{ $labels.pipeline }} was {{ $value | humanizeDuration }} ago."\n'
-        "\n" + PAUSED_LONG_RULE + _fixed("fixed_rules.yml")
+        "\n" + PAUSED_LONG_RULE + _fixed("fixed_rules.yml") + _then(extra)
     )
 
 
@@ -190,8 +195,9 @@ def paused_cases(pipeline: Cadence) -> str:
     )
 
 
-def rule_tests(pipelines: Sequence[Cadence]) -> str:
-    """The text of tests/alerts_test.yml."""
+def rule_tests(pipelines: Sequence[Cadence], extra: str = "") -> str:
+    """The text of tests/alerts_test.yml; `extra` is the cases of the application's rules,
+    YAML items of `tests:`."""
     watched = scheduled(pipelines)
     return (
         GENERATED + "# promtool test rules deploy/prometheus/tests/alerts_test.yml\n"
@@ -207,4 +213,5 @@ def rule_tests(pipelines: Sequence[Cadence]) -> str:
         + fresh_case(watched[0])
         + paused_cases(watched[0])
         + _fixed("fixed_rule_tests.yml")
+        + _then(extra)
     )

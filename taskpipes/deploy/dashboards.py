@@ -19,7 +19,6 @@ from grafana_foundation_sdk.models import dashboard as model
 from taskpipes.deploy.cadence import Cadence
 from taskpipes.deploy.panels import (
     DATASOURCE,
-    NOTHING_YET,
     ZERO,
     Panel,
     braces,
@@ -157,46 +156,6 @@ def dramatiq_messages(selector: str) -> Panel:
     )
 
 
-def github_panels() -> list[Panel]:
-    return [
-        graph(
-            "GitHub rate limit remaining",
-            [
-                (
-                    "min by (resource) (taskpipes_github_ratelimit_remaining)" + NOTHING_YET,
-                    "{{resource}}",
-                )
-            ],
-            "short",
-            8,
-            "Search allows 30 requests/min with a token; GitHubRateLimitLow under 6.",
-        ),
-        graph(
-            "GitHub rate limit: time until reset",
-            [
-                (
-                    "max by (resource) (taskpipes_github_ratelimit_reset_timestamp_seconds)"
-                    " - time()" + NOTHING_YET,
-                    "{{resource}}",
-                )
-            ],
-            "s",
-            8,
-        ),
-        graph(
-            "GitHub requests by endpoint and code",
-            [
-                (
-                    "sum by (endpoint, code) (rate(taskpipes_github_requests_total[5m]))" + ZERO,
-                    "{{endpoint}} {{code}}",
-                )
-            ],
-            "reqps",
-            8,
-        ),
-    ]
-
-
 def api_panels() -> list[Panel]:
     api = "taskpipes_api_request_duration_seconds"
     return [
@@ -227,7 +186,8 @@ def api_panels() -> list[Panel]:
     ]
 
 
-def overview(pipelines: Sequence[Cadence]) -> board.Dashboard:
+def overview(pipelines: Sequence[Cadence], application: Sequence[Panel]) -> board.Dashboard:
+    """The kit's panels, the application's (`application`) after those of the pipelines."""
     scheduled = [p for p in pipelines if p.scheduled]
     panels: list[Panel] = [
         freshness("", [p.name for p in scheduled], scheduled, 12),
@@ -266,7 +226,7 @@ def overview(pipelines: Sequence[Cadence]) -> board.Dashboard:
             "short",
         ),
         queue_depth("max by (queue, state) (taskpipes_queue_messages)", "{{queue}} {{state}}"),
-        *github_panels(),
+        *application,
         *api_panels(),
         dramatiq_messages(""),
         graph(
@@ -321,10 +281,9 @@ def dashboard(uid: str, title: str, panels: Sequence[Panel]) -> board.Dashboard:
     return built
 
 
-def render(pipelines: Sequence[Cadence]) -> dict[str, str]:
-    """File name -> JSON text of every dashboard."""
+def render(pipelines: Sequence[Cadence], application: Sequence[Panel] = ()) -> dict[str, str]:
+    """File name -> JSON text of every dashboard; `application` are the application's own
+    panels for the overview."""
     encoder = JSONEncoder(sort_keys=True, indent=2)
-    return {
-        f"{name}.json": encoder.encode(built.build()) + "\n"
-        for name, built in (("overview", overview(pipelines)), ("pipeline", pipeline(pipelines)))
-    }
+    boards = (("overview", overview(pipelines, application)), ("pipeline", pipeline(pipelines)))
+    return {f"{name}.json": encoder.encode(built.build()) + "\n" for name, built in boards}

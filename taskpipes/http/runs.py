@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from taskpipes.declare import clock
 from taskpipes.http.deps import SessionDep
 from taskpipes.observe.status import pause_notes
-from taskpipes.store.tables import Run
+from taskpipes.store.run_search import MAX_PAGE, RunFilter, SearchError, page, parse_detail
 
 router = APIRouter()
 
@@ -42,13 +42,32 @@ class RunsResponse(BaseModel):
 def list_runs(
     session: SessionDep,
     pipeline: Annotated[str | None, Query(max_length=50)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    status: Annotated[list[str] | None, Query(max_length=20)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    error: Annotated[str | None, Query(max_length=200)] = None,
+    detail: Annotated[str | None, Query(max_length=200, description="KEY=VALUE")] = None,
+    after: Annotated[
+        int | None, Query(ge=1, description="the last run id of the page before")
+    ] = None,
 ) -> RunsResponse:
-    """The run history, newest tick first (indexed on pipeline, status, tick)."""
-    query = select(Run).order_by(Run.tick.desc(), Run.id.desc()).limit(limit)
-    if pipeline is not None:
-        query = query.where(Run.pipeline == pipeline)
-    rows = session.scalars(query).all()
+    """The run history, newest tick first, filtered as `taskpipes runs` filters it, a page
+    at a time (indexed on pipeline, status, tick)."""
+    try:
+        runs = RunFilter(
+            pipeline=pipeline,
+            statuses=tuple(status or ()),
+            since=since,
+            until=until,
+            error=error,
+            detail=parse_detail(detail) if detail else None,
+        )
+        rows = page(session, runs, limit, after)
+    except SearchError as exc:
+        # The shape of every other 422 here (the OpenAPI schema's HTTPValidationError).
+        problem = {"loc": ["query"], "msg": str(exc), "type": "value_error", "input": None}
+        raise RequestValidationError([problem]) from None
     return RunsResponse(
         as_of=clock.now(),
         paused=pause_notes(session),

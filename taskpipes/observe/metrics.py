@@ -1,8 +1,9 @@
-"""The taskpipes Prometheus metrics: one place that names them all.
+"""The kit's Prometheus metrics: one place that names them all, and `/metrics`.
 
-Metrics are created lazily, on first use: under `dramatiq actors` the multiprocess
-directory is only known after process boot, and prometheus_client picks its value class
-at creation time.
+Metrics are declared with taskpipes.observe.instruments (as an application declares its
+own) and created lazily, on first use: under `dramatiq actors` the multiprocess directory
+is only known after process boot, and prometheus_client picks its value class at creation
+time.
 
 One registry for every process. When `PROMETHEUS_MULTIPROC_DIR` is set (it is, in every
 container of deploy/compose.yaml, together with `dramatiq_prom_db` pointing at the same
@@ -27,21 +28,17 @@ import threading
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
     generate_latest,
     multiprocess,
 )
 
-from taskpipes.declare.configuration import configuration
 from taskpipes.declare.settings import get_settings
+from taskpipes.observe.instruments import counter, gauge, histogram
 from taskpipes.store.runs import SUCCEEDED
 
 # Stage durations run from a 10 ms stage to a 10 minute one.
@@ -52,157 +49,97 @@ LAG_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600, 8
 API_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 
 
-def _registry() -> dict[str, Any]:
-    """The metrics, registered on prometheus_client's REGISTRY on first use and withdrawn
-    from it when the configuration changes (it decides the value class). The
-    configuration builds them under its lock: worker threads meet the first metric call
-    at once, and a second registration would raise (a duplicated timeseries) in the middle
-    of a stage whose work already committed."""
-    return configuration.derived("metrics", _build_registry, _unregister)
-
-
-def _unregister(metrics: dict[str, Any]) -> None:
-    for metric in metrics.values():
-        REGISTRY.unregister(metric)
-
-
-def _build_registry() -> dict[str, Any]:
-    return {
-        "runs": Counter(
-            "taskpipes_pipeline_runs", "Finished pipeline runs by status", ["pipeline", "status"]
-        ),
-        "last_success": Gauge(
-            "taskpipes_pipeline_last_success_timestamp_seconds",
-            "When the pipeline last succeeded",
-            ["pipeline"],
-            multiprocess_mode="max",
-        ),
-        "tick_lag": Histogram(
-            "taskpipes_pipeline_tick_lag_seconds",
-            "Time from a tick to its run's finish",
-            ["pipeline"],
-            buckets=LAG_BUCKETS,
-        ),
-        "stage_duration": Histogram(
-            "taskpipes_stage_duration_seconds",
-            "Duration of one stage attempt",
-            ["pipeline", "stage"],
-            buckets=STAGE_BUCKETS,
-        ),
-        "stage_failures": Counter(
-            "taskpipes_stage_failures", "Failed stage attempts", ["pipeline", "stage", "error"]
-        ),
-        "rows_written": Counter("taskpipes_rows_written", "Rows written by table", ["table"]),
-        "ticks_skipped": Counter(
-            "taskpipes_ticks_skipped",
-            "Ticks recorded without running, by why: overlap (policy skip), paused, catchup",
-            ["pipeline", "reason"],
-        ),
-        "paused_since": Gauge(
-            "taskpipes_pipeline_paused_since_timestamp_seconds",
-            "When the pipeline was paused (taskpipes pause); 0 while it is not paused",
-            ["pipeline"],
-            multiprocess_mode="mostrecent",
-        ),
-        "duplicate_ticks": Counter(
-            "taskpipes_duplicate_ticks", "Tick deliveries recognised as duplicates", ["pipeline"]
-        ),
-        "github_requests": Counter(
-            "taskpipes_github_requests", "GitHub API requests", ["endpoint", "code"]
-        ),
-        "ratelimit_remaining": Gauge(
-            "taskpipes_github_ratelimit_remaining",
-            "GitHub rate limit remaining",
-            ["resource"],
-            multiprocess_mode="mostrecent",
-        ),
-        "ratelimit_reset": Gauge(
-            "taskpipes_github_ratelimit_reset_timestamp_seconds",
-            "When the GitHub rate limit resets",
-            ["resource"],
-            multiprocess_mode="mostrecent",
-        ),
-        "rank_inversions": Gauge(
-            "taskpipes_github_rank_inversions",
-            "Pairs the last stored sort=stars answer listed out of order of its own counts",
-            multiprocess_mode="mostrecent",
-        ),
-        "queue_messages": Gauge(
-            "taskpipes_queue_messages",
-            "RabbitMQ messages by queue and state",
-            ["queue", "state"],
-            multiprocess_mode="mostrecent",
-        ),
-        "ticks_scheduled": Counter(
-            "taskpipes_ticks_scheduled",
-            "Tick messages sent by this scheduler process",
-            ["actor"],
-        ),
-        "api_duration": Histogram(
-            "taskpipes_api_request_duration_seconds",
-            "Read API request duration",
-            ["route", "code"],
-            buckets=API_BUCKETS,
-        ),
-    }
+RUNS = counter(
+    "taskpipes_pipeline_runs", "Finished pipeline runs by status", ["pipeline", "status"]
+)
+LAST_SUCCESS = gauge(
+    "taskpipes_pipeline_last_success_timestamp_seconds",
+    "When the pipeline last succeeded",
+    ["pipeline"],
+    multiprocess_mode="max",
+)
+TICK_LAG = histogram(
+    "taskpipes_pipeline_tick_lag_seconds",
+    "Time from a tick to its run's finish",
+    ["pipeline"],
+    buckets=LAG_BUCKETS,
+)
+STAGE_DURATION = histogram(
+    "taskpipes_stage_duration_seconds",
+    "Duration of one stage attempt",
+    ["pipeline", "stage"],
+    buckets=STAGE_BUCKETS,
+)
+STAGE_FAILURES = counter(
+    "taskpipes_stage_failures", "Failed stage attempts", ["pipeline", "stage", "error"]
+)
+ROWS_WRITTEN = counter("taskpipes_rows_written", "Rows written by table", ["table"])
+TICKS_SKIPPED = counter(
+    "taskpipes_ticks_skipped",
+    "Ticks recorded without running, by why: overlap (policy skip), paused, catchup",
+    ["pipeline", "reason"],
+)
+PAUSED_SINCE = gauge(
+    "taskpipes_pipeline_paused_since_timestamp_seconds",
+    "When the pipeline was paused (taskpipes pause); 0 while it is not paused",
+    ["pipeline"],
+)
+DUPLICATE_TICKS = counter(
+    "taskpipes_duplicate_ticks", "Tick deliveries recognised as duplicates", ["pipeline"]
+)
+QUEUE_MESSAGES = gauge(
+    "taskpipes_queue_messages", "RabbitMQ messages by queue and state", ["queue", "state"]
+)
+TICKS_SCHEDULED = counter(
+    "taskpipes_ticks_scheduled", "Tick messages sent by this scheduler process", ["actor"]
+)
+API_DURATION = histogram(
+    "taskpipes_api_request_duration_seconds",
+    "Read API request duration",
+    ["route", "code"],
+    buckets=API_BUCKETS,
+)
 
 
 def run_finished(pipeline: str, status: str, tick_ts: float, finished_ts: float) -> None:
-    reg = _registry()
-    reg["runs"].labels(pipeline, status).inc()
+    RUNS().labels(pipeline, status).inc()
     if status == SUCCEEDED:
-        reg["last_success"].labels(pipeline).set(finished_ts)
-        reg["tick_lag"].labels(pipeline).observe(max(0.0, finished_ts - tick_ts))
+        LAST_SUCCESS().labels(pipeline).set(finished_ts)
+        TICK_LAG().labels(pipeline).observe(max(0.0, finished_ts - tick_ts))
 
 
 def stage_attempt(pipeline: str, stage: str, seconds: float, error: str | None) -> None:
-    reg = _registry()
-    reg["stage_duration"].labels(pipeline, stage).observe(seconds)
+    STAGE_DURATION().labels(pipeline, stage).observe(seconds)
     if error is not None:
-        reg["stage_failures"].labels(pipeline, stage, error).inc()
+        STAGE_FAILURES().labels(pipeline, stage, error).inc()
 
 
 def rows_written(table: str, count: int) -> None:
-    _registry()["rows_written"].labels(table).inc(count)
+    ROWS_WRITTEN().labels(table).inc(count)
 
 
 def tick_skipped(pipeline: str, reason: str) -> None:
-    _registry()["ticks_skipped"].labels(pipeline, reason).inc()
+    TICKS_SKIPPED().labels(pipeline, reason).inc()
 
 
 def paused_since(pipeline: str, timestamp: float) -> None:
-    _registry()["paused_since"].labels(pipeline).set(timestamp)
+    PAUSED_SINCE().labels(pipeline).set(timestamp)
 
 
 def duplicate_tick(pipeline: str) -> None:
-    _registry()["duplicate_ticks"].labels(pipeline).inc()
-
-
-def github_request(endpoint: str, code: int | str) -> None:
-    _registry()["github_requests"].labels(endpoint, str(code)).inc()
-
-
-def github_ratelimit(resource: str, remaining: int, reset_ts: float) -> None:
-    reg = _registry()
-    reg["ratelimit_remaining"].labels(resource).set(remaining)
-    reg["ratelimit_reset"].labels(resource).set(reset_ts)
-
-
-def github_rank_inversions(count: int) -> None:
-    """GitHub's search index lags the live counts it reports; a rise shows it lagging more."""
-    _registry()["rank_inversions"].set(count)
+    DUPLICATE_TICKS().labels(pipeline).inc()
 
 
 def queue_depth(queue: str, state: str, count: int) -> None:
-    _registry()["queue_messages"].labels(queue, state).set(count)
+    QUEUE_MESSAGES().labels(queue, state).set(count)
 
 
 def api_request(route: str, code: int, seconds: float) -> None:
-    _registry()["api_duration"].labels(route, str(code)).observe(seconds)
+    API_DURATION().labels(route, str(code)).observe(seconds)
 
 
 def tick_scheduled(actor: str) -> None:
-    _registry()["ticks_scheduled"].labels(actor).inc()
+    TICKS_SCHEDULED().labels(actor).inc()
 
 
 def metrics_text() -> bytes:

@@ -10,8 +10,11 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, default_middleware
 from sqlalchemy import Engine
 
+from taskpipes.declare.app_settings import check_all
+from taskpipes.declare.application import Application
 from taskpipes.declare.registry import registry
 from taskpipes.declare.settings import Settings, get_settings, use_settings
+from taskpipes.observe.tracing import tracing_middleware
 from taskpipes.rabbitmq import queues as rabbit
 from taskpipes.runtime import actors, catchup, housekeeping
 from taskpipes.runtime.middleware import CrashGuard, MetricsFiles, PoolSize, SchedulerProbe, TickAge
@@ -22,6 +25,11 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     middleware = [m() for m in default_middleware]
     middleware += [CurrentMessage(), TickAge(), CrashGuard(settings.max_crashes), SchedulerProbe()]
     middleware.append(PoolSize())
+    tracing = tracing_middleware(settings)
+    if tracing is not None:
+        # First: its span encloses every other middleware's work on a message, and its
+        # after-hooks run last, after Retries has sent the retry it records.
+        middleware.insert(0, tracing)
     if settings.in_process:
         return StubBroker(middleware=middleware)
     from dramatiq.middleware.prometheus import Prometheus
@@ -46,10 +54,14 @@ def configure(settings: Settings | None = None, engine: Engine | None = None) ->
         use_engine(engine)
 
 
-def start(settings: Settings | None = None) -> dramatiq.Broker:
+def start(
+    settings: Settings | None = None, application: Application | None = None
+) -> dramatiq.Broker:
     """Build the broker (from `settings`, else the environment's), make it Dramatiq's
-    global one and register every declared pipeline's actors on it."""
+    global one and register every declared pipeline's actors on it. The application's own
+    settings are checked first: a worker with a bad one stops at boot, naming it."""
     configure(settings)
+    check_all(application.settings if application else ())
     # periodiq computes ticks with pendulum's local zone: pin it to UTC so DST never skips
     # or doubles a tick, whatever the host's timezone.
     pendulum.set_local_timezone(pendulum.UTC)

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+import sqlalchemy
+from sqlalchemy import CursorResult, Engine, Result, event
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -67,6 +68,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
+    # sqlalchemy.create_engine is looked up when called, not bound at import: OpenTelemetry's
+    # SQLAlchemy instrumentation wraps it once tracing is on (taskpipes.observe.otel).
+    create_engine = sqlalchemy.create_engine
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         _configure_sqlite(engine)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
+from taskpipes.store.runs import STATUSES
 from taskpipes.store.tables import Run
 
 # The most runs one page holds (the API's bound too).
@@ -38,6 +39,9 @@ class RunFilter:
     detail: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.statuses) - set(STATUSES))
+        if unknown:
+            raise SearchError(f"unknown status {unknown[0]!r}; known: {', '.join(STATUSES)}")
         if self.since and self.until and self.until < self.since:
             raise SearchError(
                 f"until {self.until.isoformat()} is before since {self.since.isoformat()}"
@@ -104,3 +108,45 @@ def fingerprint(run_ids: Sequence[int]) -> str:
     only. Order-free, short enough to paste."""
     digest = hashlib.sha256(",".join(map(str, sorted(run_ids))).encode())
     return digest.hexdigest()[:12]
+
+
+class StalePreview(LookupError):
+    """The runs a bulk action would touch are no longer the ones previewed."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The runs a bulk action would touch, and the token `--yes` must carry to act on
+    exactly them: the newest run id the preview saw, and a fingerprint of the set."""
+
+    run_ids: list[int]
+    newest_id: int
+
+    @property
+    def token(self) -> str:
+        return f"{self.newest_id}.{fingerprint(self.run_ids)}"
+
+
+def preview(session: Session, runs: RunFilter) -> Preview:
+    ids = matching_ids(session, runs)
+    return Preview(ids, max(ids, default=0))
+
+
+def confirmed(session: Session, runs: RunFilter, token: str) -> list[int]:
+    """The previewed runs, when they are still exactly what the filter matches among the
+    runs the preview could see; else StalePreview (nothing is touched).
+
+    A run recorded after the preview has a larger id and is left out by construction; a
+    run that entered or left the filter since (a running run that failed) changes the
+    fingerprint, and the operator previews again."""
+    newest, _, _ = token.partition(".")
+    if not newest.isdigit():
+        raise SearchError(f"--yes takes the token a preview printed, got {token!r}")
+    bounded = select(Run.id).where(*runs.conditions(), Run.id <= int(newest))
+    ids = list(session.scalars(bounded.order_by(Run.tick.desc(), Run.id.desc())))
+    if Preview(ids, int(newest)).token != token:
+        raise StalePreview(
+            f"the runs matching changed since the preview ({len(ids)} now): nothing done; "
+            "preview again"
+        )
+    return ids

@@ -33,6 +33,8 @@ QUEUED, WAITING, RUNNING, SUCCEEDED, FAILED, DEAD, SKIPPED, PAUSED, CANCELLED = 
     "paused",
     "cancelled",
 )
+# Every status a run or stage can have.
+STATUSES = (QUEUED, WAITING, RUNNING, SUCCEEDED, FAILED, DEAD, SKIPPED, PAUSED, CANCELLED)
 # Statuses of a run that has not finished yet. WAITING: claimed, held back by the `queue`
 # overlap policy until the run ahead of it closes (taskpipes.store.controls.next_waiting).
 IN_PROGRESS = (QUEUED, WAITING, RUNNING)

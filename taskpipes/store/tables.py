@@ -53,6 +53,14 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
+    """The declarative base of the kit's tables and of an application's models.
+
+    One metadata for both, with a constraint naming convention (so Alembic's batch mode on
+    SQLite finds constraints again), and `Mapped[datetime]` columns stored as UTC
+    (`UTCDateTime`: a naive datetime is refused). An application's tables may refer to
+    the kit's `runs.id`; `taskpipes db revision` migrates only the application's tables.
+    """
+
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime}
 

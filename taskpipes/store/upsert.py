@@ -36,7 +36,10 @@ def upsert(
 ) -> int:
     """Insert rows, updating `update` columns (default: all non-key) on a key conflict.
 
-    An empty `update` means "insert if absent". Returns the number of rows given.
+    An empty `update` means "insert if absent". Returns the number of rows given. The same
+    on PostgreSQL and SQLite; repeated keys are dropped first (the last row of a key is
+    kept: PostgreSQL refuses a statement that touches a row twice), and a big batch on
+    PostgreSQL goes through COPY and one `INSERT ... SELECT ... ON CONFLICT`.
     """
     target = cast(Table, table)  # a model's __table__ is typed as a plain FromClause
     batch = dedupe(rows, key)

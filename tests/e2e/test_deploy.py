@@ -15,10 +15,13 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
 
+from pipelines import github_metrics
+from pipelines.github_deploy import extras
 from taskpipes import Pipeline, deploy, registry
 from taskpipes.observe import metrics
 from tests.services import unavailable
@@ -106,6 +109,8 @@ def test_the_image_context_builds_a_wheel_of_the_kit_alone(tmp_path: Path) -> No
     needed += [
         "taskpipes/store/migrations/env.py",
         "taskpipes/store/migrations/versions/taskpipes_0001_kit_tables.py",
+        "taskpipes/store/new_history/env.py.txt",
+        "taskpipes/store/new_history/script.py.mako",
     ]
     assert not [name for name in needed if name not in names]
     assert any(name.endswith("entry_points.txt") for name in names)
@@ -247,7 +252,7 @@ def panels(board: dict) -> list[dict]:
 
 def test_committed_alerts_and_dashboards_are_what_the_declarations_generate() -> None:
     # Given the deployment files generated from the declared pipelines
-    generated = deploy.generate(declared())
+    generated = deploy.generate(declared(), extras())
 
     # Then every committed file holds exactly that text
     for name, text in generated.items():
@@ -268,6 +273,23 @@ def declared() -> list[Pipeline]:
     return registry.declared
 
 
+def test_the_kit_generates_nothing_of_the_application() -> None:
+    # Given the files generated without the application's extras, and with them
+    alone = deploy.generate(declared())
+    full = deploy.generate(declared(), extras())
+
+    # Then GitHub's metrics and alert appear only with the application's extras
+    assert not [name for name, text in alone.items() if "taskpipes_github_" in text]
+    assert "alert: GitHubRateLimitLow" in full["prometheus/alerts.yml"]
+    assert "alertname: GitHubRateLimitLow" in full["prometheus/tests/alerts_test.yml"]
+    overview = json.loads(full["grafana/dashboards/overview.json"])
+    assert [panel["title"] for panel in panels(overview) if "GitHub" in panel["title"]] == [
+        "GitHub rate limit remaining",
+        "GitHub rate limit: time until reset",
+        "GitHub requests by endpoint and code",
+    ]
+
+
 def test_the_generate_script_checks_the_declarations_as_declared() -> None:
     # An environment that overrides a schedule changes what runs, not the deployment files
     env = {**os.environ, "TASKPIPES_SCHEDULE_ROLLUP": "*/5 * * * *"}
@@ -280,18 +302,42 @@ def test_the_generate_script_checks_the_declarations_as_declared() -> None:
     assert_ok(result)
 
 
+def taskpipes_generate(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "taskpipes"), "generate", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_taskpipes_generate_writes_what_the_generate_script_writes(tmp_path: Path) -> None:
+    """`taskpipes generate` (any application's command) and deploy/generate.py (the
+    flagship's script) agree: the application's extras come from its `Application`."""
+    assert_ok(taskpipes_generate("--check", "deploy"))
+    written = taskpipes_generate(str(tmp_path))
+    assert_ok(written)
+    assert sorted(written.stdout.splitlines()) == sorted(
+        f"wrote {tmp_path / name}" for name in deploy.generate(declared(), extras())
+    )
+
+    # A file edited by hand is named by --check
+    edited = tmp_path / "prometheus" / "alerts.yml"
+    edited.write_text(edited.read_text() + "# by hand\n")
+    stale = taskpipes_generate("--check", str(tmp_path))
+    assert (stale.returncode, stale.stdout) == (
+        1, f"{edited} differs from the declarations: run taskpipes generate\n"
+    )  # fmt: skip
+
+
 def test_generate_check_names_a_stale_file(tmp_path: Path) -> None:
     # Given a copy of the deployment files with one dashboard edited by hand
-    pipelines = declared()
-    deploy.write(tmp_path, pipelines)
+    pipelines, added = declared(), extras()
+    deploy.write(tmp_path, pipelines, added)
     edited = tmp_path / "grafana" / "dashboards" / "overview.json"
     edited.write_text(edited.read_text().replace("Dead letters", "Dead letterz"))
 
     # Then the check names it, and only it, and writing repairs it
-    assert deploy.outdated(tmp_path, pipelines) == ["grafana/dashboards/overview.json"]
-    assert deploy.main(tmp_path, pipelines, ["--check"]) == 1
-    assert deploy.write(tmp_path, pipelines) == ["grafana/dashboards/overview.json"]
-    assert deploy.main(tmp_path, pipelines, ["--check"]) == 0
+    assert deploy.outdated(tmp_path, pipelines, added) == ["grafana/dashboards/overview.json"]
+    assert deploy.main(tmp_path, pipelines, ["--check"], added) == 1
+    assert deploy.write(tmp_path, pipelines, added) == ["grafana/dashboards/overview.json"]
+    assert deploy.main(tmp_path, pipelines, ["--check"], added) == 0
 
 
 def test_dashboards_have_their_titles() -> None:
@@ -357,10 +403,11 @@ def test_dashboard_queries_parse(promtool: str, tmp_path: Path) -> None:
 
 # --- Metrics -------------------------------------------------------------------------
 
-# Calls every public recording function of taskpipes.observe.metrics once, then prints the
-# multiprocess exposition.
+# Calls every public recording function of taskpipes.observe.metrics and of the GitHub
+# application's pipelines.github_metrics once, then prints the multiprocess exposition.
 EXERCISE_METRICS = """
 import sys
+from pipelines import github_metrics as g
 from taskpipes.observe import metrics as m
 
 m.run_finished("github_top", "succeeded", 1_700_000_000.0, 1_700_000_030.0)
@@ -369,9 +416,9 @@ m.stage_attempt("github_top", "fetch", 0.25, None)
 m.stage_attempt("github_top", "store", 1.5, "OperationalError")
 m.rows_written("repo_snapshots", 100)
 m.duplicate_tick("github_top")
-m.github_request("search", 200)
-m.github_ratelimit("search", 29, 1_700_000_060.0)
-m.github_rank_inversions(3)
+g.github_request("search", 200)
+g.github_ratelimit("search", 29, 1_700_000_060.0)
+g.github_rank_inversions(3)
 m.queue_depth("github_top", "dead", 2)
 m.api_request("/healthz", 200, 0.002)
 m.tick_scheduled("github_top_tick")
@@ -384,15 +431,13 @@ EXERCISED = {
     "stage_attempt",
     "rows_written",
     "duplicate_tick",
-    "github_request",
-    "github_ratelimit",
-    "github_rank_inversions",
     "queue_depth",
     "api_request",
     "tick_scheduled",
     "tick_skipped",
     "paused_since",
 }
+EXERCISED_GITHUB = {"github_request", "github_ratelimit", "github_rank_inversions"}
 METRIC_NAMES = [
     "taskpipes_pipeline_runs_total",
     "taskpipes_pipeline_last_success_timestamp_seconds",
@@ -412,14 +457,19 @@ METRIC_NAMES = [
 ]
 
 
-def test_exercise_covers_every_public_function() -> None:
-    public = {
+def public_functions(module: ModuleType) -> set[str]:
+    return {
         name
-        for name, function in inspect.getmembers(metrics, inspect.isfunction)
-        if not name.startswith("_") and function.__module__ == metrics.__name__
+        for name, function in inspect.getmembers(module, inspect.isfunction)
+        if not name.startswith("_") and function.__module__ == module.__name__
     }
 
-    assert public - {"metrics_text", "wipe_stale_files", "serve_metrics"} == EXERCISED
+
+def test_exercise_covers_every_public_function() -> None:
+    kit = public_functions(metrics) - {"metrics_text", "wipe_stale_files", "serve_metrics"}
+
+    assert kit == EXERCISED
+    assert public_functions(github_metrics) == EXERCISED_GITHUB
 
 
 def test_multiprocess_metrics_pass_promtool(promtool: str, tmp_path: Path) -> None:
@@ -428,7 +478,7 @@ def test_multiprocess_metrics_pass_promtool(promtool: str, tmp_path: Path) -> No
 
     # When a process records every metric and renders them
     result = subprocess.run(
-        [sys.executable, "-c", EXERCISE_METRICS], env=env, capture_output=True, timeout=60
+        [sys.executable, "-c", EXERCISE_METRICS], env=env, capture_output=True, timeout=60, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr.decode()
     text = result.stdout

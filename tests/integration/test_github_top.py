@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 import actors
 from db.models import LatestRanking, RawResponse, Repository, Snapshot
 from githubsim import Simulator
+from pipelines.config import GITHUB_TOKEN, SUSPECT_REFETCH_S
 from pipelines.github_top import refetch_delay_s
 from taskpipes import registry, testing
-from taskpipes.declare.settings import get_settings, load_settings
+from taskpipes.declare.settings import get_settings
 from taskpipes.observe import metrics
 from taskpipes.runtime.runner import Outcome, run_tick
 from taskpipes.store.database import begin
@@ -270,11 +271,11 @@ def test_a_persistently_suspect_answer_fails_without_storing(
 
 def test_the_refetch_waits_five_then_ten_seconds() -> None:
     # Given the settings of a deployment that sets nothing
-    first_s = load_settings({}).suspect_refetch_s
+    first_s = SUSPECT_REFETCH_S.load(None)
 
     # Then the fetch after the first suspect answer waits 5 s, after the second 10 s
     assert [refetch_delay_s(fetched, first_s) for fetched in (1, 2)] == [5.0, 10.0]
-    assert load_settings({"TASKPIPES_SUSPECT_REFETCH_S": "0.5"}).suspect_refetch_s == 0.5
+    assert SUSPECT_REFETCH_S.load("0.5") == 0.5
 
 
 def fetch_gaps() -> list[float]:
@@ -369,7 +370,13 @@ def test_the_token_is_sent_but_never_shown(
         errors = [r.error for r in session.scalars(select(Run))]
         errors += [s.error for s in session.scalars(select(StageRun))]
     shown = "\n".join(
-        [caplog.text, metrics.metrics_text().decode(), repr(get_settings()), *map(str, errors)]
+        [
+            caplog.text,
+            metrics.metrics_text().decode(),
+            repr(get_settings()),
+            repr(GITHUB_TOKEN),
+            *map(str, errors),
+        ]
     )
     assert "not valid JSON" in shown
     assert token not in shown

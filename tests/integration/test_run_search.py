@@ -9,12 +9,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from taskpipes.http import create_app
 from taskpipes.store.run_search import RunFilter, SearchError, fingerprint, matching_ids, page
 from taskpipes.store.tables import Run
 from tests.clirun import run_cli
+from web.api.server import serve_in_thread
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -114,3 +117,24 @@ def test_the_command_prints_json_and_refuses_a_bad_detail(sqlite_url: str, tmp_p
         "taskpipes runs: detail must be KEY=VALUE, got 'source'",
     )
     assert "HTTPError 503 at minute 3" in table.stdout
+
+
+def test_the_api_filters_and_pages_as_the_command_does(app_env, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    record_runs(database_url)
+    app_env(database_url)
+
+    with serve_in_thread(create_app()) as base:
+        failed = requests.get(f"{base}/api/runs", params={"pipeline": "feed", "status": "failed"})
+        first = requests.get(f"{base}/api/runs", params={"limit": 5, "detail": "source=a"})
+        after = first.json()["runs"][-1]["id"]
+        rest = requests.get(f"{base}/api/runs", params={"detail": "source=a", "after": after})
+        unknown = requests.get(f"{base}/api/runs", params={"status": "nope"})
+
+    assert [r["error"] for r in failed.json()["runs"]] == [
+        "HTTPError 503 at minute 9",
+        "HTTPError 503 at minute 3",
+    ]
+    minutes = [datetime.fromisoformat(r["tick"]).minute for r in first.json()["runs"]]
+    minutes += [datetime.fromisoformat(r["tick"]).minute for r in rest.json()["runs"]]
+    assert minutes == [5, 4, 3, 2, 1, 0]
+    assert unknown.status_code == 422 and "unknown status 'nope'" in unknown.text

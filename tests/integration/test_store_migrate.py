@@ -293,3 +293,26 @@ def test_an_application_of_its_own_makes_its_first_migration(tmp_path: Path) -> 
     assert taskpipes_db("check") == (0, "database matches the models\n", "")
     tables = set(inspect(create_engine(env["DATABASE_URL"])).get_table_names())
     assert tables == migrate.kit_table_names() | VERSION_TABLES | {"feed_items"}
+
+
+def test_an_application_without_migrations_gets_the_kits_tables(tmp_path: Path) -> None:
+    # Given a host application that names no migrations (tests/kit_host.py)
+    url = f"sqlite:///{tmp_path / 'host.db'}"
+    env = service_env(tmp_path, DATABASE_URL=url)
+    env["TASKPIPES_APP"] = "tests.kit_host"
+
+    # When it upgrades, checks, and asks for a revision
+    upgraded = taskpipes(["db", "upgrade"], env, cwd=tmp_path)
+    checked = taskpipes(["db", "check"], env, cwd=tmp_path)
+    refused = taskpipes(["db", "revision", "-m", "more"], env, cwd=tmp_path)
+
+    # Then the kit's history alone ran, and a revision has nowhere to go: one line, exit 2
+    assert (upgraded.returncode, upgraded.stderr) == (0, ""), upgraded.stderr
+    assert (checked.returncode, checked.stdout) == (0, "database matches the models\n")
+    with migrate.engine_for(url) as engine:
+        tables = set(inspect(engine).get_table_names())
+    assert tables == {"runs", "stage_runs", "pipeline_controls", "message_deliveries"} | {
+        migrate.KIT_VERSION_TABLE
+    }
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("taskpipes db revision: the application names no migrations")

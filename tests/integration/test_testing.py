@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.config import TOP_N
 from taskpipes import Call, Context, PermanentError, Pipeline, Retries, Stage, registry, testing
 from taskpipes.declare.settings import get_settings
 from taskpipes.store.database import get_engine
@@ -114,10 +115,14 @@ def test_configured_sets_settings_without_the_environment_and_forgets_them_after
     testing.reset()
 
     # When a test is configured for its own file, with a setting of its own
-    with testing.configured(tmp_path / "test.db", TASKPIPES_TOP_N="7") as settings:
-        # Then the kit uses that file, the in-process broker, and the setting
+    with testing.configured(
+        tmp_path / "test.db", TASKPIPES_MAX_CRASHES="7", TASKPIPES_TOP_N="9"
+    ) as settings:
+        # Then the kit uses that file, the in-process broker, and the settings, the
+        # application's own included
         assert get_settings() is settings
-        assert (settings.top_n, settings.in_process) == (7, True)
+        assert (settings.max_crashes, settings.in_process) == (7, True)
+        assert TOP_N.get() == 9
         assert str(get_engine().url) == f"sqlite:///{tmp_path / 'test.db'}"
 
     # And afterwards the environment's configuration is back

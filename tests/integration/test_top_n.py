@@ -12,12 +12,13 @@ from sqlalchemy import func, select
 
 from db.models import LatestRanking
 from githubsim import Simulator
+from pipelines.config import TOP_N
 from pipelines.errors import RateLimited
 from pipelines.github import GitHubClient
 from pipelines.github_top import fetch_search
 from pipelines.normalize import normalize_top
 from taskpipes import registry
-from taskpipes.declare.settings import ConfigError, load_settings
+from taskpipes.declare.settings import ConfigError
 from taskpipes.runtime.runner import run_tick
 from taskpipes.store.database import begin
 from tests.app import snapshot_count
@@ -114,14 +115,14 @@ def test_github_top_ranks_top_n(app_env, sqlite_url, simulator: Simulator) -> No
 
 
 def test_the_default_is_100() -> None:
-    assert load_settings({}).top_n == 100
-    assert load_settings({"TASKPIPES_TOP_N": "1000"}).top_n == 1000
+    assert TOP_N.load(None) == TOP_N.load("") == 100
+    assert TOP_N.load("1000") == 1000
 
 
 @pytest.mark.parametrize("broken", ["0", "1001", "-5", "ten", "2.5", "1e3"])
 def test_a_bad_setting_is_refused_by_name(broken: str) -> None:
     with pytest.raises(ConfigError) as refused:
-        load_settings({"TASKPIPES_TOP_N": broken})
+        TOP_N.load(broken)
 
     assert str(refused.value) == (
         "TASKPIPES_TOP_N must be a whole number from 1 to 1000 (GitHub search serves at "

@@ -60,12 +60,12 @@ def test_one_reset_reads_every_setting_again_the_pages_cadence_included(
 
     # When the environment changes and the test makes its one call
     monkeypatch.setenv("TASKPIPES_SCHEDULE_GITHUB_TOP", "*/5 * * * *")
-    monkeypatch.setenv("TASKPIPES_TOP_N", "7")
+    monkeypatch.setenv("TASKPIPES_MAX_CRASHES", "7")
     testing.reset()
 
     # Then every part follows the new environment
     try:
-        assert get_settings().top_n == 7
+        assert get_settings().max_crashes == 7
         assert _github_top_cadence()[1] == timedelta(minutes=5)
     finally:
         monkeypatch.undo()

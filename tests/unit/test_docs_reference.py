@@ -24,7 +24,8 @@ PACKAGE = Path(taskpipes.__file__).parent
 # An environment variable's name as the settings module quotes it: upper-case words joined
 # by underscores (a prefix such as TASKPIPES_SCHEDULE_ included), or Dramatiq's lower-case one.
 ENV_NAME = re.compile(r'"((?:[A-Z][A-Z0-9]*_)+[A-Z0-9]*|dramatiq_prom_db)"')
-METRIC = re.compile(r'(?:Counter|Gauge|Histogram)\(\s*"(taskpipes_\w+)"')
+# A metric as the kit declares it (taskpipes.metrics.counter, ...) or prometheus_client would.
+METRIC = re.compile(r'(?:Counter|Gauge|Histogram|counter|gauge|histogram)\(\s*"(taskpipes_\w+)"')
 
 
 def page(name: str) -> str:

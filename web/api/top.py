@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import Connection, bindparam, select
 
 from db.models import LatestRanking
-from taskpipes.declare.settings import MAX_TOP_N
+from pipelines.config import MAX_TOP_N
 from taskpipes.http.deps import read_connection
 from web.api.schemas import TopRepo, TopResponse
 
