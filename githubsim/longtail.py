@@ -54,6 +54,7 @@ def long_tail() -> list[RepoRecord]:
     return [tail_record(index, days) for index in range(TAIL_SIZE)]
 
 
+# Pure memoisation: the bundled tail depends on no configuration.
 @cache
 def tail_catalog() -> dict[int, SimRepo]:
     """The tail's repositories by id, built once per process (they are immutable; a new

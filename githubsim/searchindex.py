@@ -17,6 +17,7 @@ from githubsim.catalog import SimRepo
 DEFAULT_MAX_LAG_S = 24 * 3600
 
 
+# Pure memoisation: a function of its arguments alone, no configuration.
 @cache
 def lag_of(repo_id: int, max_lag_s: int) -> int:
     """This repository's index lag, stable across processes and runs."""

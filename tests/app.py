@@ -17,22 +17,14 @@ from sqlalchemy import func, select
 import actors
 from db import migrate
 from db.models import Snapshot
+from taskpipes import testing
 from taskpipes.declare.schedule import floor_tick
-from taskpipes.declare.settings import get_settings
 from taskpipes.store import runs
-from taskpipes.store.database import begin, get_engine, session_factory
+from taskpipes.store.database import begin
 from taskpipes.store.tables import Run
 from tests import services
 
 T = TypeVar("T")
-
-
-def reset_caches() -> None:
-    if get_engine.cache_info().currsize:
-        get_engine().dispose()
-    for cached in (get_settings, get_engine, session_factory):
-        cached.cache_clear()
-    actors.broker.flush_all()
 
 
 def configure(
@@ -42,7 +34,7 @@ def configure(
     monkeypatch.setenv("GITHUB_API_URL", github_url)
     for key, value in extra.items():
         monkeypatch.setenv(key, value)
-    reset_caches()
+    testing.reset()
     migrate.upgrade(database_url)
 
 
@@ -73,7 +65,7 @@ class Fills(Generic[T]):
             url = self.stack.enter_context(services.database(kind, directory))
             value = fill(url)
             # A database being copied must have nobody connected: the pool lets go of it.
-            reset_caches()
+            testing.reset()
             self.made[kind, key] = url, value
         return self.made[kind, key]
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from taskpipes import testing
 from taskpipes.cli.main import main
-from tests.app import reset_caches
 
 # Loggers whose level `main` sets for the rest of the process (see taskpipes.cli.main.main).
 LOGGERS_MAIN_SETS = ("", "pika", "dramatiq")
@@ -76,11 +76,11 @@ def as_a_process(env: Mapping[str, str], cwd: Path) -> Iterator[None]:
             for name, value in env.items():
                 patch.setenv(name, value)
             patch.chdir(cwd)
-            reset_caches()
+            testing.reset()
             try:
                 yield
             finally:
-                reset_caches()
+                testing.reset()
     finally:
         for handler in root.handlers:
             handler.close()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -83,9 +84,19 @@ def app_env(monkeypatch: pytest.MonkeyPatch, simulator: Simulator):  # type: ign
         configure(monkeypatch, database_url, simulator.url, **extra)
 
     yield _configure
-    from tests.app import reset_caches
+    from taskpipes import testing
 
-    reset_caches()
+    testing.reset()
+
+
+@pytest.fixture
+def declared() -> Iterator[Callable[..., object]]:
+    """`declared(pipeline, ...)` declares test pipelines for the rest of the test, withdrawn
+    with their actors afterwards (taskpipes.testing.declared)."""
+    from taskpipes import testing
+
+    with ExitStack() as stack:
+        yield lambda *pipelines: stack.enter_context(testing.declared(*pipelines))
 
 
 @pytest.fixture(scope="session")

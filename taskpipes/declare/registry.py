@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from functools import cache
 
+from taskpipes.declare.configuration import configuration
 from taskpipes.declare.pipeline import Pipeline
 from taskpipes.declare.schedule import Schedule, ScheduleError
 from taskpipes.declare.settings import (
@@ -40,6 +40,11 @@ class Registry:
                 for listener in self._listeners:
                     listener(self.get(pipeline.name))
 
+    def withdraw(self, name: str) -> None:
+        """Forget the declaration `name` (a test's own pipeline, after the test); its
+        actors stay on the broker, unused, until a declaration of that name replaces them."""
+        self._declared.pop(name, None)
+
     def when_declared(self, listener: Callable[[Pipeline], None]) -> None:
         """Call `listener` with each pipeline declared from now on (the runtime builds its
         actors): the catalogue stays data, and knows nothing of brokers."""
@@ -59,7 +64,7 @@ class Registry:
         settings = get_settings()
         check_override_names(settings, self._declared)
         overrides = settings.schedule_overrides
-        return [with_override(p, overrides.get(p.name)) for p in self._declared.values()]
+        return [overridden(p, overrides.get(p.name)) for p in self._declared.values()]
 
     def get(self, name: str) -> Pipeline:
         for pipeline in self.pipelines:
@@ -76,7 +81,16 @@ class Registry:
         return sorted(p.name for p in self.pipelines if p.computes_past)
 
 
-@cache
+def overridden(pipeline: Pipeline, cron: str | None) -> Pipeline:
+    """`pipeline` with its schedule's cron replaced, made once per configuration: every
+    `registry.get` of a message then hands out the same object, its parsed cron included."""
+    if cron is None or pipeline.schedule is None:
+        return pipeline
+    return configuration.derived(
+        ("schedule override", pipeline, cron), lambda: with_override(pipeline, cron)
+    )
+
+
 def with_override(pipeline: Pipeline, cron: str | None) -> Pipeline:
     """`pipeline` with its schedule's cron replaced; a bad one names the variable."""
     if cron is None or pipeline.schedule is None:

@@ -4,7 +4,8 @@ Everything else asks `get_settings()` (the kit's settings) or `variable(name)` (
 an application's own setting, taskpipes.Setting); tests and subprocesses change behaviour by
 changing the environment before the process starts, never by poking module globals. A host
 application may hand in its own Settings instead (`taskpipes.configure`), its settings'
-values with them.
+values with them. The kit's settings are kept in the process's configuration
+(`taskpipes.declare.configuration`), read once.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from urllib.parse import urlsplit
+
+from taskpipes.declare.configuration import configuration
 
 # The default database is a file next to where taskpipes runs, so `make run` needs nothing.
 DEFAULT_DATABASE_URL = "sqlite:///taskpipes.db"
@@ -191,16 +193,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     )
 
 
-# Settings a host application handed in (taskpipes.configure), instead of the environment's.
-_given: Settings | None = None
-
-
-def use_settings(settings: Settings | None) -> None:
-    global _given
-    _given = settings
-    get_settings.cache_clear()
-
-
 def check_override_names(settings: Settings, pipelines: Iterable[str]) -> None:
     """A schedule override for a pipeline that does not exist is a typo that changes nothing:
     refused, so that it does not pass for the override it was meant to be."""
@@ -213,15 +205,26 @@ def check_override_names(settings: Settings, pipelines: Iterable[str]) -> None:
         )
 
 
-@cache
+def use_settings(settings: Settings | None) -> None:
+    """Use `settings` instead of the environment's (None: the environment's again)."""
+    configuration.give(settings=settings)
+
+
 def get_settings() -> Settings:
-    return _given if _given is not None else load_settings(os.environ)
+    """The settings a host application handed in, else the environment's, read once."""
+    return configuration.derived("settings", _given_or_environment)
+
+
+def _given_or_environment() -> Settings:
+    given: Settings | None = configuration.given("settings")
+    return given if given is not None else load_settings(os.environ)
 
 
 def variable(name: str) -> str | None:
     """The text of an application setting's variable: from the Settings a host handed in
     (their `app_values`), else from the environment. Read afresh on each call: it is one
     dictionary lookup, and nothing has to be reset when a test changes the environment."""
-    if _given is not None:
-        return _given.app_values.get(name)
+    given: Settings | None = configuration.given("settings")
+    if given is not None:
+        return given.app_values.get(name)
     return os.environ.get(name)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from typing import Annotated
 
 from fastapi import Depends
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
+from taskpipes.declare.configuration import configuration
 from taskpipes.store.database import READ_ONLY, get_engine, reading
 
 
@@ -31,11 +31,12 @@ def read_connection() -> Iterator[Connection]:
     statements skips the BEGIN and ROLLBACK round trips. SQLite keeps its transaction,
     begun deferred (READ_ONLY): a reader does not queue for the writers' lock.
     """
-    with _reader(get_engine()).connect() as connection:
+    engine = get_engine()
+    reader = configuration.derived(("api reader", engine), lambda: _reader(engine))
+    with reader.connect() as connection:
         yield connection
 
 
-@cache
 def _reader(engine: Engine) -> Engine:
     if engine.dialect.name == "postgresql":
         return engine.execution_options(isolation_level="AUTOCOMMIT")

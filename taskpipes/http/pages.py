@@ -42,6 +42,7 @@ def moment_text(moment: datetime | None) -> Markup:
     return Markup("never" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC"))
 
 
+# Pure memoisation: the templates and their filters depend on no configuration.
 @cache
 def templates() -> Environment:
     env = Environment(

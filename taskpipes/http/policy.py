@@ -26,6 +26,8 @@ def stylesheet(package: str, path: str = "static/site.css") -> Markup:
     return Markup(resources.files(package).joinpath(path).read_text(encoding="utf-8"))
 
 
+# Pure memoisation (here and in page_policy): the stylesheet ships with the package and
+# depends on no configuration.
 @cache
 def site_css() -> Markup:
     """The kit's stylesheet: the frame, tables, banners and the pipelines' pages. A host's

@@ -14,20 +14,17 @@ exporter show it next to the kit's:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+from taskpipes.declare.configuration import configuration
 
 M = TypeVar("M", Counter, Gauge, Histogram)
 # prometheus_client's own buckets, from 5 ms to 10 s.
 DEFAULT_BUCKETS = Histogram.DEFAULT_BUCKETS
 
-# Worker threads meet a metric's first use at once: without the lock two of them would
-# make it, and the second registration raises (a duplicated timeseries) in the middle of a
-# stage whose work already committed.
-_MAKING = threading.Lock()
 # Every name declared in this process: a second declaration fails at import, not at the
 # first use of the metric (which would be inside a stage).
 _declared: set[str] = set()
@@ -42,19 +39,17 @@ class LazyMetric(Generic[M]):
         _declared.add(name)
         self.name = name
         self._make: Callable[[], M] = make
-        self._made: M | None = None
 
     def __call__(self) -> M:
-        made = self._made
-        if made is None:
-            with _MAKING:
-                if self._made is None:
-                    self._made = self._make()
-                made = self._made
-        return made
+        """The metric, made on first use and kept in the process's configuration until it
+        changes (then withdrawn from the registry: the value class may change with it). The
+        configuration makes it under its lock: worker threads meet a metric's first use at
+        once, and a second registration would raise (a duplicated timeseries) in the middle
+        of a stage whose work already committed."""
+        return configuration.derived(("metric", self.name), self._make, REGISTRY.unregister)
 
     def __repr__(self) -> str:
-        return f"LazyMetric({self.name!r}, made={self._made is not None})"
+        return f"LazyMetric({self.name!r})"
 
 
 def counter(name: str, documentation: str, labels: Sequence[str] = ()) -> LazyMetric[Counter]:

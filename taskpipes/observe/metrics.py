@@ -198,6 +198,8 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         pass  # scrapes every 15 s would drown the scheduler's own log
 
 
+# Not configuration: a process serves its /metrics on one address for as long as it runs
+# (the scheduler's exporter), so this memo is keyed by the address alone.
 @cache
 def serve_metrics(host: str, port: int) -> ThreadingHTTPServer:
     """Serve /metrics from a daemon thread, once per process (the scheduler's exporter)."""

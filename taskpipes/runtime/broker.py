@@ -45,7 +45,9 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
 
 def configure(settings: Settings | None = None, engine: Engine | None = None) -> None:
     """For a host application: use its settings and its engine, not the environment's and
-    not an engine of ours. Call before anything runs; None leaves that part as it is."""
+    not an engine of ours. Call before anything runs; None leaves that part as it is.
+    Both are kept in the process's one configuration (`taskpipes.declare.configuration`):
+    what was built from the previous one (an engine of ours, the metrics) is built again."""
     if settings is not None:
         use_settings(settings)
     if engine is not None:

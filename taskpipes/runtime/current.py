@@ -1,6 +1,6 @@
 """The broker of this process: the one `taskpipes.start()` made Dramatiq's global broker.
 
-It is the kit's only global beside the configuration (`taskpipes.declare.settings`), as
+It is the kit's only global beside the configuration (`taskpipes.declare.configuration`), as
 Dramatiq's broker is Dramatiq's.
 """
 

@@ -42,6 +42,8 @@ class Outcome:
     already_done: bool = False
 
 
+# Not configuration: derived from the broker (the one global), one worker per broker for
+# the life of the process, since a Worker's middleware stays on its broker for good.
 @functools.cache
 def _start_in_process_worker(broker: dramatiq.Broker) -> dramatiq.Worker:
     # One worker per process: each Worker adds its own middleware to the broker for good.

@@ -1,4 +1,9 @@
-"""Engines and sessions. Callers open `with Session.begin():` where a unit of work starts."""
+"""Engines and sessions. Callers open `with Session.begin():` where a unit of work starts.
+
+The engine and its session factory are derived values of the process's configuration
+(`taskpipes.declare.configuration`): built on first use from the settings, or the engine a
+host application handed in, and disposed and built again when the configuration changes.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
 from typing import Any, TypeVar, cast
 
 import sqlalchemy
@@ -14,6 +18,7 @@ from sqlalchemy import CursorResult, Engine, Result, event
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from taskpipes.declare.configuration import configuration
 from taskpipes.declare.settings import get_settings
 
 logger = logging.getLogger("taskpipes")
@@ -29,6 +34,11 @@ READ_ONLY = "taskpipes_read_only"
 # A reader riding out an outage waits this long before its second attempt, doubling up to
 # the second figure: quick to notice a restart, yet one line a few seconds in a long outage.
 OUTAGE_PAUSE_S = (0.5, 5.0)
+
+# Connections a PostgreSQL pool keeps open: one per worker thread once a worker says how
+# many it runs (size_pool). SQLAlchemy closes an overflow connection on its return whenever
+# this many are idle, so eight threads over a pool of five would reconnect all the time.
+DEFAULT_POOL_SIZE = 5
 
 # SQLite waits this long for a writer lock instead of failing at once: worker threads share a file.
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -57,7 +67,7 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
     # sqlalchemy.create_engine is looked up when called, not bound at import: OpenTelemetry's
     # SQLAlchemy instrumentation wraps it once tracing is on (taskpipes.observe.otel).
     create_engine = sqlalchemy.create_engine
@@ -76,44 +86,43 @@ def make_engine(url: str) -> Engine:
     return create_engine(
         url,
         pool_recycle=POOL_RECYCLE_S,
-        pool_size=_pool_size,
-        max_overflow=_pool_size,
+        pool_size=pool_size,
+        max_overflow=pool_size,
         connect_args={"options": f"-c lock_timeout={lock_timeout_ms}"},
     )
 
 
-# An engine a host application handed in (taskpipes.configure), instead of one we build.
-_given: Engine | None = None
-# Connections a PostgreSQL pool keeps open: one per worker thread once a worker says how
-# many it runs (size_pool). SQLAlchemy closes an overflow connection on its return whenever
-# this many are idle, so eight threads over a pool of five would reconnect all the time.
-DEFAULT_POOL_SIZE = 5
-_pool_size = DEFAULT_POOL_SIZE
-
-
 def size_pool(threads: int) -> None:
     """Keep a connection per thread (a worker booting, before its first message)."""
-    global _pool_size
-    if max(threads, DEFAULT_POOL_SIZE) != _pool_size:
-        _pool_size = max(threads, DEFAULT_POOL_SIZE)
-        use_engine(_given)
+    wanted = max(threads, DEFAULT_POOL_SIZE)
+    if wanted != pool_size():
+        configuration.give(pool_size=wanted)
+
+
+def pool_size() -> int:
+    return configuration.given("pool_size") or DEFAULT_POOL_SIZE
 
 
 def use_engine(engine: Engine | None) -> None:
-    global _given
-    _given = engine
-    get_engine.cache_clear()
-    session_factory.cache_clear()
+    """Use a host application's `engine` instead of one of ours (None: ours again)."""
+    configuration.give(engine=engine)
 
 
-@cache
 def get_engine() -> Engine:
-    return _given if _given is not None else make_engine(get_settings().database_url)
+    """The engine handed in, else one built from the settings (disposed when the
+    configuration changes)."""
+    given: Engine | None = configuration.given("engine")
+    if given is not None:
+        return given
+    return configuration.derived(
+        "engine", lambda: make_engine(get_settings().database_url, pool_size()), Engine.dispose
+    )
 
 
-@cache
 def session_factory() -> sessionmaker[Session]:
-    return sessionmaker(get_engine(), expire_on_commit=False)
+    return configuration.derived(
+        "sessions", lambda: sessionmaker(get_engine(), expire_on_commit=False)
+    )
 
 
 def affected_rows(result: Result[Any]) -> int:

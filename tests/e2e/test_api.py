@@ -12,12 +12,12 @@ import requests
 from sqlalchemy import select
 
 from githubsim import Simulator
-from taskpipes import registry
+from taskpipes import registry, testing
 from taskpipes.observe.report import MAX_SHOWN_OUTPUT
 from taskpipes.runtime.runner import run_tick
 from taskpipes.store.database import begin
 from taskpipes.store.tables import Run
-from tests.app import configure, latest_tick, reset_caches
+from tests.app import configure, latest_tick
 from web.api.app import create_app
 from web.api.server import serve_in_thread
 
@@ -166,6 +166,6 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path, simulator_server: Si
                 ],
                 capture_output=True, text=True, timeout=600,
             )  # fmt: skip
-        reset_caches()
+        testing.reset()
 
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -25,7 +25,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from db import migrate
-from taskpipes import registry
+from taskpipes import testing
 from taskpipes.declare import clock
 from taskpipes.declare.pipeline import Pipeline
 from taskpipes.runtime.current import current_broker
@@ -34,7 +34,6 @@ from taskpipes.store import controls, runs
 from taskpipes.store.database import begin, get_engine, reading
 from taskpipes.store.tables import Run, StageRun
 from tests import services
-from tests.app import reset_caches
 from tests.concurrent_stages import (
     CALLING,
     CANCELLED,
@@ -191,26 +190,22 @@ def backend(
         else:
             with services.postgres_database() as db_url:
                 yield from worker_process(env, db_url, tmp)
-        reset_caches()
+        testing.reset()
 
 
 def use_database(env: pytest.MonkeyPatch, url: str) -> None:
     """Point the kit's settings in this process at `url`, with the schema and WRITES."""
     env.setenv("DATABASE_URL", url)
-    reset_caches()
+    testing.reset()
     migrate.upgrade(url)
     WRITES.metadata.create_all(get_engine())
 
 
 def in_process(env: pytest.MonkeyPatch, url: str) -> Iterator[Backend]:
     use_database(env, url)
-    registry.declare(*PIPELINES)
-    ensure_workers(current_broker())
-    try:
+    with testing.declared(*PIPELINES):
+        ensure_workers(current_broker())
         yield InProcess()
-    finally:
-        for pipeline in PIPELINES:
-            registry._declared.pop(pipeline.name, None)
 
 
 def worker_process(env: pytest.MonkeyPatch, db_url: str, tmp: Path) -> Iterator[Backend]:

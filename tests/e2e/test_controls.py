@@ -6,7 +6,6 @@ The overlap policies are tested on RabbitMQ with worker processes (test_overlap_
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -15,7 +14,7 @@ import pytest
 from dramatiq.middleware import Middleware
 from sqlalchemy import select
 
-from taskpipes import Context, Later, Pipeline, Stage, registry
+from taskpipes import Context, Later, Pipeline, Stage, registry, testing
 from taskpipes.cli.main import main
 from taskpipes.declare.pipeline import tick_jitter
 from taskpipes.runtime.catchup import catch_up_pipeline
@@ -126,15 +125,6 @@ def test_on_resume_catch_up_policy_latest_runs_only_the_newest_paused_tick(
     assert run_rows("language_stats") == {T0: runs.PAUSED, later: runs.SUCCEEDED}
 
 
-@pytest.fixture
-def declared() -> Iterator[list[Pipeline]]:
-    """Declare test pipelines on the process's registry, and withdraw them afterwards."""
-    added: list[Pipeline] = []
-    yield added
-    for pipeline in added:
-        registry._declared.pop(pipeline.name, None)
-
-
 class Gate:
     """A stage that waits until the test opens the gate: a stage made slow on purpose."""
 
@@ -158,8 +148,7 @@ def test_cancel_lets_the_running_stage_finish_and_starts_no_later_stage(
     pipeline = Pipeline(
         "gated_cancel", stages=(Stage("first", gate.stage), Stage("second", lambda ctx: 1))
     )
-    registry.declare(pipeline)
-    declared.append(pipeline)
+    declared(pipeline)
     ensure_workers(current_broker())
     run_id, _ = enqueue_tick(pipeline, T0)
     assert gate.entered.wait(30)
@@ -174,15 +163,11 @@ def test_cancel_lets_the_running_stage_finish_and_starts_no_later_stage(
     # and the second stage never started
     with begin() as session:
         run = session.get_one(Run, run_id)
-        stages = dict(
-            session.execute(
-                select(StageRun.stage, StageRun.status).where(StageRun.run_id == run_id)
-            ).all()
-        )
     assert (run.status, run.cancelled_by) == (runs.CANCELLED, "ana")
     assert run.cancelled_at is not None and run.error is not None
     assert "cancelled by ana" in run.error and "time limit of 600 s" in run.error
-    assert stages == {"first": runs.SUCCEEDED}
+    stages = testing.read_run(run_id).stages
+    assert {name: stage.status for name, stage in stages.items()} == {"first": runs.SUCCEEDED}
 
     # And cancelling it again says it is over
     assert main(["cancel", str(run_id)]) == 2
@@ -210,8 +195,7 @@ def test_a_delayed_stage_message_of_a_cancelled_run_does_nothing(
         "deferring_cancel",
         stages=(Stage("wait", defers_once, defer_on=(NotYet,), later=lambda c, e: Later(0.5)),),
     )
-    registry.declare(pipeline)
-    declared.append(pipeline)
+    declared(pipeline)
     ensure_workers(current_broker())
     run_id, _ = enqueue_tick(pipeline, T0)
     wait_until(lambda: attempts or None, 30, "the first attempt")
@@ -260,8 +244,7 @@ def test_a_backfill_of_a_queue_pipeline_sends_each_tick_once_and_runs_them_one_a
         stages=(Stage("first", stage("first")), Stage("second", stage("second"))),
         overlap="queue",
     )
-    registry.declare(pipeline)
-    declared.append(pipeline)
+    declared(pipeline)
     ensure_workers(current_broker())
     sends = TickSends()
     current_broker().middleware.append(sends)
@@ -305,8 +288,7 @@ def test_jitter_delays_the_first_stage(app_env, sqlite_url, declared) -> None:
     # Given a pipeline declared with a jitter of 2 s
     app_env(sqlite_url)
     pipeline = Pipeline("jittered", stages=(Stage("only", lambda ctx: 1),), jitter_s=2)
-    registry.declare(pipeline)
-    declared.append(pipeline)
+    declared(pipeline)
 
     # When a tick runs
     outcome = run_tick(pipeline, T0, 60)

@@ -21,9 +21,9 @@ import requests
 
 from githubsim import Simulator
 from githubsim.hostile import HOSTILE_DESCRIPTION, HOSTILE_FULL_NAME, HOSTILE_LANGUAGE
-from taskpipes import registry
+from taskpipes import registry, testing
 from taskpipes.runtime.runner import run_tick
-from tests.app import Fills, configure, latest_tick, reset_caches
+from tests.app import Fills, configure, latest_tick
 from tests.conftest import SIM_LIMITS
 from tests.e2e.test_web import chromium, nu_validator_errors  # noqa: F401 (a fixture)
 from tests.processes import VENV_BIN, answers, free_port, process, scrape, service_env
@@ -94,7 +94,7 @@ def site(tmp_path: Path, hostile_simulator: Simulator, fills: Fills[None]) -> It
             configure(monkeypatch, url, hostile_simulator.url)
             with serve_in_thread(create_app()) as base:
                 yield base
-        reset_caches()
+        testing.reset()
 
 
 def get(base: str, path: str, **kwargs: object) -> requests.Response:

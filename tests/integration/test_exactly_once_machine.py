@@ -51,7 +51,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, text
 
 from db import migrate
-from taskpipes import Context, Later, Pipeline, Retries, Stage
+from taskpipes import Context, Later, Pipeline, Retries, Stage, testing
 from taskpipes.declare import clock
 from taskpipes.declare.pipeline import OVERLAP_POLICIES
 from taskpipes.runtime.actors import pipeline_actors
@@ -59,7 +59,6 @@ from taskpipes.store import controls, runs
 from taskpipes.store.database import begin, get_engine, reading
 from taskpipes.store.tables import Run
 from tests import services
-from tests.app import reset_caches
 from tests.copies import Overlap
 
 pytestmark = pytest.mark.postgres
@@ -378,7 +377,7 @@ def machine_broker() -> Iterator[StubBroker]:
     Dramatiq's global one while the machine runs (the kit sends through it)."""
     with pytest.MonkeyPatch.context() as env, services.postgres_database() as url:
         env.setenv("DATABASE_URL", url)
-        reset_caches()
+        testing.reset()
         migrate.upgrade(url)
         WRITES.metadata.create_all(get_engine())
         previous = dramatiq.get_broker()
@@ -393,7 +392,7 @@ def machine_broker() -> Iterator[StubBroker]:
             yield broker
         finally:
             dramatiq.set_broker(previous)
-            reset_caches()
+            testing.reset()
 
 
 def test_every_stage_writes_once_and_every_run_closes_once(machine_broker: StubBroker) -> None:

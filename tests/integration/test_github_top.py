@@ -17,7 +17,7 @@ from db.models import LatestRanking, RawResponse, Repository, Snapshot
 from githubsim import Simulator
 from pipelines.config import GITHUB_TOKEN, SUSPECT_REFETCH_S
 from pipelines.github_top import refetch_delay_s
-from taskpipes import registry
+from taskpipes import registry, testing
 from taskpipes.declare.settings import get_settings
 from taskpipes.observe import metrics
 from taskpipes.runtime.runner import Outcome, run_tick, wait_for
@@ -186,13 +186,9 @@ def test_primary_429_and_secondary_403_are_waited_out(
 
     assert outcome.status == "succeeded", outcome.error
     assert simulator.requests()["counts"]["search"]["by_status"] == {status: 1, "200": 1}
-    with begin() as session:
-        attempts = session.scalar(
-            select(StageRun.attempts).where(
-                StageRun.run_id == outcome.run_id, StageRun.stage == "fetch"
-            )
-        )
-    assert attempts == 2  # the limited attempt, then the one after GitHub's wait
+    assert (
+        testing.read_run(outcome.run_id).stages["fetch"].attempts == 2
+    )  # the limited attempt, then the one after GitHub's wait
     assert retries == [0, 0]  # and the wait spent no retry
     assert seconds_to_first_answer(outcome.run_id) >= 0.5  # an ordinary retry: 0.1-0.2 s
 
@@ -357,13 +353,7 @@ def test_a_stalled_answer_times_out_and_is_retried(
 
     assert outcome.status == "succeeded", outcome.error
     assert "fetch: TransientError: GitHub search: ReadTimeout" in (outcome.error or "")
-    with begin() as session:
-        attempts = session.scalar(
-            select(StageRun.attempts).where(
-                StageRun.run_id == outcome.run_id, StageRun.stage == "fetch"
-            )
-        )
-    assert attempts == 2
+    assert testing.read_run(outcome.run_id).stages["fetch"].attempts == 2
 
 
 def test_the_token_is_sent_but_never_shown(

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from taskpipes.declare.settings import get_settings
+from taskpipes import testing
 from taskpipes.store.database import make_engine
 from tests.faults.holds import dsn
 
@@ -16,10 +16,10 @@ from tests.faults.holds import dsn
 @pytest.fixture
 def short_lock_timeout(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("TASKPIPES_DB_LOCK_TIMEOUT_S", "0.5")
-    get_settings.cache_clear()
+    testing.reset()
     yield
     monkeypatch.undo()
-    get_settings.cache_clear()
+    testing.reset()
 
 
 def test_a_statement_waiting_for_a_lock_fails_at_the_lock_timeout(

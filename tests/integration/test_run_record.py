@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-
 from db import migrate
+from taskpipes import testing
 from taskpipes.store import runs
 from taskpipes.store.database import begin
-from taskpipes.store.tables import Run, StageRun
+from taskpipes.store.tables import Run
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
 
@@ -36,8 +35,7 @@ def test_an_attempt_failing_after_its_run_was_closed_leaves_the_closing_reason(
     with begin() as session:
         run = session.get(Run, run_id)
         assert run is not None and (run.status, run.error) == ("failed", "gave up waiting")
-        stage_error = session.scalar(select(StageRun.error).where(StageRun.run_id == run_id))
-        assert stage_error == "fetch: TransientError: late"
+    assert testing.read_run(run_id).stages["fetch"].error == "fetch: TransientError: late"
 
 
 def test_a_redelivered_tick_message_leaves_its_settled_run_alone(app_env, sqlite_url) -> None:

@@ -6,12 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from taskpipes import Pipeline, Schedule, Stage, registry
+from taskpipes import Pipeline, Schedule, Stage
 from taskpipes.declare.schedule import ScheduleError, periodic_option, ticks_between
 from taskpipes.runtime.current import current_broker, tick_actor
 from taskpipes.store import runs
 from taskpipes.store.database import begin
-from tests.e2e.test_controls import declared  # noqa: F401  (fixture)
 
 BERLIN = "Europe/Berlin"
 
@@ -65,7 +64,7 @@ def test_periodiq_fires_a_zoned_schedule_every_minute_and_a_utc_one_as_written()
 def test_the_tick_actor_keeps_only_the_zoned_ticks_of_periodiq_s_minutes(
     app_env,
     sqlite_url,
-    declared,  # noqa: F811
+    declared,
 ) -> None:
     # Given two zoned pipelines, one whose cron names this minute in Kolkata (UTC+05:30),
     # one whose cron names another minute
@@ -80,8 +79,7 @@ def test_the_tick_actor_keeps_only_the_zoned_ticks_of_periodiq_s_minutes(
         )
         for name, m in (("zoned_due", minute), ("zoned_not_due", (minute + 30) % 60))
     )
-    registry.declare(due, not_due)
-    declared.extend([due, not_due])
+    declared(due, not_due)
     from taskpipes.runtime.runner import ensure_workers
 
     ensure_workers(current_broker())

@@ -24,7 +24,6 @@ from taskpipes.runtime.current import current_broker
 from taskpipes.runtime.runner import ensure_workers, run_tick
 from taskpipes.runtime.ticks import enqueue_tick
 from taskpipes.store.database import get_engine
-from tests.e2e.test_controls import declared  # noqa: F401 (a fixture)
 from tests.wire import WireCounter, local_port
 
 T0 = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
@@ -122,7 +121,7 @@ def counted(ctx: Context) -> int:
 def test_a_stage_message_costs_two_round_trips_on_postgresql(
     app_env,
     postgres_url,
-    declared,  # noqa: F811
+    declared,
 ) -> None:
     # Given a four-stage pipeline that may overlap (its tick claims at once), on PostgreSQL
     # through a proxy that counts what crosses the wire
@@ -139,8 +138,7 @@ def test_a_stage_message_costs_two_round_trips_on_postgresql(
                 Stage("step4", nothing),
             ),
         )
-        registry.declare(pipeline)
-        declared.append(pipeline)
+        declared(pipeline)
         ensure_workers(current_broker())
 
         # When one tick runs through its four messages

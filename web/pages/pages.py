@@ -50,6 +50,8 @@ SCALES = ("linear", "log")
 TRENDING_ROWS = 25
 
 
+# Pure memoisation, here, in templates() and in the formatters below: the stylesheets,
+# the templates and their filters depend on no configuration.
 @cache
 def pages_css() -> Markup:
     """What the pages inline: the kit's stylesheet (their frame is the kit's base.html),
@@ -128,9 +130,9 @@ def page_headers() -> dict[str, str]:
     return {"Content-Security-Policy": page_policy(str(pages_css()))}
 
 
-@cache
 def _github_top_cadence() -> tuple[CronSpec, timedelta]:
-    """Parsed once: the schedule is fixed for the life of the process."""
+    """Parsed once per configuration (TASKPIPES_SCHEDULE_GITHUB_TOP may override it): the
+    registry hands out the same declaration each time, its cron parsed once."""
     schedule = registry.get("github_top").schedule
     assert schedule is not None, "github_top is scheduled"
     return schedule.spec, schedule.period
