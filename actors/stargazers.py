@@ -14,8 +14,8 @@ import time
 import taskpipes
 from pipelines import spread
 from pipelines import stargazers as pipeline
-from pipelines.errors import RateLimited
 from pipelines.github import github_client
+from pipelines.github_errors import RateLimited
 from taskpipes import close_fan_out, fail_fan_out, hand_off, is_final
 from taskpipes.declare import clock
 from taskpipes.observe import metrics

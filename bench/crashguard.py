@@ -57,7 +57,7 @@ def main() -> None:
         os.environ["DATABASE_URL"] = url
         from db.session import begin
 
-        from db import migrate
+        from db import schema as migrate
         from taskpipes.runtime.middleware import CrashGuard
         from taskpipes.store.tables import MessageDelivery
 

@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from db import migrate
+from db import schema as migrate
 from db.models import STATE_ID, RollupBucket, Snapshot
 from pipelines.buckets import StarCount, full_rollup
 from pipelines.records import RepoSnapshot
-from pipelines.store import store_snapshot
+from pipelines.store_snapshot import store_snapshot
 from taskpipes.store.database import make_engine
 
 REPOS = int(os.environ.get("BENCH_REPOS") or 100)

@@ -128,7 +128,7 @@ def run_stargazers(dsn: str, repos: list[str]) -> int:
 
 
 def main() -> int:
-    from db import migrate
+    from db import schema as migrate
     from githubsim import Simulator
     from taskpipes.declare.settings import get_settings
 

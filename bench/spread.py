@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.api import api_subprocess, report  # noqa: E402
 from bench.pg import scratch_database  # noqa: E402
-from db import migrate  # noqa: E402
+from db import schema as migrate  # noqa: E402
 from db.models import LatestRanking, StarEvent  # noqa: E402
 from pipelines import spread  # noqa: E402
 from pipelines.star_history import Stargazer  # noqa: E402

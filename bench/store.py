@@ -21,9 +21,9 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.pg import scratch_database  # noqa: E402
-from db import migrate  # noqa: E402
+from db import schema as migrate  # noqa: E402
 from pipelines.records import RepoSnapshot  # noqa: E402
-from pipelines.store import TickSnapshot, store_snapshots  # noqa: E402
+from pipelines.store_snapshot import TickSnapshot, store_snapshots  # noqa: E402
 from taskpipes.store.database import make_engine  # noqa: E402
 
 REPOS = int(os.environ.get("BENCH_REPOS") or 100)

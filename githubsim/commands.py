@@ -36,7 +36,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def github_sim(args: argparse.Namespace) -> int:
-    from githubsim.cli import main as sim_main
+    from githubsim.standalone import main as sim_main
 
     argv = ["--host", args.host, "--port", str(args.port)]
     if args.search_limit:

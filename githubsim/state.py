@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 
 from githubsim.catalog import SimRepo, build_catalog
-from githubsim.clock import SimClock
 from githubsim.data import load_repos
 from githubsim.faults import FaultBook
 from githubsim.hostile import hostile_record
@@ -17,6 +16,7 @@ from githubsim.names import RepoNames
 from githubsim.ratelimit import RateLimiter
 from githubsim.requestlog import RequestLog
 from githubsim.searchindex import SearchIndex
+from githubsim.sim_clock import SimClock
 
 
 class SimState:

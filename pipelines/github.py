@@ -19,14 +19,14 @@ import requests
 
 from pipelines import github_metrics
 from pipelines.config import GITHUB_API_URL, GITHUB_TIMEOUT, GITHUB_TOKEN
-from pipelines.errors import (
+from pipelines.github_body import error_message, parse_json, read_body
+from pipelines.github_errors import (
     ForeignOrigin,
     GitHubRequestError,
     MalformedResponse,
     RateLimited,
     TransientError,
 )
-from pipelines.github_body import error_message, parse_json, read_body
 from taskpipes.declare import clock
 
 USER_AGENT = "taskpipes/0.1 (+https://github.com/taskpipes)"

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from pipelines.errors import MalformedResponse, ResponseTooLarge, TransientError
+from pipelines.github_errors import MalformedResponse, ResponseTooLarge, TransientError
 
 # Eight times the largest answer GitHub sends us.
 MAX_BODY_BYTES = 4 * 1024 * 1024

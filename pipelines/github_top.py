@@ -23,11 +23,11 @@ from db.models import RawResponse
 from pipelines import github_metrics
 from pipelines.aggregate import refresh_latest_ranking
 from pipelines.config import SUSPECT_REFETCH_S, TOP_N
-from pipelines.errors import InvalidPayload, PermanentError, RateLimited, SuspectSnapshot
 from pipelines.github import GitHubClient, Page, github_client
+from pipelines.github_errors import InvalidPayload, PermanentError, RateLimited, SuspectSnapshot
 from pipelines.normalize import COUNT_FIELDS, TopList, normalize_top
 from pipelines.records import RepoSnapshot
-from pipelines.store import store_snapshot
+from pipelines.store_snapshot import store_snapshot
 from taskpipes import Context, Later, Pipeline, Schedule, Stage
 from taskpipes.declare import clock
 from taskpipes.store.tables import Run

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeGuard
 
-from pipelines.errors import InvalidPayload, SuspectSnapshot
+from pipelines.github_errors import InvalidPayload, SuspectSnapshot
 from pipelines.records import RepoSnapshot
 
 # How many repositories a top snapshot holds unless TASKPIPES_TOP_N says otherwise.

@@ -29,7 +29,7 @@ from pipelines.buckets import (
     split_stretch,
     stretches,
 )
-from pipelines.errors import PermanentError
+from pipelines.github_errors import PermanentError
 from pipelines.repo_charts import refresh_page_data
 from pipelines.trending import refresh_trending
 from taskpipes import Context, Pipeline, Retries, Schedule, Stage

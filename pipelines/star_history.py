@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipelines.errors import InvalidPayload
+from pipelines.github_errors import InvalidPayload
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from db.models import (
 )
 from pipelines import spread
 from pipelines.config import GITHUB_TOKEN
-from pipelines.errors import InvalidPayload, PermanentError
 from pipelines.github import GitHubClient, github_client
+from pipelines.github_errors import InvalidPayload, PermanentError
 from pipelines.star_history import Stargazer, daily_cumulative, parse_stargazers
 from taskpipes import Context, FanOut, Pipeline, Retries, Stage
 from taskpipes.declare.pipeline import STAGE_TIME_LIMIT_MS

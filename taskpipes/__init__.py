@@ -15,9 +15,9 @@ from taskpipes.declare.registry import Registry, registry
 from taskpipes.declare.schedule import Schedule
 from taskpipes.declare.settings import Settings
 from taskpipes.observe import instruments as metrics
-from taskpipes.runtime.actors import actor
 from taskpipes.runtime.broker import configure, start
 from taskpipes.runtime.stages import close_fan_out, fail_fan_out, hand_off, is_final
+from taskpipes.runtime.wiring import actor
 from taskpipes.store.tables import Base
 from taskpipes.store.upsert import upsert
 

@@ -15,7 +15,7 @@ from dramatiq import Broker, Message, Middleware
 from sqlalchemy import func, select
 
 import actors
-from db import migrate
+from db import schema as migrate
 from db.models import Snapshot
 from taskpipes import testing
 from taskpipes.declare.schedule import floor_tick

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from pipelines.records import RepoSnapshot
-from pipelines.store import store_snapshot
+from pipelines.store_snapshot import store_snapshot
 
 
 def at(text: str) -> datetime:

@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from db import migrate
+from db import schema as migrate
 from pipelines import catalog
 
 PG_ADMIN_DSN = os.environ.get(

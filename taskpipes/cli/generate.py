@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from taskpipes.cli.app import declared_registry
+from taskpipes.cli.discovery import declared_registry
 from taskpipes.cli.exits import EXIT_FAILED, EXIT_USAGE
 from taskpipes.declare.application import resolve
 

@@ -19,9 +19,9 @@ import pika.exceptions
 from sqlalchemy.exc import SQLAlchemyError
 
 from taskpipes.cli import arguments, run_list
-from taskpipes.cli import controls as controls_cli
 from taskpipes.cli import generate as generate_cli
-from taskpipes.cli.app import AppNotFound, application, declared_registry
+from taskpipes.cli import operator as controls_cli
+from taskpipes.cli.discovery import AppNotFound, application, declared_registry
 from taskpipes.cli.exits import EXIT_FAILED, EXIT_USAGE
 from taskpipes.declare import clock
 from taskpipes.declare.application import Application, resolve
@@ -221,7 +221,8 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def db_action(action: str, message: str | None, app: Application) -> int:
     from taskpipes.declare.settings import get_settings
-    from taskpipes.store import history, migrate
+    from taskpipes.store import migrate
+    from taskpipes.store import new_histories as history
 
     url = get_settings().database_url
     location, metadata = migrate.application_migrations(app)
@@ -444,7 +445,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 def cmd_rabbit(args: argparse.Namespace) -> int:
     from taskpipes.cli import dlq
     from taskpipes.declare.settings import get_settings
-    from taskpipes.rabbitmq.migrate import MigrationError, migrate
+    from taskpipes.rabbitmq.quorum import MigrationError, migrate
 
     settings = get_settings()
     if not settings.broker_url:

@@ -1,7 +1,7 @@
 """Declarations: what a pipeline is, as frozen data. No I/O, no broker, no settings.
 
 A pipeline is a name, a schedule (or none: on demand), ordered stages and options. The
-kit turns a declaration into actors (taskpipes.runtime.actors) and runs its stages
+kit turns a declaration into actors (taskpipes.runtime.wiring) and runs its stages
 (taskpipes.runtime.stages); everything that lists pipelines reads the declarations
 (taskpipes.declare.registry).
 """

@@ -13,6 +13,6 @@ no web app of its own (`taskpipes.Application(web=...)`).
 
 from __future__ import annotations
 
-from taskpipes.http.app import create_app, equip, router
+from taskpipes.http.factory import create_app, equip, router
 
 __all__ = ["create_app", "equip", "router"]

@@ -16,7 +16,8 @@ from taskpipes.declare.registry import registry
 from taskpipes.declare.settings import Settings, get_settings, use_settings
 from taskpipes.observe.tracing import tracing_middleware
 from taskpipes.rabbitmq import queues as rabbit
-from taskpipes.runtime import actors, catchup, housekeeping
+from taskpipes.runtime import catchup, housekeeping
+from taskpipes.runtime import wiring as actors
 from taskpipes.runtime.middleware import CrashGuard, MetricsFiles, PoolSize, SchedulerProbe, TickAge
 from taskpipes.store.database import use_engine
 

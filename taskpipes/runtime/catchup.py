@@ -23,9 +23,9 @@ from taskpipes.declare.schedule import (
     plan_catchup,
 )
 from taskpipes.observe import metrics
-from taskpipes.runtime.actors import actor_options, make_actor
 from taskpipes.runtime.stages import wake_queue
 from taskpipes.runtime.ticks import enqueue_ticks
+from taskpipes.runtime.wiring import actor_options, make_actor
 from taskpipes.store import controls, runs
 from taskpipes.store.database import begin
 from taskpipes.store.tables import PipelineControl

@@ -22,7 +22,7 @@ from taskpipes.declare.settings import get_settings
 from taskpipes.observe import metrics
 from taskpipes.observe.report import QueueDepth
 from taskpipes.rabbitmq import queues as rabbit
-from taskpipes.runtime.actors import actor_options, make_actor
+from taskpipes.runtime.wiring import actor_options, make_actor
 from taskpipes.store.controls import pauses
 from taskpipes.store.database import begin
 

@@ -9,7 +9,7 @@ message(run_id) -> transaction: take the stage's record under its row lock
 ```
 Taking the record before the stage's code runs is what makes a stage's writes happen once
 even when two copies of its message run at the same time: the second waits on the lock,
-then finds the stage done (taskpipes.store.records). On PostgreSQL the kit's part costs two
+then finds the stage done (taskpipes.store.stage_records). On PostgreSQL the kit's part costs two
 round trips: the take, with BEGIN, and the end, with COMMIT.
 
 The stage's return value is its output: checked (JSON, at most MAX_OUTPUT_BYTES) and
@@ -56,7 +56,8 @@ from taskpipes.declare.pipeline import (
 )
 from taskpipes.declare.registry import registry
 from taskpipes.observe import metrics
-from taskpipes.store import controls, records, runs
+from taskpipes.store import controls, runs
+from taskpipes.store import stage_records as records
 from taskpipes.store.database import begin, get_engine, retrying
 from taskpipes.store.runs import FAILED, FINISHED, SUCCEEDED
 from taskpipes.store.tables import Run
@@ -463,6 +464,13 @@ def complete_run(run_id: int, status: str, error: str | None = None) -> None:
     """Close a run in a transaction of its own (crash guard, fan-outs, the runner)."""
     with begin() as session:
         run = runs.finish_run(session, run_id, status, error=error)
+    closed_apart(run)
+
+
+def closed_apart(run: records.Closed | Run | None) -> None:
+    """After a run closed in a transaction of its own (not a stage's, whose close starts
+    the next queued run in it): log and count it, and start its pipeline's next waiting
+    run. None: this call did not close it, someone else did (and announces it)."""
     if run is not None:
         run_closed(run)
         wake_queue_of(run.pipeline)
@@ -486,9 +494,7 @@ def close_fan_out(run_id: int, stage: str, done: Callable[[Session], int | None]
             return False
         runs.finish_stage_once(session, run_id, stage, rows)
         closed = runs.finish_run(session, run_id, SUCCEEDED)
-    if closed is not None:
-        run_closed(closed)
-        wake_queue_of(closed.pipeline)
+    closed_apart(closed)
     return closed is not None
 
 
@@ -497,6 +503,4 @@ def fail_fan_out(run_id: int, stage: str, error: str, seconds: float) -> None:
     with begin() as session:
         runs.fail_stage(session, run_id, stage, error, seconds)
         closed = runs.finish_run(session, run_id, FAILED, error=error)
-    if closed is not None:
-        run_closed(closed)
-        wake_queue_of(closed.pipeline)
+    closed_apart(closed)

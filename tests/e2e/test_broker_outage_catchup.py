@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from db import migrate
+from db import schema as migrate
 from taskpipes.declare.schedule import floor_minute
 from taskpipes.store.tables import Run
 from tests.processes import service_env, supervised

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 
-from db import migrate
+from db import schema as migrate
 from db.models import Snapshot
 from githubsim import Simulator
 from taskpipes.declare.schedule import floor_minute

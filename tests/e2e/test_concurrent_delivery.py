@@ -24,7 +24,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from db import migrate
+from db import schema as migrate
 from taskpipes import testing
 from taskpipes.declare import clock
 from taskpipes.declare.pipeline import Pipeline

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from db import migrate
+from db import schema as migrate
 from db.models import Snapshot
 from githubsim import Simulator
 from taskpipes.store.tables import Run

@@ -16,15 +16,15 @@ import pytest
 import requests
 
 from githubsim import Simulator
-from pipelines.errors import (
+from pipelines.github import GitHubClient, rate_limit_wait
+from pipelines.github_body import MAX_BODY_BYTES
+from pipelines.github_errors import (
     GitHubRequestError,
     MalformedResponse,
     RateLimited,
     ResponseTooLarge,
     TransientError,
 )
-from pipelines.github import GitHubClient, rate_limit_wait
-from pipelines.github_body import MAX_BODY_BYTES
 
 SEARCH = "/search/repositories?q=stars:>50000&sort=stars&order=desc&per_page=100"
 NOW = datetime(2026, 8, 21, 12, 0, tzinfo=UTC)
@@ -137,7 +137,7 @@ def test_a_broken_answer_is_a_named_error(
 # the client's allocations are traced, and prints the traced peak in bytes.
 READ_UNANNOUNCED = """
 import sys, tracemalloc
-from pipelines.errors import ResponseTooLarge
+from pipelines.github_errors import ResponseTooLarge
 from pipelines.github import GitHubClient
 client = GitHubClient(sys.argv[1], None, 10)
 tracemalloc.start()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from db import migrate
+from db import schema as migrate
 from db.models import Repository, Snapshot
 from githubsim import Simulator
 from taskpipes.rabbitmq import queues as rabbit

@@ -88,7 +88,7 @@ def test_import_actors_builds_the_broker_without_connecting(tmp_path: Path) -> N
 HOST = """
 from sqlalchemy import select
 import taskpipes
-from db import migrate
+from db import schema as migrate
 from taskpipes import Context, Pipeline, Settings, Stage, registry
 from taskpipes.store.database import make_engine
 from taskpipes.store.tables import Run

@@ -7,7 +7,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, inspect
 
-from db import migrate
+from db import schema as migrate
 from taskpipes.store.tables import Base
 from tests.clirun import run_cli
 from tests.processes import VENV_BIN, answers, free_port, process, service_env

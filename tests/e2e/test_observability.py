@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from db import migrate
+from db import schema as migrate
 from githubsim import Simulator
 from taskpipes.declare.schedule import floor_minute
 from tests import services

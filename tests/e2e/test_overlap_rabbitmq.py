@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import Engine
 
-from db import migrate
+from db import schema as migrate
 from taskpipes.store import runs
 from taskpipes.store.tables import Run, StageRun
 from tests.processes import VENV_BIN, metric_sum, process, scrape, service_env

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from db.models import LatestRanking, StarEvent, StargazerCursor, StargazerPage, StargazerRun
 from githubsim import Simulator
 from pipelines import spread
-from pipelines.errors import InvalidPayload
+from pipelines.github_errors import InvalidPayload
 from pipelines.star_history import Stargazer, daily_cumulative, every, parse_stargazers
 from taskpipes import registry
 from taskpipes.cli.main import main as cli_main

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 import actors
-from db import migrate
+from db import schema as migrate
 from taskpipes.observe.report import (
     PipelineStatus,
     QueueDepth,

@@ -12,7 +12,7 @@ from dramatiq import Broker, Message, Middleware
 from sqlalchemy import create_engine, func, select
 
 import actors
-from db import migrate
+from db import schema as migrate
 from db.models import Snapshot
 from pipelines.github_top import github_top
 from taskpipes.declare.schedule import floor_tick

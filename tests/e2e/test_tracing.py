@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from db import migrate
+from db import schema as migrate
 from tests.processes import VENV_BIN, process, service_env, taskpipes
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, func, select
 
-from db import migrate
+from db import schema as migrate
 from db.models import Snapshot
 from githubsim import Simulator
 from taskpipes.store.tables import Run

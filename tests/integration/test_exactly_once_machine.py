@@ -50,11 +50,11 @@ from hypothesis.stateful import (
 from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, text
 
-from db import migrate
+from db import schema as migrate
 from taskpipes import Context, Later, Pipeline, Retries, Stage, testing
 from taskpipes.declare import clock
 from taskpipes.declare.pipeline import OVERLAP_POLICIES
-from taskpipes.runtime.actors import pipeline_actors
+from taskpipes.runtime.wiring import pipeline_actors
 from taskpipes.store import controls, runs
 from taskpipes.store.database import begin, get_engine, reading
 from taskpipes.store.tables import Run

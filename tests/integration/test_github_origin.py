@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipelines.errors import ForeignOrigin
 from pipelines.github import GitHubClient
+from pipelines.github_errors import ForeignOrigin
 from taskpipes import registry
 from taskpipes.runtime.runner import Outcome, run_tick
 from tests.app import snapshot_count

@@ -16,7 +16,7 @@ from pipelines.language_stats import (
 )
 from pipelines.records import RepoSnapshot
 from pipelines.rollup import roll_up_tick
-from pipelines.store import store_snapshot
+from pipelines.store_snapshot import store_snapshot
 from taskpipes.store.database import begin
 from tests.handmade import at
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from db import migrate
+from db import schema as migrate
 from db.models import RollupBucket, RollupState, TrendingEntry
 from pipelines.buckets import (
     Bucket,

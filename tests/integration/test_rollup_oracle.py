@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from db import migrate
+from db import schema as migrate
 from pipelines.rollup import roll_up_tick
 from taskpipes.store.database import make_engine
 from taskpipes.store.tables import Base

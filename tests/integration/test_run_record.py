@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from db import migrate
+from db import schema as migrate
 from taskpipes import testing
 from taskpipes.store import runs
 from taskpipes.store.database import begin

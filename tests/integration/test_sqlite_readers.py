@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import requests
 from sqlalchemy import func, select
 
-from db import migrate
+from db import schema as migrate
 from taskpipes.store.database import begin, reading
 from taskpipes.store.tables import Run
 

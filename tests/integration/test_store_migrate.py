@@ -25,7 +25,7 @@ from sqlalchemy import (
     text,
 )
 
-from db import migrate as app
+from db import schema as app
 from taskpipes.store import migrate
 from taskpipes.store.tables import NAMING_CONVENTION, UTCDateTime
 from tests import services

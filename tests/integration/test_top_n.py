@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from db.models import LatestRanking
 from githubsim import Simulator
 from pipelines.config import TOP_N
-from pipelines.errors import RateLimited
 from pipelines.github import GitHubClient
+from pipelines.github_errors import RateLimited
 from pipelines.github_top import fetch_search
 from pipelines.normalize import normalize_top
 from taskpipes import registry

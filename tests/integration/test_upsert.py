@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from db import migrate
+from db import schema as migrate
 from db.models import Repository
 from taskpipes.store.database import make_engine
 from taskpipes.store.upsert import COPY_THRESHOLD, dedupe, upsert

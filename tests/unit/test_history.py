@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from taskpipes.store.history import ensure_history
+from taskpipes.store.new_histories import ensure_history
 
 
 def test_a_missing_folder_becomes_an_empty_history(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.errors import InvalidPayload, SuspectSnapshot
+from pipelines.github_errors import InvalidPayload, SuspectSnapshot
 from pipelines.normalize import count_inversions, normalize_top, rank_by_stars
 from pipelines.records import RepoSnapshot
 

@@ -29,7 +29,7 @@ from taskpipes.declare import clock
 from taskpipes.declare.registry import registry
 from taskpipes.declare.schedule import floor_tick
 from taskpipes.http.deps import read_connection
-from taskpipes.http.pages import template_loader
+from taskpipes.http.pipeline_pages import template_loader
 from taskpipes.http.policy import page_policy, show_controls, site_css, stylesheet
 from taskpipes.http.security import bounded
 from taskpipes.observe.report import PipelineStatus

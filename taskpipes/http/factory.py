@@ -10,7 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from taskpipes.http import health, pages, prometheus, runs
+from taskpipes.http import health, prometheus
+from taskpipes.http import pipeline_pages as pages
+from taskpipes.http import run_history as runs
 from taskpipes.http.security import SecurityHeaders, invalid_request
 from taskpipes.store.database import describe_error
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from taskpipes.cli import bulk
-from taskpipes.cli.app import declared_registry
+from taskpipes.cli.discovery import declared_registry
 from taskpipes.cli.exits import EXIT_USAGE
 from taskpipes.declare import clock
 from taskpipes.declare.pipeline import Pipeline
