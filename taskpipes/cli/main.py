@@ -22,6 +22,7 @@ from taskpipes.cli import arguments, run_list
 from taskpipes.cli import generate as generate_cli
 from taskpipes.cli import operator as controls_cli
 from taskpipes.cli.discovery import AppNotFound, application, declared_registry
+from taskpipes.cli import retry as retry_cli
 from taskpipes.cli.exits import EXIT_FAILED, EXIT_USAGE
 from taskpipes.declare import clock
 from taskpipes.declare.application import Application, resolve
@@ -104,6 +105,7 @@ def build_parser(app: Application) -> argparse.ArgumentParser:
         "migrate-queues", help="turn every classic queue (Q, Q.DQ, Q.XQ) into a quorum queue"
     )
     controls_cli.add_parsers(sub)
+    retry_cli.add_parser(sub)
     status = sub.add_parser("status", help="freshness, failures, runs in progress, queue depths")
     status.add_argument("--json", action="store_true", help="print JSON")
     generate_cli.add_parser(sub)
@@ -491,6 +493,7 @@ COMMANDS = {
     "dlq": cmd_dlq,
     "status": cmd_status,
     "rabbit": cmd_rabbit,
+    "retry": lambda args: retry_cli.cmd_retry(args, format_outcome),
     **controls_cli.COMMANDS,
 }
 

@@ -87,6 +87,8 @@ def run_json(run: Run) -> dict[str, object]:
         "attempts": run.attempts,
         "error": run.error,
         "details": run.details,
+        "retried_by": run.retried_by,
+        "retried_at": run.retried_at.isoformat() if run.retried_at else None,
     }
 
 
@@ -96,6 +98,8 @@ def runs_table(rows: list[dict[str, object]], limit: int) -> str:
     lines = [f"{'id':>8}  {'pipeline':<16} {'tick':<25} {'status':<10} error"]
     for row in rows:
         error = str(row["error"] or "").replace("\n", " ")
+        if row.get("retried_by"):
+            error = f"(retried by {row['retried_by']} at {row['retried_at']}) {error}".rstrip()
         cut = error if len(error) <= ERROR_CHARS else error[: ERROR_CHARS - 1] + "…"
         lines.append(
             f"{row['id']:>8}  {row['pipeline']:<16} {row['tick']:<25} {row['status']:<10} {cut}"

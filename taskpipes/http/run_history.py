@@ -32,6 +32,9 @@ class RunOut(BaseModel):
     # Set when `taskpipes cancel` (or the cancel_previous overlap policy) ended the run.
     cancelled_by: str | None = None
     cancelled_at: datetime | None = None
+    # Set when `taskpipes retry` ran the run again from its unfinished stage: who, when.
+    retried_by: str | None = None
+    retried_at: datetime | None = None
 
 
 class StageOut(BaseModel):
@@ -85,23 +88,24 @@ def list_runs(
         problem = {"loc": ["query"], "msg": str(exc), "type": "value_error", "input": None}
         raise RequestValidationError([problem]) from None
     return RunsResponse(
-        as_of=clock.now(),
-        paused=pause_notes(session),
-        runs=[
-            RunOut(
-                id=r.id,
-                pipeline=r.pipeline,
-                tick=r.tick,
-                status=r.status,
-                attempts=r.attempts,
-                started_at=r.started_at,
-                finished_at=r.finished_at,
-                error=r.error,
-                cancelled_by=r.cancelled_by,
-                cancelled_at=r.cancelled_at,
-            )
-            for r in rows
-        ],
+        as_of=clock.now(), paused=pause_notes(session), runs=[run_out(r) for r in rows]
+    )
+
+
+def run_out(run: Run) -> RunOut:
+    return RunOut(
+        id=run.id,
+        pipeline=run.pipeline,
+        tick=run.tick,
+        status=run.status,
+        attempts=run.attempts,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        error=run.error,
+        cancelled_by=run.cancelled_by,
+        cancelled_at=run.cancelled_at,
+        retried_by=run.retried_by,
+        retried_at=run.retried_at,
     )
 
 
@@ -121,16 +125,4 @@ def get_run(session: SessionDep, run_id: Annotated[int, Path(ge=1, le=2**63 - 1)
         )
         for row in stage_rows(session, run_id)
     ]
-    return RunDetail(
-        id=run.id,
-        pipeline=run.pipeline,
-        tick=run.tick,
-        status=run.status,
-        attempts=run.attempts,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        error=run.error,
-        cancelled_by=run.cancelled_by,
-        cancelled_at=run.cancelled_at,
-        stages=stages,
-    )
+    return RunDetail(**run_out(run).model_dump(), stages=stages)

@@ -104,6 +104,9 @@ class Run(Base):
     cancelled_at: Mapped[datetime | None]
     # The tick's options (on-demand parameters): the first stage's input.
     options: Mapped[Any | None] = mapped_column(JSONValue)
+    # `taskpipes retry`: who last asked for the run again from its unfinished stage, and when.
+    retried_by: Mapped[str | None] = mapped_column(String(100))
+    retried_at: Mapped[datetime | None]
 
 
 class PipelineControl(Base):

@@ -1,0 +1,94 @@
+"""Reopening a finished, unsuccessful run for `taskpipes retry`: it goes on from the first
+stage not recorded done, or, with `from_stage`, recomputes from that stage on.
+
+The stages recorded done are kept, outputs and all: their records say `succeeded`, so the
+take statement never runs them again (taskpipes.store.records), and the next stage reads
+the last done stage's output as its input. Reopening writes the database only; the caller
+sends the stage message in the same transaction, before it commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from taskpipes.declare.pipeline import FanOut, Pipeline, Stage
+from taskpipes.store.runs import LOCK_RUN, REOPENABLE, RUNNING, SUCCEEDED, reopen_stage
+from taskpipes.store.tables import Run, StageRun
+
+
+class RetryRefused(ValueError):
+    """The run cannot be retried as asked; the message names why, in one line."""
+
+
+@dataclass(frozen=True)
+class Asked:
+    """Who asked for a retry and when; `from_stage` recomputes from that stage on."""
+
+    who: str
+    at: datetime
+    from_stage: str | None = None
+
+
+@dataclass(frozen=True)
+class Reopened:
+    """A run put back to running, and the stage its message goes to."""
+
+    run: Run
+    pipeline: Pipeline
+    stage: Stage | FanOut
+
+
+def check_stage(pipeline: Pipeline, stage: str | None) -> None:
+    if stage is not None and stage not in pipeline.stage_names:
+        raise RetryRefused(
+            f"pipeline {pipeline.name!r} has no stage {stage!r}; "
+            f"its stages: {', '.join(pipeline.stage_names)}"
+        )
+
+
+def reopen_run(
+    session: Session,
+    lookup: Callable[[str], Pipeline],
+    run_id: int,
+    asked: Asked,
+) -> Reopened:
+    """Lock the run, check it may be retried, reopen it; RetryRefused says why not."""
+    run = session.get(Run, run_id, with_for_update=LOCK_RUN)
+    if run is None:
+        raise RetryRefused(f"no run {run_id}")
+    try:
+        pipeline = lookup(run.pipeline)
+    except KeyError:
+        raise RetryRefused(f"run {run_id} is of pipeline {run.pipeline!r}, not declared") from None
+    from_stage = asked.from_stage
+    check_stage(pipeline, from_stage)
+    if run.status not in REOPENABLE:
+        raise RetryRefused(
+            f"run {run_id} is {run.status}: only a {', '.join(REOPENABLE)} run is retried"
+        )
+    if from_stage is not None:
+        for name in pipeline.stage_names[pipeline.stage_names.index(from_stage) :]:
+            reopen_stage(session, run_id, name)
+    stage = first_unfinished(session, pipeline, run_id)
+    run.status, run.error, run.finished_at = RUNNING, None, None
+    run.cancelled_by = run.cancelled_at = None
+    run.retried_by, run.retried_at = asked.who, asked.at
+    run.started_at = run.started_at or asked.at
+    run.attempts += 1
+    return Reopened(run, pipeline, stage)
+
+
+def first_unfinished(session: Session, pipeline: Pipeline, run_id: int) -> Stage | FanOut:
+    """The first stage not recorded done. When every one is (a run closed between its last
+    stage and its close), the last: its take finds it done and closes the run."""
+    done = set(
+        session.scalars(
+            select(StageRun.stage).where(StageRun.run_id == run_id, StageRun.status == SUCCEEDED)
+        )
+    )
+    return next((s for s in pipeline.stages if s.name not in done), pipeline.stages[-1])
