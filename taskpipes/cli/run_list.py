@@ -99,7 +99,8 @@ def runs_table(rows: list[dict[str, object]], limit: int) -> str:
     for row in rows:
         error = str(row["error"] or "").replace("\n", " ")
         if row.get("retried_by"):
-            error = f"(retried by {row['retried_by']} at {row['retried_at']}) {error}".rstrip()
+            at = str(row["retried_at"])[:16]  # to the minute; --json has it whole
+            error = f"(retried by {row['retried_by']} at {at}) {error}".rstrip()
         cut = error if len(error) <= ERROR_CHARS else error[: ERROR_CHARS - 1] + "…"
         lines.append(
             f"{row['id']:>8}  {row['pipeline']:<16} {row['tick']:<25} {row['status']:<10} {cut}"

@@ -4,8 +4,10 @@ and changes nothing. (The retries that run are in tests/e2e/test_retry_rabbitmq.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
@@ -96,3 +98,28 @@ def test_a_bulk_retry_whose_runs_changed_since_the_preview_is_refused(
     assert refused.returncode == 2
     assert refused.stderr.startswith("taskpipes retry: the runs matching changed since the preview")
     assert statuses(sqlite_url) == {0: "failed", 1: "failed"}
+
+
+def test_a_retried_run_is_shown_as_retried(
+    app_env, sqlite_url: str, tmp_path: Path, api_server: str
+) -> None:  # type: ignore[no-untyped-def]
+    # Given a failed rollup run (in-process workers, SQLite)
+    app_env(sqlite_url)
+    add_runs(sqlite_url, "failed", range(1))
+    run_id = run_ids(sqlite_url)[0]
+    env = env_of(sqlite_url)
+
+    # When ana retries it
+    done = run_cli(["retry", str(run_id), "--by", "ana", "--timeout", "60"], env, tmp_path)
+    listed = run_cli(["runs", "--pipeline", "rollup"], env, tmp_path)
+    api = httpx.get(f"{api_server}/api/runs", params={"pipeline": "rollup"}).json()
+    page = httpx.get(f"{api_server}/pipelines/rollup").text
+
+    # Then it succeeds, and the history, /api/runs and the pipeline page say it was retried
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"rollup run {run_id}: retried from stage ")
+    assert re.search(r"succeeded  \(retried by ana at \d{4}-\d\d-\d\dT\d\d:\d\d\)", listed.stdout)
+    (run,) = api["runs"]
+    assert (run["status"], run["retried_by"]) == ("succeeded", "ana")
+    assert run["retried_at"] is not None
+    assert re.search(r'<span class="retried" title="retried by ana">\(retried ', page)
