@@ -33,6 +33,16 @@ class RunRow:
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    # `taskpipes retry`: who last asked for the run again, and when.
+    retried_by: str | None = None
+    retried_at: datetime | None = None
+
+    @property
+    def retried_note(self) -> str:
+        """` (retried by WHO at TIME)` for a retried run, else nothing."""
+        if self.retried_at is None:
+            return ""
+        return f" (retried by {self.retried_by} at {self.retried_at.isoformat(timespec='minutes')})"
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,8 @@ def _run_json(run: RunRow | None) -> dict[str, Any] | None:
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
         "error": _cut(run.error),
+        "retried_by": run.retried_by,
+        "retried_at": _iso(run.retried_at),
     }
 
 
@@ -207,11 +219,15 @@ def status_lines(status: PipelineStatus) -> list[str]:
         )
     if failure is not None:
         tick = failure.tick.isoformat()
-        lines.append(f"  last failure: tick {tick} {failure.status}: {_cut(failure.error)}")
+        lines.append(
+            f"  last failure: tick {tick} {failure.status}{failure.retried_note}: "
+            f"{_cut(failure.error)}"
+        )
     for run in status.in_progress:
         since = f" since {run.started_at.isoformat()}" if run.started_at else ""
         lines.append(
             f"  in progress:  run {run.run_id} tick {run.tick.isoformat()} {run.status}{since}"
+            f"{run.retried_note}"
         )
     lines.extend(newest_lines(status))
     if status.depths is None:
@@ -227,7 +243,10 @@ def newest_lines(status: PipelineStatus) -> list[str]:
     run = status.newest_run
     if run is None:
         return []
-    lines = [f"  newest run:   run {run.run_id} tick {run.tick.isoformat()} {run.status}"]
+    lines = [
+        f"  newest run:   run {run.run_id} tick {run.tick.isoformat()} {run.status}"
+        f"{run.retried_note}"
+    ]
     for row in status.newest_stages:
         tried = "" if row.attempts <= 1 else f", {row.attempts} attempts"
         output = "" if row.output is None else f", output {shown_output(row.output)}"

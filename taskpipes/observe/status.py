@@ -102,7 +102,16 @@ def _period(entry: Pipeline) -> timedelta | None:
 
 
 def _row(run: Run) -> RunRow:
-    return RunRow(run.id, run.tick, run.status, run.started_at, run.finished_at, run.error)
+    return RunRow(
+        run.id,
+        run.tick,
+        run.status,
+        run.started_at,
+        run.finished_at,
+        run.error,
+        run.retried_by,
+        run.retried_at,
+    )
 
 
 def _newest(session: Session, pipeline: str, statuses: tuple[str, ...]) -> RunRow | None:

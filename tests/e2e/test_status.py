@@ -95,6 +95,8 @@ def test_the_json_report_names_everything_an_operator_needs() -> None:
                     "started_at": "2026-08-21T12:30:01+00:00",
                     "finished_at": "2026-08-21T12:30:30+00:00",
                     "error": None,
+                    "retried_by": None,
+                    "retried_at": None,
                     "age_seconds": 296.0,
                 },
                 "last_failure": {
@@ -104,6 +106,8 @@ def test_the_json_report_names_everything_an_operator_needs() -> None:
                     "started_at": "2026-08-21T12:20:01+00:00",
                     "finished_at": "2026-08-21T12:20:30+00:00",
                     "error": "fetch: killed its worker",
+                    "retried_by": None,
+                    "retried_at": None,
                 },
                 "in_progress": [
                     {
@@ -113,6 +117,8 @@ def test_the_json_report_names_everything_an_operator_needs() -> None:
                         "started_at": "2026-08-21T12:32:01+00:00",
                         "finished_at": None,
                         "error": None,
+                        "retried_by": None,
+                        "retried_at": None,
                     },
                     {
                         "run_id": 9,
@@ -121,6 +127,8 @@ def test_the_json_report_names_everything_an_operator_needs() -> None:
                         "started_at": "2026-08-21T12:34:01+00:00",
                         "finished_at": None,
                         "error": None,
+                        "retried_by": None,
+                        "retried_at": None,
                     },
                 ],
                 "queue_depths": {"ready": 1, "delayed": 2, "dead": 3},
