@@ -68,7 +68,7 @@ def cmd_retry(args: argparse.Namespace, show: Show) -> int:
     if args.run_id is None:
         return _retry_bulk(args, timeout, show)
     from taskpipes.runtime.current import current_broker
-    from taskpipes.runtime.retry import retry_run
+    from taskpipes.runtime.retry import retry_run, said
     from taskpipes.runtime.runner import ensure_workers
 
     registry = declared_registry()
@@ -83,7 +83,7 @@ def cmd_retry(args: argparse.Namespace, show: Show) -> int:
             reopened = retry_run(registry.get, args.run_id, _asked(args))
     except RetryRefused as exc:
         return _refused(exc)
-    print(f"{pipeline} run {args.run_id}: retried from stage {reopened.stage.name}")
+    print(f"{pipeline} run {args.run_id}: {said(reopened)}")
     return _waited([args.run_id], timeout, show)
 
 

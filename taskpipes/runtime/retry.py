@@ -41,8 +41,15 @@ def retry_run(
     with begin() as session:
         reopened = reopen_run(session, lookup, run_id, asked)
         session.flush()
-        publish.enqueue_all(current_broker(), [stage_message(reopened)])
+        if not reopened.waits:
+            publish.enqueue_all(current_broker(), [stage_message(reopened)])
     return reopened
+
+
+def said(reopened: Reopened) -> str:
+    """What became of a retried run, for the command's line."""
+    turn = " (waits its turn: overlap policy queue)" if reopened.waits else ""
+    return f"retried from stage {reopened.stage.name}{turn}"
 
 
 def retry_each(
@@ -63,7 +70,7 @@ def retry_each(
             lines.append(f"run {run_id}: not retried: {exc}")
             continue
         reopened.append(one)
-        lines.append(f"{one.run.pipeline} run {run_id}: retried from stage {one.stage.name}")
+        lines.append(f"{one.run.pipeline} run {run_id}: {said(one)}")
     session.flush()
-    publish.enqueue_all(current_broker(), [stage_message(one) for one in reopened])
+    publish.enqueue_all(current_broker(), [stage_message(o) for o in reopened if not o.waits])
     return lines, [one.run.id for one in reopened]

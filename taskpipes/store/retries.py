@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from taskpipes.declare.pipeline import FanOut, Pipeline, Stage
-from taskpipes.store.runs import LOCK_RUN, REOPENABLE, RUNNING, SUCCEEDED, reopen_stage
+from taskpipes.store import controls
+from taskpipes.store.runs import LOCK_RUN, REOPENABLE, RUNNING, SUCCEEDED, WAITING, reopen_stage
 from taskpipes.store.tables import Run, StageRun
 
 
@@ -36,11 +37,15 @@ class Asked:
 
 @dataclass(frozen=True)
 class Reopened:
-    """A run put back to running, and the stage its message goes to."""
+    """A run put back to running, and the stage its message goes to; or, for a `queue`
+    pipeline with a run still running, put back to waiting (`waits`): the run that closes
+    sends its first stage (taskpipes.store.controls.next_waiting), and the stages recorded
+    done pass it on to `stage` without running."""
 
     run: Run
     pipeline: Pipeline
     stage: Stage | FanOut
+    waits: bool = False
 
 
 def check_stage(pipeline: Pipeline, stage: str | None) -> None:
@@ -75,12 +80,22 @@ def reopen_run(
         for name in pipeline.stage_names[pipeline.stage_names.index(from_stage) :]:
             reopen_stage(session, run_id, name)
     stage = first_unfinished(session, pipeline, run_id)
-    run.status, run.error, run.finished_at = RUNNING, None, None
+    waits = waits_its_turn(session, pipeline, run)
+    run.status, run.error, run.finished_at = WAITING if waits else RUNNING, None, None
     run.cancelled_by = run.cancelled_at = None
     run.retried_by, run.retried_at = asked.who, asked.at
     run.started_at = run.started_at or asked.at
     run.attempts += 1
-    return Reopened(run, pipeline, stage)
+    return Reopened(run, pipeline, stage, waits)
+
+
+def waits_its_turn(session: Session, pipeline: Pipeline, run: Run) -> bool:
+    """A retried run of a `queue` pipeline waits while another runs, as a claimed tick
+    does (controls.admit): the policy is one run at a time, retried ones included."""
+    if pipeline.overlap != "queue":
+        return False
+    controls.control(session, pipeline.name, lock=True)  # as a claim: a closer takes turns
+    return bool(controls.running_others(session, pipeline, run))
 
 
 def first_unfinished(session: Session, pipeline: Pipeline, run_id: int) -> Stage | FanOut:

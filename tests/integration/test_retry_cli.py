@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
-from taskpipes.store.tables import Run
+from taskpipes.store.tables import Run, StageRun
 from tests.clirun import run_cli
 from tests.integration.test_bulk import add_runs, statuses
 
@@ -123,3 +124,29 @@ def test_a_retried_run_is_shown_as_retried(
     assert (run["status"], run["retried_by"]) == ("succeeded", "ana")
     assert run["retried_at"] is not None
     assert re.search(r'<span class="retried" title="retried by ana">\(retried ', page)
+
+
+def test_a_retried_run_of_a_queue_pipeline_waits_while_another_runs(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # Given rollup (overlap policy queue): a failed run, and a newer one still running
+    add_runs(sqlite_url, "failed", range(1))
+    add_runs(sqlite_url, "running", range(1, 2))
+    engine = create_engine(sqlite_url)
+    with engine.begin() as connection:  # started now: not yet left to the crash guard
+        connection.execute(update(Run).values(started_at=datetime.now(UTC)))
+    engine.dispose()
+    failed = run_ids(sqlite_url)[0]
+
+    # When the failed one is retried, waiting at most a second
+    done = run_cli(["retry", str(failed), "--timeout", "1"], env_of(sqlite_url), tmp_path)
+
+    # Then it waited its turn: no stage of it ran while the other ran, and the wait ended
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "(waits its turn: overlap policy queue)" in done.stdout
+    assert "not finished when the wait ended" in done.stdout
+    engine = create_engine(sqlite_url)
+    with Session(engine) as session:
+        stages = session.scalars(select(StageRun).where(StageRun.run_id == failed)).all()
+    engine.dispose()
+    assert stages == []
