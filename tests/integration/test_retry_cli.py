@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import ColumnElement, create_engine, select, update
 from sqlalchemy.orm import Session
 
 from taskpipes.store.tables import Run, StageRun
@@ -29,6 +29,13 @@ def run_ids(url: str) -> dict[int, int]:
         found = {r.tick.minute: r.id for r in session.scalars(select(Run))}
     engine.dispose()
     return found
+
+
+def set_runs(url: str, which: ColumnElement[bool], **values: object) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(update(Run).where(which).values(**values))
+    engine.dispose()
 
 
 @pytest.mark.parametrize(
@@ -86,10 +93,7 @@ def test_a_bulk_retry_whose_runs_changed_since_the_preview_is_refused(
 
     # When the running one fails before the confirmation (a run the preview could see
     # enters the filter; a newer run would be left out instead: tests/e2e/test_retry_rabbitmq)
-    engine = create_engine(sqlite_url)
-    with engine.begin() as connection:
-        connection.execute(update(Run).where(Run.status == "running").values(status="failed"))
-    engine.dispose()
+    set_runs(sqlite_url, Run.status == "running", status="failed")
     refused = run_cli([*bulk, "--yes", token], env, tmp_path)
 
     # Then the preview changed nothing, and the confirmation is refused as stale: nothing
@@ -132,10 +136,8 @@ def test_a_retried_run_of_a_queue_pipeline_waits_while_another_runs(
     # Given rollup (overlap policy queue): a failed run, and a newer one still running
     add_runs(sqlite_url, "failed", range(1))
     add_runs(sqlite_url, "running", range(1, 2))
-    engine = create_engine(sqlite_url)
-    with engine.begin() as connection:  # started now: not yet left to the crash guard
-        connection.execute(update(Run).values(started_at=datetime.now(UTC)))
-    engine.dispose()
+    # (started now: not yet left to the crash guard)
+    set_runs(sqlite_url, Run.id > 0, started_at=datetime.now(UTC))
     failed = run_ids(sqlite_url)[0]
 
     # When the failed one is retried, waiting at most a second
