@@ -99,12 +99,14 @@ def test_a_retried_run_runs_only_its_unfinished_stages(env: dict[str, str]) -> N
 
     # When the bug is fixed and the operator retries the run
     (switch / "fixed").touch()
-    result = taskpipes(["retry", str(run_id), "--by", "ops", "--timeout", "60"], env)
+    traced = {**env, "OTEL_TRACES_EXPORTER": "console"}  # the command's spans on its stdout
+    result = taskpipes(["retry", str(run_id), "--by", "ops", "--timeout", "60"], traced)
 
     # Then it succeeds; a and b ran once, their records untouched; c and d got the outputs
     # recorded before (a's nonce included), and the run says who retried it
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"resumable run {run_id}: retried from stage c" in result.stdout
+    assert '"name": "taskpipes retry resumable"' in result.stdout  # the command's span
     assert ran(switch, run_id) == Counter({"a": 1, "b": 1, "c": 2, "d": 1})
     after = stage_records(url, run_id)
     assert after["a"] == before["a"] and after["b"] == before["b"]
