@@ -18,8 +18,17 @@ from sqlalchemy.orm import Session
 
 from taskpipes.declare.pipeline import FanOut, Pipeline, Stage
 from taskpipes.store import controls
-from taskpipes.store.runs import LOCK_RUN, REOPENABLE, RUNNING, SUCCEEDED, WAITING, reopen_stage
+from taskpipes.store.runs import (
+    LOCK_RUN,
+    QUEUED,
+    REOPENABLE,
+    RUNNING,
+    SUCCEEDED,
+    WAITING,
+    reopen_stage,
+)
 from taskpipes.store.tables import Run, StageRun
+from taskpipes.store.upsert import upsert
 
 
 class RetryRefused(ValueError):
@@ -80,6 +89,7 @@ def reopen_run(
         for name in pipeline.stage_names[pipeline.stage_names.index(from_stage) :]:
             reopen_stage(session, run_id, name)
     stage = first_unfinished(session, pipeline, run_id)
+    hold_stage(session, run_id, stage.name)
     waits = waits_its_turn(session, pipeline, run)
     run.status, run.error, run.finished_at = WAITING if waits else RUNNING, None, None
     run.cancelled_by = run.cancelled_at = None
@@ -96,6 +106,21 @@ def waits_its_turn(session: Session, pipeline: Pipeline, run: Run) -> bool:
         return False
     controls.control(session, pipeline.name, lock=True)  # as a claim: a closer takes turns
     return bool(controls.running_others(session, pipeline, run))
+
+
+def hold_stage(session: Session, run_id: int, stage: str) -> None:
+    """Lock the record of the stage the message goes to (made queued if absent) until the
+    reopening commits. The message is published before the commit, and a stage's take reads
+    the run without locking it: holding the record makes the take wait for the commit, so
+    no later statement of the run's stages sees it still failed (the last stage's close
+    would find it finished and leave it running)."""
+    row = {"run_id": run_id, "stage": stage, "status": QUEUED, "attempts": 0}
+    upsert(session, StageRun.__table__, [row], key=("run_id", "stage"), update=())
+    session.scalars(
+        select(StageRun.id)
+        .where(StageRun.run_id == run_id, StageRun.stage == stage)
+        .with_for_update()
+    ).one()
 
 
 def first_unfinished(session: Session, pipeline: Pipeline, run_id: int) -> Stage | FanOut:
