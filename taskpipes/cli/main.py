@@ -21,8 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from taskpipes.cli import arguments, run_list
 from taskpipes.cli import generate as generate_cli
 from taskpipes.cli import operator as controls_cli
-from taskpipes.cli.discovery import AppNotFound, application, declared_registry
 from taskpipes.cli import retry as retry_cli
+from taskpipes.cli.discovery import AppNotFound, application, declared_registry
 from taskpipes.cli.exits import EXIT_FAILED, EXIT_USAGE
 from taskpipes.declare import clock
 from taskpipes.declare.application import Application, resolve

@@ -2,7 +2,7 @@
 stage not recorded done, or, with `from_stage`, recomputes from that stage on.
 
 The stages recorded done are kept, outputs and all: their records say `succeeded`, so the
-take statement never runs them again (taskpipes.store.records), and the next stage reads
+take statement never runs them again (taskpipes.store.stage_records), and the next stage reads
 the last done stage's output as its input. Reopening writes the database only; the caller
 sends the stage message in the same transaction, before it commits.
 """

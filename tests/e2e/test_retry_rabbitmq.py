@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from db import migrate
+from db import schema as migrate
 from taskpipes.store.tables import Run, StageRun
 from tests.processes import VENV_BIN, process, service_env, taskpipes
 
