@@ -12,6 +12,7 @@ import requests
 import yaml
 from sqlalchemy import create_engine, select
 
+from pipelines.github_deploy import extras
 from taskpipes import deploy
 from taskpipes.runtime.runner import run_tick
 from taskpipes.store.database import begin
@@ -109,7 +110,7 @@ def test_runs_on_postgres_and_rabbitmq_from_the_scheduler(
 
 def test_its_declaration_alone_gives_it_an_alert_cases_and_a_dashboard_series() -> None:
     # Given the committed files, which test_deploy proves are what the declarations generate
-    assert not deploy.outdated(PROMETHEUS.parent, declared())
+    assert not deploy.outdated(PROMETHEUS.parent, declared(), extras())
     rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
     [stale] = [r for g in rules["groups"] for r in g["rules"] if r["alert"] == "PipelineStale"]
     cases = yaml.safe_load((PROMETHEUS / "tests" / "alerts_test.yml").read_text())["tests"]
