@@ -68,7 +68,7 @@ def cmd_retry(args: argparse.Namespace, show: Show) -> int:
     if args.run_id is None:
         return _retry_bulk(args, timeout, show)
     from taskpipes.runtime.current import current_broker
-    from taskpipes.runtime.retry import retry_run, said
+    from taskpipes.runtime.resumption import retry_run, said
     from taskpipes.runtime.runner import ensure_workers
 
     registry = declared_registry()
@@ -93,7 +93,7 @@ def _asked(args: argparse.Namespace) -> Asked:
 
 def _retry_bulk(args: argparse.Namespace, timeout: float, show: Show) -> int:
     from taskpipes.runtime.current import current_broker
-    from taskpipes.runtime.retry import retry_each
+    from taskpipes.runtime.resumption import retry_each
     from taskpipes.runtime.runner import ensure_workers
 
     registry = declared_registry()
