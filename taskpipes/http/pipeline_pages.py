@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -24,8 +24,9 @@ from taskpipes.http import operations
 from taskpipes.http.policy import page_policy, show_controls, site_css
 from taskpipes.http.security import bounded
 from taskpipes.observe.report import PipelineStatus, shown_output
-from taskpipes.observe.status import freshness, gather
+from taskpipes.observe.status import freshness, gather, stage_rows
 from taskpipes.store.database import reading
+from taskpipes.store.tables import Run
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store"}
@@ -100,3 +101,21 @@ def pipeline_page(name: str) -> Response:
         now=now,
         statuses=statuses,
     )
+
+
+@router.get("/pipelines/{name}/runs/{run_id}", response_class=HTMLResponse)
+def run_page(name: str, run_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Response:
+    """One run: its status, who retried it, its trace id (tracing on), and each stage with
+    its output."""
+    now = clock.now()
+    with reading() as session:
+        run = session.get(Run, run_id)
+        stages = [] if run is None else stage_rows(session, run_id)
+    if run is None or run.pipeline != name:
+        heading = f"No run {run_id} of {bounded(name)}"
+        message = "Its pipeline's page lists the recent runs."
+        return render(
+            "notice.html", 404, heading=heading, message=message, statuses=scheduled_freshness(now)
+        )
+    shown = [(stage, shown_output(stage.output)) for stage in stages]
+    return render("run.html", run=run, stages=shown, now=now, statuses=scheduled_freshness(now))

@@ -35,6 +35,8 @@ class RunOut(BaseModel):
     # Set when `taskpipes retry` ran the run again from its unfinished stage: who, when.
     retried_by: str | None = None
     retried_at: datetime | None = None
+    # The OpenTelemetry trace of the run (its tick's), when tracing is on.
+    trace_id: str | None = None
 
 
 class StageOut(BaseModel):
@@ -106,6 +108,7 @@ def run_out(run: Run) -> RunOut:
         cancelled_at=run.cancelled_at,
         retried_by=run.retried_by,
         retried_at=run.retried_at,
+        trace_id=run.trace_id,
     )
 
 

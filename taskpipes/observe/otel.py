@@ -22,10 +22,11 @@ so that a run stays one trace and a batch is not one huge one.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,10 +39,15 @@ from opentelemetry import trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from sqlalchemy.exc import SQLAlchemyError
 
 from taskpipes.declare.registry import Registry, registry
 from taskpipes.declare.settings import ConfigError
+from taskpipes.store import runs
+from taskpipes.store.database import begin
 from taskpipes.store.runs import RUN_OPTION
+
+logger = logging.getLogger(__name__)
 
 # The namespace of the kit's span attributes and events, as OpenTelemetry's naming rules
 # ask; docs/how-to/tracing.md lists every name.
@@ -91,8 +97,15 @@ class Processing:
 class Tracing(Middleware):
     """One span per processing of a message; the trace context in each message's options."""
 
-    def __init__(self, tracer: Tracer, catalogue: Registry = registry) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        catalogue: Registry = registry,
+        on_run_trace: Callable[[int, str], None] | None = None,
+    ) -> None:
         self.tracer = tracer
+        # Told each run's trace id by its tick (default: keep it on the run's row).
+        self.on_run_trace = on_run_trace or keep_trace
         # The declarations that name each actor's pipeline and stage.
         self.catalogue = catalogue
         self.local = threading.local()
@@ -212,6 +225,12 @@ class Tracing(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
+        processing: Processing | None = getattr(self.local, "processing", None)
+        if processing is not None and processing.run_id is not None:
+            if message.actor_name.endswith("_tick"):
+                # Still inside the tick's span: the statement is one of its children.
+                trace_id = format(processing.span.get_span_context().trace_id, "032x")
+                self.on_run_trace(processing.run_id, trace_id)
         current = self._finish()
         if current is None:
             return
@@ -282,6 +301,16 @@ class Tracing(Middleware):
             finally:
                 if token is not None:
                     otel_context.detach(token)
+
+
+def keep_trace(run_id: int, trace_id: str) -> None:
+    """Record the run's trace id on its row, for its pages (one statement per tick, and
+    only with tracing on). Never fails the message: the trace is a view of the run."""
+    try:
+        with begin() as session:
+            runs.note_trace(session, run_id, trace_id)
+    except SQLAlchemyError as exc:
+        logger.warning("run %s: its trace id was not recorded: %s", run_id, type(exc).__name__)
 
 
 def has_context(message: dramatiq.Message) -> bool:

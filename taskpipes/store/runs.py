@@ -305,3 +305,11 @@ def resume(session: Session, run_id: int) -> Run | None:
         return None
     run.status, run.finished_at, run.error = RUNNING, None, None
     return run
+
+
+def note_trace(session: Session, run_id: int, trace_id: str) -> None:
+    """Keep the trace a run's tick started (the first one: a retry's trace links to it by
+    the run id its spans carry)."""
+    session.execute(
+        update(Run).where(Run.id == run_id, Run.trace_id.is_(None)).values(trace_id=trace_id)
+    )

@@ -107,6 +107,8 @@ class Run(Base):
     # `taskpipes retry`: who last asked for the run again from its unfinished stage, and when.
     retried_by: Mapped[str | None] = mapped_column(String(100))
     retried_at: Mapped[datetime | None]
+    # The OpenTelemetry trace its tick started (32 hex digits), when tracing is on.
+    trace_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class PipelineControl(Base):

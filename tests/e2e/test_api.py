@@ -91,9 +91,10 @@ def test_runs_lists_the_history_newest_first(filled_api: str, t0: datetime) -> N
     assert {r["status"] for r in body["runs"]} == {"succeeded"}
     assert set(body["runs"][0]) == {
         "id", "pipeline", "tick", "status", "attempts", "started_at", "finished_at", "error",
-        "cancelled_by", "cancelled_at", "retried_by", "retried_at",
+        "cancelled_by", "cancelled_at", "retried_by", "retried_at", "trace_id",
     }  # fmt: skip
     assert {r["retried_at"] for r in body["runs"]} == {None}
+    assert {r["trace_id"] for r in body["runs"]} == {None}  # tracing is off here
     assert len(get(filled_api, "/api/runs", limit=1).json()["runs"]) == 1
 
 

@@ -22,6 +22,7 @@ from taskpipes import Pipeline, Schedule, Stage, registry
 from taskpipes.http import router
 from taskpipes.runtime.runner import run_tick
 from taskpipes.store import runs
+from taskpipes.store.database import begin
 from tests.processes import VENV_BIN, answers, free_port, process, service_env, taskpipes
 from tests.queues import wait_until
 from web.api.server import serve_in_thread
@@ -68,6 +69,9 @@ def test_a_host_app_of_its_own_serves_the_kit_router(app_env, sqlite_url, hello)
         return {"host": "mine"}
 
     host.include_router(router())
+    # and the run's trace id, as the tracing middleware keeps it when tracing is on
+    with begin() as session:
+        runs.note_trace(session, outcome.run_id, "4bf92f3577b34da6a3ce929d0e0e4736")
 
     # When it is served on loopback
     with serve_in_thread(host) as base:
@@ -78,6 +82,8 @@ def test_a_host_app_of_its_own_serves_the_kit_router(app_env, sqlite_url, hello)
         unknown = get(base, "/pipelines/nosuch")
         metrics = get(base, "/metrics")
         own = get(base, "/")
+        run_page = get(base, f"/pipelines/router_hello/runs/{outcome.run_id}")
+        no_run = get(base, f"/pipelines/router_hello/runs/{outcome.run_id + 1000}")
 
     # Then the kit's routes answer beside the host's
     assert health.json() == {"status": "ok"}
@@ -95,6 +101,14 @@ def test_a_host_app_of_its_own_serves_the_kit_router(app_env, sqlite_url, hello)
     # the kit's request timing, so request durations are not among them)
     assert 'taskpipes_pipeline_tick_lag_seconds_created{pipeline="router_hello"}' in metrics.text
     assert own.json() == {"host": "mine"}
+    # and the run's page shows its stage with its output and its trace, linked from the
+    # pipeline's page
+    assert f'href="/pipelines/router_hello/runs/{outcome.run_id}"' in page.text
+    assert run_page.status_code == 200 and style_matches_policy(run_page)
+    greet = re.search(r'<th scope="row">greet</th>(.*?)</tr>', run_page.text)
+    assert greet is not None and "<code>1</code>" in greet.group(1)
+    assert '<code id="trace-id">4bf92f3577b34da6a3ce929d0e0e4736</code>' in run_page.text
+    assert no_run.status_code == 404
 
 
 def test_serve_without_a_web_app_serves_the_kit_router_alone(

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, select
 
 from db import schema as migrate
+from taskpipes.store.tables import Run
 from tests.processes import VENV_BIN, process, service_env, taskpipes
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -138,6 +140,13 @@ def test_a_run_is_one_trace_from_the_command_to_its_last_stage(
         assert any(parent_of(s, by_id) is stage_span for s in sql), stage_span["name"]
     assert any(parent_of(s, by_id) is c_failed for s in amqp)  # the retry's publish
     assert {s["context"]["trace_id"] for s in sql + amqp} == {trace_id}
+    # and the run's row keeps its trace id, for its page and /api/runs (the console
+    # exporter writes it as 0x + 32 hex digits)
+    engine = create_engine(postgres_url)
+    with engine.connect() as connection:
+        kept = connection.scalar(select(Run.trace_id).where(Run.id == run_id))
+    engine.dispose()
+    assert f"0x{kept}" == trace_id
 
     # and no password is in any span
     text = "".join(path.read_text() for path in traces.glob("*.jsonl"))

@@ -152,7 +152,7 @@ def test_each_history_records_itself_in_its_own_version_table(sqlite_url: str) -
     with engine.connect() as connection:
         kit = connection.execute(text("SELECT version_num FROM taskpipes_alembic_version"))
         application = connection.execute(text("SELECT version_num FROM alembic_version"))
-        assert (kit.scalar_one(), application.scalar_one()) == ("taskpipes_0003", "0005")
+        assert (kit.scalar_one(), application.scalar_one()) == ("taskpipes_0004", "0005")
     engine.dispose()
     assert migrate.kit_table_names() == {
         "runs",
@@ -207,7 +207,7 @@ def test_db_check_answers_in_one_line(empty_database_url: str, tmp_path: Path) -
     assert db_check(empty_database_url, tmp_path) == (
         1,
         "database differs from the models: the kit's migrations are at no revision, not "
-        "taskpipes_0003; the application's migrations are at no revision, not 0005; "
+        "taskpipes_0004; the application's migrations are at no revision, not 0005; "
         "run `taskpipes db upgrade`\n",
     )
 

@@ -34,13 +34,25 @@ def exported() -> InMemorySpanExporter:
 
 
 @pytest.fixture
-def broker(exported: InMemorySpanExporter) -> Iterator[StubBroker]:
+def run_traces() -> list[tuple[int, str]]:
+    """What the middleware told of each run's trace (the kit keeps it on the run's row)."""
+    return []
+
+
+@pytest.fixture
+def broker(
+    exported: InMemorySpanExporter, run_traces: list[tuple[int, str]]
+) -> Iterator[StubBroker]:
     """An in-process broker whose first middleware traces into `exported`, with workers."""
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exported))
     catalogue = Registry()
     catalogue.declare(PIPELINE)
-    traced = otel.Tracing(provider.get_tracer("test"), catalogue)
+    traced = otel.Tracing(
+        provider.get_tracer("test"),
+        catalogue,
+        on_run_trace=lambda run_id, trace_id: run_traces.append((run_id, trace_id)),
+    )
     broker = StubBroker(
         middleware=[traced, Retries(min_backoff=10, max_backoff=20), CurrentMessage()]
     )
@@ -66,7 +78,7 @@ def join(broker: StubBroker) -> None:
 
 
 def test_a_stage_hands_off_and_retries_within_its_run_trace(
-    broker: StubBroker, exported: InMemorySpanExporter
+    broker: StubBroker, exported: InMemorySpanExporter, run_traces: list[tuple[int, str]]
 ) -> None:
     # Given a tick that claims run 7 and hands off to stage a, whose first attempt fails
     failures: list[int] = []
@@ -119,6 +131,8 @@ def test_a_stage_hands_off_and_retries_within_its_run_trace(
     assert events["exception"]["exception.message"] == "down for postgresql://***@db/app"
     assert "s3cret" not in events["exception"]["exception.stacktrace"]
     assert not failed.status.is_ok and retried.status.is_unset
+    # and the run's trace id was handed on once, by its tick, for the run's row
+    assert run_traces == [(7, format(sent.context.trace_id, "032x"))]
 
 
 def test_a_deferral_is_an_event_and_the_deferred_message_a_child(
