@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 SIM_PORT ?= 0
 PYTEST_ARGS ?=
 # `make test` runs its main pass in this many pytest-xdist workers. Most tests wait on
-# servers and child processes, so three workers on 2 cores halve the pass (595 s -> 295 s)
-# without starving a test; work stealing evens out the slow tests.
+# servers and child processes, so three workers on 2 cores halve the pass (595 s -> ~300 s).
+# A module goes to one worker whole (--dist loadscope): a module-scoped fixture (a browser,
+# the Prometheus scenario, a built wheel) is set up once, not once per worker.
 TEST_WORKERS ?= 3
 # `make test` ends each pass with its slowest tests: where the suite's time goes, every run.
 DURATIONS ?= 25
@@ -71,7 +72,7 @@ test: install
 	@TASKPIPES_QUEUE_TYPE=quorum $(BIN)/pytest -q -p no:cacheprovider --durations=$(DURATIONS) \
 		$(QUORUM_TESTS) > $(QUORUM_LOG) 2>&1 & quorum_pid=$$!; \
 	main=0; quorum=0; \
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=$(DURATIONS) $(PYTEST_ARGS) \
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=$(DURATIONS) $(PYTEST_ARGS) \
 		|| main=$$?; \
 	wait $$quorum_pid || quorum=$$?; \
 	echo "make test: main pass exit $$main, quorum re-run exit $$quorum; the quorum re-run:"; \
