@@ -116,43 +116,21 @@ def build_parser(app: Application) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # The application comes first: its commands and options are part of the parser.
-    chosen = argparse.ArgumentParser(add_help=False)
-    add_app_option(chosen)
+    """Run one command; an error anyone can name (a setting, the database, the broker) is
+    one line on stderr and an exit code, not a traceback."""
     try:
-        app = application(chosen.parse_known_args(argv)[0].app)
+        return run_command(argv)
     except AppNotFound as exc:
         print(f"taskpipes: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as exc:
         print(f"taskpipes: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    args = build_parser(app).parse_args(argv)
-    args.application = app
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if args.verbose:
-        for log_handler in logging.getLogger().handlers:
-            log_handler.addFilter(OneTracebackPerError())
-    else:
-        # pika logs every failed connection attempt, and in-process worker threads every
-        # failed attempt, each with a traceback: the summary and the error lines below say
-        # what went wrong, and -v shows the rest.
-        for noisy in ("pika", "dramatiq"):
-            logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    try:
-        handler = getattr(args, "handler", None) or COMMANDS[args.command]
-        return int(handler(args))
     except BrokenPipeError:
         # The reader left (`| head`): not worth a traceback. Point stdout at /dev/null so
         # that the flush at exit does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
-    except ConfigError as exc:
-        print(f"taskpipes: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except SQLAlchemyError as exc:
         print(f"taskpipes: database error: {describe_error(exc)}", file=sys.stderr)
         return EXIT_FAILED
@@ -165,6 +143,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         print(f"taskpipes: broker error: {broker_problem(exc)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def run_command(argv: Sequence[str] | None) -> int:
+    # The application comes first: its commands and options are part of the parser.
+    chosen = argparse.ArgumentParser(add_help=False)
+    add_app_option(chosen)
+    app = application(chosen.parse_known_args(argv)[0].app)
+    args = build_parser(app).parse_args(argv)
+    args.application = app
+    configure_logging(verbose=args.verbose)
+    handler = getattr(args, "handler", None) or COMMANDS[args.command]
+    return int(handler(args))
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if verbose:
+        for log_handler in logging.getLogger().handlers:
+            log_handler.addFilter(OneTracebackPerError())
+    else:
+        # pika logs every failed connection attempt, and in-process worker threads every
+        # failed attempt, each with a traceback: the summary and the error lines below say
+        # what went wrong, and -v shows the rest.
+        for noisy in ("pika", "dramatiq"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 
 class OneTracebackPerError(logging.Filter):

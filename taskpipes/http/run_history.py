@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from taskpipes.declare import clock
 from taskpipes.http.deps import SessionDep
-from taskpipes.observe.report import shown_output
+from taskpipes.observe.report import stage_json
 from taskpipes.observe.status import pause_notes, stage_rows
 from taskpipes.store.run_search import MAX_PAGE, RunFilter, SearchError, page, parse_detail
 from taskpipes.store.tables import Run
@@ -118,14 +118,6 @@ def get_run(session: SessionDep, run_id: Annotated[int, Path(ge=1, le=2**63 - 1)
     run = session.get(Run, run_id)
     if run is None:
         raise HTTPException(status_code=404, detail=f"no run {run_id}")
-    stages = [
-        StageOut(
-            stage=row.stage,
-            status=row.status,
-            attempts=row.attempts,
-            rows_written=row.rows_written,
-            output=shown_output(row.output),
-        )
-        for row in stage_rows(session, run_id)
-    ]
+    # Each stage as `taskpipes status --json` shows it.
+    stages = [StageOut(**stage_json(row)) for row in stage_rows(session, run_id)]
     return RunDetail(**run_out(run).model_dump(), stages=stages)

@@ -17,12 +17,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -52,13 +55,16 @@ FAST = {"TASKPIPES_RETRY_MIN_BACKOFF_MS": "10", "TASKPIPES_GITHUB_TIMEOUT": "5"}
 
 
 class Evidence:
-    """Everything the system said or stored, to search for the markers at the end."""
+    """Everything the system said or stored, to search for the markers at the end. The
+    failure paths gather theirs from threads at once."""
 
     def __init__(self) -> None:
         self.texts: dict[str, str] = {}
+        self.lock = threading.Lock()
 
     def add(self, where: str, text: str) -> None:
-        self.texts[f"{len(self.texts):02d} {where}"] = text
+        with self.lock:
+            self.texts[f"{len(self.texts):02d} {where}"] = text
 
     def command(self, args: list[str], env: dict[str, str], *, ok: bool) -> str:
         result = run_taskpipes(["-v", *args], env, timeout=180)
@@ -303,32 +309,61 @@ def scheduler_log(env: dict[str, str], log: Path) -> str:
 def failure_paths(
     env: dict[str, str], db_url: str, mq: str, tmp_path: Path, evidence: Evidence
 ) -> None:
-    """Every command against a wrong password on each server, and against dead hosts."""
+    """Every command against a wrong password on each server, and against dead hosts. Each
+    is a process of its own that fails alone, so they run side by side."""
     wrong_db = {**env, "DATABASE_URL": with_password(db_url, WRONG_PASSWORD)}
     wrong_mq = {**env, "BROKER_URL": with_password(mq, WRONG_PASSWORD)}
     no_db = {**env, "DATABASE_URL": f"postgresql+psycopg://taskpipes:{DB_PASSWORD}@127.0.0.1:1/x"}
     no_mq = {**env, "BROKER_URL": f"amqp://guest:{MQ_PASSWORD}@127.0.0.1:1/"}
+    failing: list[tuple[list[str], dict[str, str]]] = []
     for broken in (wrong_db, wrong_mq, no_db, no_mq):
-        evidence.command(["run", "rollup", "--at", TICK, "--timeout", "30"], broken, ok=False)
-        evidence.command(["backfill", "rollup", *ROLLUP_RANGE], broken, ok=False)
-        evidence.command(["status"], broken, ok=False)
-    for broken in (wrong_db, no_db):
-        evidence.command(["db", "upgrade"], broken, ok=False)
-        with served_api(broken, tmp_path / "serve-broken.log") as base:
-            evidence.api(base, ["/api/top", "/readyz", "/", "/metrics"])
-    for broken in (wrong_mq, no_mq):
-        evidence.command(["dlq", "list"], broken, ok=False)
-        evidence.add("worker log, broken broker", broken_worker_log(broken, tmp_path))
-    evidence.add("serve log, broken database", (tmp_path / "serve-broken.log").read_text())
+        failing += [
+            (["run", "rollup", "--at", TICK, "--timeout", "30"], broken),
+            (["backfill", "rollup", *ROLLUP_RANGE], broken),
+            (["status"], broken),
+        ]
+    failing += [(["db", "upgrade"], broken) for broken in (wrong_db, no_db)]
+    failing += [(["dlq", "list"], broken) for broken in (wrong_mq, no_mq)]
+    paths: list[Callable[[], object]] = [
+        *(partial(evidence.command, args, apart(e, tmp_path), ok=False) for args, e in failing),
+        *(partial(broken_api, apart(e, tmp_path), tmp_path, evidence) for e in (wrong_db, no_db)),
+        *(
+            partial(broken_worker_log, apart(e, tmp_path), tmp_path, evidence)
+            for e in (wrong_mq, no_mq)
+        ),
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for done in [pool.submit(path) for path in paths]:
+            done.result()
     # The failures were the ones meant: the servers refused the wrong passwords
     said = "".join(evidence.texts.values())
     assert "password authentication failed" in said
     assert "ACCESS_REFUSED" in said or "AuthenticationError" in said
 
 
-def broken_worker_log(env: dict[str, str], tmp_path: Path) -> str:
+OWN_PER_PROCESS = (
+    "PROMETHEUS_MULTIPROC_DIR", "dramatiq_prom_db", "dramatiq_prom_port", "TASKPIPES_METRICS_PORT"
+)  # fmt: skip
+
+
+def apart(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """`env` with metrics ports and a metrics directory of its own, for a process that runs
+    beside others."""
+    own = service_env(tmp_path)
+    return {**env, **{key: own[key] for key in OWN_PER_PROCESS}}
+
+
+def broken_api(env: dict[str, str], tmp_path: Path, evidence: Evidence) -> None:
+    """`taskpipes serve` on a broken database answers, and says nothing secret."""
+    log = tmp_path / f"serve-{uuid.uuid4().hex[:6]}.log"
+    with served_api(env, log) as base:
+        evidence.api(base, ["/api/top", "/readyz", "/", "/metrics"])
+    evidence.add("serve log, broken database", log.read_text())
+
+
+def broken_worker_log(env: dict[str, str], tmp_path: Path, evidence: Evidence) -> None:
     """A worker that cannot reach or log in says so and tries again: what it logged."""
     log = tmp_path / f"workers-{uuid.uuid4().hex[:6]}.log"
     with workers(env, log):
         wait_until(lambda: "connection error" in log.read_text(), 60, "the worker's error")
-    return log.read_text()
+    evidence.add("worker log, broken broker", log.read_text())
