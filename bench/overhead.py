@@ -494,6 +494,10 @@ def confirm_rates(raw: System, kit: System) -> tuple[float, float]:
     from bench import overhead_kit, overhead_raw
     from taskpipes.runtime import ticks
 
+    # Raw Dramatiq's module made its broker the global one on import, and the kit sends
+    # through the global broker (taskpipes.runtime.current).
+    dramatiq.set_broker(overhead_kit.broker)
+
     probe = overhead_raw.broker
     sink = dramatiq.actor(broker=probe, queue_name="confirm_probe", actor_name="sink")(print)
     probe.declare_queue("confirm_probe")
