@@ -1,10 +1,12 @@
 """CrashGuard's database writes per message, against one bare transaction.
 
-CrashGuard counts each delivery of a message in PostgreSQL before it is processed and
-forgets it afterwards (two short transactions). This measures what that costs per message,
-to decide whether quorum queues' own delivery limit should replace it (docs/how-to/quorum-queues.md,
-"CrashGuard stays"). Baseline in the same run: one transaction updating one row, the least a stage's
-own bookkeeping costs.
+CrashGuard leaves a first delivery alone (no write) and counts a redelivered one (a
+message RabbitMQ marks `redelivered`: its worker died) in PostgreSQL before it is
+processed, forgetting it afterwards (two short transactions). This measures both paths per
+message, to decide whether quorum queues' own delivery limit should replace it
+(docs/how-to/quorum-queues.md, "CrashGuard stays"). Baseline in the same run: one
+transaction updating one row, the least a stage's own bookkeeping costs. The goal is on
+the redelivered path, the only one that writes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ MESSAGES = 400
 ROUNDS = 5
 
 
+def delivered(redelivered: bool) -> list[MessageProxy]:
+    """Messages as dramatiq's RabbitMQ consumer hands them over, marked redelivered or not."""
+    messages = []
+    for _ in range(MESSAGES):
+        message = MessageProxy(dramatiq.Message("q", "bench_actor", (), {}, {}))
+        message.redelivered = redelivered  # type: ignore[attr-defined]
+        messages.append(message)
+    return messages
+
+
 def guarded(guard, messages: list[MessageProxy]) -> float:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     for message in messages:
@@ -37,8 +49,7 @@ def guarded(guard, messages: list[MessageProxy]) -> float:  # type: ignore[no-un
 
 
 def bare(count: int) -> float:
-    from db.session import begin
-
+    from taskpipes.store.database import begin
     from taskpipes.store.tables import MessageDelivery
 
     started = time.perf_counter()
@@ -55,10 +66,9 @@ def bare(count: int) -> float:
 def main() -> None:
     with scratch_database("bench_crashguard") as url:
         os.environ["DATABASE_URL"] = url
-        from db.session import begin
-
         from db import schema as migrate
         from taskpipes.runtime.middleware import CrashGuard
+        from taskpipes.store.database import begin
         from taskpipes.store.tables import MessageDelivery
 
         migrate.upgrade(url)
@@ -73,18 +83,18 @@ def main() -> None:
                 )
             )
         guard = CrashGuard(max_crashes=3)
-        guard_s, bare_s = [], []
-        for _ in range(ROUNDS):  # interleaved, so background load hits both alike
-            messages = [
-                MessageProxy(dramatiq.Message("q", "bench_actor", (), {}, {}))
-                for _ in range(MESSAGES)
-            ]
-            guard_s.append(guarded(guard, messages))
+        first_s, again_s, bare_s = [], [], []
+        for _ in range(ROUNDS):  # interleaved, so background load hits all three alike
+            first_s.append(guarded(guard, delivered(redelivered=False)))
+            again_s.append(guarded(guard, delivered(redelivered=True)))
             bare_s.append(bare(MESSAGES))
-    per_message, baseline = statistics.median(guard_s), statistics.median(bare_s)
-    print(f"CrashGuard per message: {per_message * 1000:.2f} ms (median of {ROUNDS} x {MESSAGES})")
-    print(f"one bare transaction:   {baseline * 1000:.2f} ms")
-    print(f"result: crashguard_vs_one_transaction {per_message / baseline:.2f} (goal <= 3)")
+    first, again = statistics.median(first_s), statistics.median(again_s)
+    baseline = statistics.median(bare_s)
+    rounds = f"median of {ROUNDS} x {MESSAGES}"
+    print(f"CrashGuard per first delivery: {first * 1000:.3f} ms ({rounds})")
+    print(f"CrashGuard per redelivery:     {again * 1000:.2f} ms ({rounds})")
+    print(f"one bare transaction:          {baseline * 1000:.2f} ms")
+    print(f"result: crashguard_vs_one_transaction {again / baseline:.2f} (goal <= 3)")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ One `dramatiq` worker (2 processes x 8 threads, the application's actors) on thi
 machine's RabbitMQ in a private vhost and PostgreSQL in a private database, talking to the
 bundled GitHub simulator (githubsim) on loopback, served from this process.
 
-Phase 1: 1,000 github_top runs (a backfill of 1,000 ten-minute ticks, enqueued as
-`taskpipes backfill` does): each fetches the top 100 from the simulator's search, keeps the
+Phase 1: 1,000 github_top runs of ten-minute ticks, one after another (its overlap policy,
+skip, runs one at a time): each fetches the top 100 from the simulator's search, keeps the
 raw answer, normalizes, stores 100 snapshots and refreshes the ranking.
 Phase 2: stargazers runs for single repositories (`--repo`, as `taskpipes stargazers` sends
 them) until at least 100,000 star events are stored: GitHub serves 400 pages of 100 per
@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg  # noqa: E402
 
-from bench.overhead import BIN, base_env, libpq, spawn, stop, vhost  # noqa: E402
+from bench.overhead import BIN, base_env, libpq, spawn, stop  # noqa: E402
 from bench.pg import scratch_database  # noqa: E402
+from tests.services import rabbitmq_vhost  # noqa: E402
 
 RUNS = 1000
 # Memory is also read after the first runs: a leak per run shows between the two.
@@ -75,7 +76,7 @@ def worker_memory(master: int) -> dict[int, tuple[float, float]]:
     return found  # type: ignore[return-value]
 
 
-def wait_for(dsn: str, query: str, target: int, what: str) -> float:
+def wait_for(dsn: str, query: str, target: int, what: str, poll_s: float = 0.5) -> float:
     """Poll `query` (one count) until it reaches `target`; seconds taken."""
     started = time.monotonic()
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -89,7 +90,7 @@ def wait_for(dsn: str, query: str, target: int, what: str) -> float:
                 raise SystemExit(f"{what}: runs failed: {errors.fetchall()[:3]}")
             if time.monotonic() - started > TIMEOUT_S:
                 raise SystemExit(f"{what}: {value} of {target} after {TIMEOUT_S:.0f} s")
-            time.sleep(0.5)
+            time.sleep(poll_s)
 
 
 def show(label: str, memory: dict[int, tuple[float, float]]) -> None:
@@ -98,14 +99,16 @@ def show(label: str, memory: dict[int, tuple[float, float]]) -> None:
 
 
 def run_top(dsn: str, first: int, count: int) -> None:
+    """github_top's ticks one after another: its overlap policy (skip) would skip a tick
+    sent while another runs, so production never runs two at once either."""
     from pipelines.github_top import github_top
-    from taskpipes.runtime.ticks import enqueue_ticks
+    from taskpipes.runtime.ticks import enqueue_tick
 
-    ticks = [FIRST_TICK + timedelta(minutes=10 * i) for i in range(first, first + count)]
-    started = time.monotonic()
-    enqueue_ticks(github_top, ticks)
     query = "SELECT count(*) FROM runs WHERE pipeline = 'github_top' AND status = 'succeeded'"
-    wait_for(dsn, query, first + count, "github_top")
+    started = time.monotonic()
+    for done in range(first, first + count):
+        enqueue_tick(github_top, FIRST_TICK + timedelta(minutes=10 * done))
+        wait_for(dsn, query, done + 1, "github_top", poll_s=0.01)
     print(f"{count} github_top runs in {time.monotonic() - started:.1f} s", flush=True)
 
 
@@ -130,17 +133,17 @@ def run_stargazers(dsn: str, repos: list[str]) -> int:
 def main() -> int:
     from db import schema as migrate
     from githubsim import Simulator
-    from taskpipes.declare.settings import get_settings
+    from taskpipes import testing
 
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load: {os.getloadavg()}", flush=True)
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="memory-") as tmp:
         logs = Path(tmp)
         url = stack.enter_context(scratch_database("memory"))
-        broker_url = stack.enter_context(vhost("memory"))
+        broker_url = stack.enter_context(rabbitmq_vhost())
         sim = stack.enter_context(Simulator(search_limit=10**9, core_limit=10**9))
         urls = {"BROKER_URL": broker_url, "DATABASE_URL": url, "GITHUB_API_URL": sim.url}
         os.environ |= urls
-        get_settings.cache_clear()
+        testing.reset()  # the settings are read again from the environment just set
         migrate.upgrade(url)
         env = base_env(logs, **urls)
         args = [

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 import dramatiq
 import psycopg
@@ -16,7 +17,12 @@ from bench.overhead_sender import serve
 
 broker = RabbitmqBroker(url=os.environ["OVERHEAD_BROKER_URL"], confirm_delivery=True)
 dramatiq.set_broker(broker)
-OPTIONS = {"broker": broker, "queue_name": "raw", "max_retries": 3, "min_backoff": 1000}
+OPTIONS: dict[str, Any] = {
+    "broker": broker,
+    "queue_name": "raw",
+    "max_retries": 3,
+    "min_backoff": 1000,
+}
 _local = threading.local()
 
 

@@ -131,7 +131,8 @@ def main() -> None:
         engine = make_engine(url)
         seed_ranking(engine)
         with api_subprocess(url) as base:
-            stop, out = mp.Event(), mp.Queue()
+            stop = mp.Event()
+            out: mp.Queue[list[tuple[float, float]]] = mp.Queue()
             reader = mp.Process(target=read_steadily, args=(base, stop, out))
             reader.start()
             time.sleep(WARMUP_S)
