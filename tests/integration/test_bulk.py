@@ -4,14 +4,18 @@ would touch and changes nothing; `--yes TOKEN` acts on exactly the previewed run
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
 from taskpipes.store.tables import Run
 from tests.clirun import run_cli
+
+T = TypeVar("T")
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -25,12 +29,17 @@ def add_runs(url: str, status: str, minutes: range) -> None:
     engine.dispose()
 
 
-def statuses(url: str) -> dict[int, str]:
+def by_minute(url: str, read: Callable[[Run], T]) -> dict[int, T]:
+    """What `read` reads of each run, by its tick's minute."""
     engine = create_engine(url)
     with Session(engine) as session:
-        found = {r.tick.minute: r.status for r in session.scalars(select(Run))}
+        found = {run.tick.minute: read(run) for run in session.scalars(select(Run))}
     engine.dispose()
     return found
+
+
+def statuses(url: str) -> dict[int, str]:
+    return by_minute(url, lambda run: run.status)
 
 
 def test_yes_cancels_exactly_the_previewed_runs(database_url: str, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from taskpipes.store.tables import Run, StageRun
 from tests.clirun import run_cli
-from tests.integration.test_bulk import add_runs, statuses
+from tests.integration.test_bulk import add_runs, by_minute, statuses
 
 
 def env_of(url: str) -> dict[str, str]:
@@ -24,11 +24,7 @@ def env_of(url: str) -> dict[str, str]:
 
 def run_ids(url: str) -> dict[int, int]:
     """Each rollup run's id, by its tick's minute."""
-    engine = create_engine(url)
-    with Session(engine) as session:
-        found = {r.tick.minute: r.id for r in session.scalars(select(Run))}
-    engine.dispose()
-    return found
+    return by_minute(url, lambda run: run.id)
 
 
 def set_runs(url: str, which: ColumnElement[bool], **values: object) -> None:
