@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -44,8 +45,8 @@ def answers(url: str) -> bool:
 
 def service_env(tmp_path: Path, **values: str) -> dict[str, str]:
     """The environment of a taskpipes process: ours plus an isolated metrics directory."""
-    metrics_dir = tmp_path / f"metrics-{free_port()}"
-    metrics_dir.mkdir()
+    # A directory no other call made, even one from another thread at the same moment.
+    metrics_dir = Path(tempfile.mkdtemp(prefix="metrics-", dir=tmp_path))
     env = {k: v for k, v in os.environ.items() if k not in ("BROKER_URL", "GITHUB_TOKEN")}
     env.update(
         {
